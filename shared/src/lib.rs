@@ -1,0 +1,22 @@
+//! The auth core shared by every Lambda function and the local server.
+//!
+//! Split by concern: [`config`] (environment, read once), [`model`] (entities), [`validation`]
+//! (emails and the password policy), [`passwords`] (Argon2id), [`tokens`] (EdDSA JWTs and keys),
+//! [`store`] (a trait with a DynamoDB and an embedded implementation) and [`service`] (the
+//! operations of the contract, independent of the store).
+
+pub mod clock;
+pub mod config;
+pub mod model;
+pub mod passwords;
+pub mod service;
+pub mod store;
+pub mod tokens;
+pub mod validation;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixTime};
+pub use config::{Config, ConfigError, Defaults};
+pub use passwords::{Password, Passwords};
+pub use service::{AuthError, AuthService, Principal, SessionInfo, SignedIn};
+pub use store::{Store, StoreError, dynamo::DynamoStore, embedded::EmbeddedStore};
+pub use tokens::{KeyRing, SigningKey, Tokens};

@@ -1,0 +1,536 @@
+//! The auth service: every operation of the contract, independent of the store behind it.
+//!
+//! Handlers (Lambda or local) parse a request, call one method here and map the result. All
+//! time comes from the injected clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::clock::{Clock, UnixTime};
+use crate::config::Config;
+use crate::model::{Claims, Rotation, Session, SessionChain, TokenType, User};
+use crate::passwords::{Password, PasswordError, Passwords, Verification};
+use crate::store::{RotateOutcome, RotationRequest, SessionSnapshot, Store, StoreError};
+use crate::tokens::{KeyRing, TokenError, Tokens, hashes_match, token_hash};
+use crate::validation::{FieldError, PasswordPolicy, normalize_email};
+
+/// `last_used_at` is written at most this often per session.
+pub const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// How often a refresh retries when concurrent refreshes of the same token collide.
+const ROTATE_ATTEMPTS: u32 = 8;
+
+/// Why an operation failed. The HTTP layer maps each variant to one contract error; the text of
+/// `InvalidToken`, `Unavailable` and `Internal` is for logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("invalid email")]
+    InvalidEmail(FieldError),
+    #[error("weak password")]
+    WeakPassword(Vec<FieldError>),
+    #[error("email is already registered")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("account is disabled")]
+    AccountDisabled,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("not found")]
+    NotFound,
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => AuthError::EmailTaken,
+            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
+            StoreError::Internal(detail) => AuthError::Internal(detail),
+        }
+    }
+}
+
+impl From<PasswordError> for AuthError {
+    fn from(e: PasswordError) -> Self {
+        AuthError::Internal(e.to_string())
+    }
+}
+
+fn invalid_token(reason: impl Into<String>) -> AuthError {
+    AuthError::InvalidToken(reason.into())
+}
+
+/// A fresh pair of tokens and the user they belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub refresh_expires_in: i64,
+    pub user: User,
+}
+
+/// Who an access token speaks for, as the authorizer passes it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub user_email: String,
+    /// The sign-in chain (`sid`): the session the user sees in `/auth/sessions`.
+    pub session_id: Uuid,
+}
+
+/// One live session as `/auth/sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub created_at: UnixTime,
+    pub last_used_at: UnixTime,
+    pub expires_at: UnixTime,
+    pub current: bool,
+}
+
+/// A token pair being minted: the tokens and their Session items.
+struct Minted {
+    access_token: String,
+    refresh_token: String,
+    access: Session,
+    refresh: Session,
+}
+
+pub struct AuthService {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    tokens: Tokens,
+    passwords: Passwords,
+    policy: PasswordPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl AuthService {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        passwords: Passwords,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let tokens = Tokens::new(keys, config.issuer.clone(), config.audience.clone());
+        let policy = PasswordPolicy::new(config.password_min_score);
+        Self {
+            config,
+            store,
+            tokens,
+            passwords,
+            policy,
+            clock,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn register(&self, email: &str, password: &Password) -> Result<SignedIn, AuthError> {
+        let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
+        self.policy
+            .check(password.expose(), &email)
+            .map_err(AuthError::WeakPassword)?;
+        let password_hash = self.passwords.hash(password).await?;
+        let now = self.clock.now();
+        let user = User {
+            id: Uuid::new_v4(),
+            email,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+            is_active: true,
+            session_epoch: 0,
+        };
+        self.store.create_user(&user).await?;
+        info!(user_id = %user.id, "user registered");
+        self.start_session(user, now).await
+    }
+
+    /// Checks email and password and starts a session. Unknown emails and wrong passwords get
+    /// the same answer after the same Argon2 work.
+    pub async fn login(&self, email: &str, password: &Password) -> Result<SignedIn, AuthError> {
+        let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
+        let user = self.store.user_by_email(&email).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.as_str());
+        let verification = self.passwords.verify(password, stored).await?;
+        let (mut user, needs_rehash) = match (user, verification) {
+            (Some(user), Verification::Match { needs_rehash }) => (user, needs_rehash),
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        if !user.is_active {
+            return Err(AuthError::AccountDisabled);
+        }
+        let now = self.clock.now();
+        if needs_rehash {
+            self.upgrade_hash(&mut user, password, now).await;
+        }
+        self.start_session(user, now).await
+    }
+
+    /// Re-hashes a password stored with older parameters. A failure here must not fail the
+    /// login: the old hash still works and the next login tries again.
+    async fn upgrade_hash(&self, user: &mut User, password: &Password, now: UnixTime) {
+        let result = async {
+            let hash = self.passwords.hash(password).await?;
+            self.store.set_password_hash(user.id, &hash, now).await?;
+            Ok::<_, AuthError>(hash)
+        };
+        match result.await {
+            Ok(hash) => {
+                user.password_hash = hash;
+                user.updated_at = now;
+                info!(user_id = %user.id, "password hash upgraded to current parameters");
+            }
+            Err(e) => warn!(user_id = %user.id, error = %e, "password hash upgrade failed"),
+        }
+    }
+
+    async fn start_session(&self, user: User, now: UnixTime) -> Result<SignedIn, AuthError> {
+        let kid = self.signing_kid()?;
+        let sid = Uuid::new_v4();
+        let deadline = now + self.config.session_max_lifetime_secs;
+        let access_expires_at = (now + self.config.access_token_ttl_secs).min(deadline);
+        let refresh_expires_at = (now + self.config.refresh_token_ttl_secs).min(deadline);
+        let minted = self.mint_pair(
+            &user,
+            sid,
+            now,
+            &kid,
+            (Uuid::new_v4(), access_expires_at),
+            (Uuid::new_v4(), refresh_expires_at),
+        )?;
+        let chain = SessionChain {
+            sid,
+            user_id: user.id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: refresh_expires_at,
+            revoked_at: None,
+            epoch: user.session_epoch,
+        };
+        self.store
+            .start_chain(&chain, &minted.access, &minted.refresh)
+            .await?;
+        info!(user_id = %user.id, session_id = %sid, "session started");
+        Ok(signed_in(minted, user, now))
+    }
+
+    fn signing_kid(&self) -> Result<String, AuthError> {
+        self.tokens
+            .signing_kid()
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::Internal("this function holds no signing key".into()))
+    }
+
+    /// Mints an access and a refresh token issued at `iat`. Deterministic in its inputs, which
+    /// is what lets the grace window hand out the very same pair again.
+    fn mint_pair(
+        &self,
+        user: &User,
+        sid: Uuid,
+        iat: UnixTime,
+        kid: &str,
+        (access_id, access_expires_at): (Uuid, UnixTime),
+        (refresh_id, refresh_expires_at): (Uuid, UnixTime),
+    ) -> Result<Minted, AuthError> {
+        let claims = |jti, token_type, exp| Claims {
+            iss: self.tokens.issuer().to_owned(),
+            sub: user.id,
+            aud: self.tokens.audience().to_owned(),
+            exp,
+            nbf: iat,
+            iat,
+            jti,
+            user_id: user.id,
+            user_email: user.email.clone(),
+            token_type,
+            sid,
+        };
+        let mint = |c: &Claims| match self.tokens.mint(c, kid) {
+            Ok(token) => Ok(token),
+            Err(TokenError::KeyRetired(kid)) => {
+                Err(invalid_token(format!("signing key {kid} retired")))
+            }
+            Err(e) => Err(AuthError::Internal(e.to_string())),
+        };
+        let access_token = mint(&claims(access_id, TokenType::Access, access_expires_at))?;
+        let refresh_token = mint(&claims(refresh_id, TokenType::Refresh, refresh_expires_at))?;
+        let session = |id, token_type, token: &str, expires_at| Session {
+            session_id: id,
+            sid,
+            user_id: user.id,
+            token_type,
+            token_hash: token_hash(token),
+            created_at: iat,
+            expires_at,
+            last_used_at: None,
+            rotation: None,
+        };
+        Ok(Minted {
+            access: session(
+                access_id,
+                TokenType::Access,
+                &access_token,
+                access_expires_at,
+            ),
+            refresh: session(
+                refresh_id,
+                TokenType::Refresh,
+                &refresh_token,
+                refresh_expires_at,
+            ),
+            access_token,
+            refresh_token,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair. A token works once; presenting it again within
+    /// the grace window returns the same successor pair, and after it revokes the whole chain.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<SignedIn, AuthError> {
+        let now = self.clock.now();
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenType::Refresh, now)
+            .map_err(|e| invalid_token(e.to_string()))?;
+
+        for attempt in 0..ROTATE_ATTEMPTS {
+            let snapshot = self
+                .store
+                .snapshot(claims.user_id, claims.sid, claims.jti, now)
+                .await?;
+            let (user, chain, spent) =
+                check_snapshot(snapshot, &claims, refresh_token, TokenType::Refresh, now)?;
+
+            if let Some(rotation) = &spent.rotation {
+                if now - rotation.rotated_at <= self.config.refresh_reuse_grace_secs {
+                    let minted = self.mint_pair(
+                        &user,
+                        chain.sid,
+                        rotation.rotated_at,
+                        &rotation.kid,
+                        (rotation.access_id, rotation.access_expires_at),
+                        (rotation.refresh_id, rotation.refresh_expires_at),
+                    )?;
+                    info!(user_id = %user.id, session_id = %chain.sid, "refresh replayed within grace window");
+                    return Ok(signed_in(minted, user, rotation.rotated_at));
+                }
+                self.store
+                    .revoke_chain(user.id, chain.sid, chain.epoch, now)
+                    .await?;
+                warn!(user_id = %user.id, session_id = %chain.sid, "refresh token reuse detected; session revoked");
+                return Err(invalid_token("refresh token reused after rotation"));
+            }
+
+            let kid = self.signing_kid()?;
+            let deadline = chain.created_at + self.config.session_max_lifetime_secs;
+            let rotation = Rotation {
+                rotated_at: now,
+                kid: kid.clone(),
+                access_id: Uuid::new_v4(),
+                access_expires_at: (now + self.config.access_token_ttl_secs).min(deadline),
+                refresh_id: Uuid::new_v4(),
+                refresh_expires_at: (now + self.config.refresh_token_ttl_secs).min(deadline),
+            };
+            let minted = self.mint_pair(
+                &user,
+                chain.sid,
+                now,
+                &kid,
+                (rotation.access_id, rotation.access_expires_at),
+                (rotation.refresh_id, rotation.refresh_expires_at),
+            )?;
+            let request = RotationRequest {
+                spent: &spent,
+                rotation: &rotation,
+                access: &minted.access,
+                refresh: &minted.refresh,
+                now,
+            };
+            match self.store.rotate(request).await? {
+                RotateOutcome::Rotated => return Ok(signed_in(minted, user, now)),
+                // Someone else spent it first: read again, and the grace window decides.
+                RotateOutcome::AlreadyRotated => continue,
+                RotateOutcome::Contended => tokio::time::sleep(retry_delay(attempt)).await,
+                RotateOutcome::ChainGone => return Err(invalid_token("session revoked")),
+            }
+        }
+        Err(AuthError::Unavailable(
+            "refresh kept colliding with concurrent refreshes".into(),
+        ))
+    }
+
+    /// Decides whether an access token may call a protected route. The token is checked fully
+    /// before the store is read; a refusal writes nothing.
+    pub async fn authorize(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let now = self.clock.now();
+        let claims = self
+            .tokens
+            .verify(access_token, TokenType::Access, now)
+            .map_err(|e| invalid_token(e.to_string()))?;
+        let snapshot = self
+            .store
+            .snapshot(claims.user_id, claims.sid, claims.jti, now)
+            .await?;
+        let (user, chain, _) =
+            check_snapshot(snapshot, &claims, access_token, TokenType::Access, now)?;
+        if now - chain.last_used_at >= TOUCH_INTERVAL_SECS {
+            // Best effort: a missed `last_used_at` must not refuse a valid request.
+            if let Err(e) = self
+                .store
+                .touch_chain(chain.sid, now, TOUCH_INTERVAL_SECS)
+                .await
+            {
+                warn!(session_id = %chain.sid, error = %e, "could not record session use");
+            }
+        }
+        Ok(Principal {
+            user_id: user.id,
+            user_email: user.email,
+            session_id: chain.sid,
+        })
+    }
+
+    /// The signed-in user, read from the store.
+    pub async fn me(&self, user_id: Uuid) -> Result<User, AuthError> {
+        self.active_user(user_id).await
+    }
+
+    async fn active_user(&self, user_id: Uuid) -> Result<User, AuthError> {
+        match self.store.user_by_id(user_id).await? {
+            Some(user) if user.is_active => Ok(user),
+            _ => Err(invalid_token("user no longer exists or is inactive")),
+        }
+    }
+
+    /// Ends the current session, or with `all` every session of the user.
+    pub async fn logout(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        all: bool,
+    ) -> Result<(), AuthError> {
+        if all {
+            self.store.revoke_all_sessions(user_id).await?;
+            info!(user_id = %user_id, "all sessions revoked");
+            return Ok(());
+        }
+        let user = self.active_user(user_id).await?;
+        // Already ended is fine: logging out is idempotent.
+        self.store
+            .revoke_chain(user_id, session_id, user.session_epoch, self.clock.now())
+            .await?;
+        info!(user_id = %user_id, session_id = %session_id, "session revoked by logout");
+        Ok(())
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(
+        &self,
+        user_id: Uuid,
+        current: Uuid,
+    ) -> Result<Vec<SessionInfo>, AuthError> {
+        let user = self.active_user(user_id).await?;
+        let now = self.clock.now();
+        let mut sessions: Vec<SessionInfo> = self
+            .store
+            .chains_of(user_id, now)
+            .await?
+            .into_iter()
+            .filter(|chain| chain.is_live(&user, now))
+            .map(|chain| SessionInfo {
+                id: chain.sid,
+                created_at: chain.created_at,
+                last_used_at: chain.last_used_at,
+                expires_at: chain.expires_at,
+                current: chain.sid == current,
+            })
+            .collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(sessions)
+    }
+
+    /// Revokes one of the user's own sessions. Another user's session is `NotFound`, exactly as
+    /// a session that never existed.
+    pub async fn revoke_session(&self, user_id: Uuid, session_id: Uuid) -> Result<(), AuthError> {
+        let user = self.active_user(user_id).await?;
+        let revoked = self
+            .store
+            .revoke_chain(user_id, session_id, user.session_epoch, self.clock.now())
+            .await?;
+        if !revoked {
+            return Err(AuthError::NotFound);
+        }
+        info!(user_id = %user_id, session_id = %session_id, "session revoked");
+        Ok(())
+    }
+}
+
+fn signed_in(minted: Minted, user: User, iat: UnixTime) -> SignedIn {
+    SignedIn {
+        expires_in: minted.access.expires_at - iat,
+        refresh_expires_in: minted.refresh.expires_at - iat,
+        access_token: minted.access_token,
+        refresh_token: minted.refresh_token,
+        user,
+    }
+}
+
+/// Checks what the store holds for a verified token: an active user, a live chain, and the
+/// token's own Session item with a matching hash.
+fn check_snapshot(
+    snapshot: SessionSnapshot,
+    claims: &Claims,
+    token: &str,
+    token_type: TokenType,
+    now: UnixTime,
+) -> Result<(User, SessionChain, Session), AuthError> {
+    let user = snapshot
+        .user
+        .filter(|u| u.is_active)
+        .ok_or_else(|| invalid_token("user no longer exists or is inactive"))?;
+    let chain = snapshot
+        .chain
+        .filter(|c| c.sid == claims.sid && c.is_live(&user, now))
+        .ok_or_else(|| invalid_token("session revoked or expired"))?;
+    let session = snapshot
+        .token
+        .filter(|s| {
+            s.session_id == claims.jti
+                && s.token_type == token_type
+                && s.sid == chain.sid
+                && s.user_id == user.id
+        })
+        .ok_or_else(|| invalid_token("no session item for this token"))?;
+    if !hashes_match(&token_hash(token), &session.token_hash) {
+        return Err(invalid_token("token does not match its session item"));
+    }
+    Ok((user, chain, session))
+}
+
+fn retry_delay(attempt: u32) -> Duration {
+    let base = 5u64 << attempt.min(5);
+    Duration::from_millis(base + u64::from(Uuid::new_v4().as_u128() as u8) % base)
+}

@@ -1,0 +1,722 @@
+//! The DynamoDB store.
+//!
+//! Two tables, each with a string partition key `pk`:
+//! - users: `USER#<id>` holds the user; `EMAIL#<email>` is the email guard holding the user id.
+//!   A user and its guard are written in one transaction conditioned on the guard not existing,
+//!   so email uniqueness holds under any concurrency.
+//! - sessions: `TOKEN#<jti>` per issued token and `CHAIN#<sid>` per sign-in chain, both with
+//!   `expires_at` (epoch seconds) as the TTL attribute. Chains carry `chain_user_id`, the key of
+//!   the sparse GSI `by_user` that lists a user's sessions.
+//!
+//! Every read that decides security is strongly consistent; TTL deletes lazily, so reads also
+//! compare `expires_at` with the clock.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError, UserStore};
+use crate::clock::UnixTime;
+use crate::model::{Session, SessionChain, User};
+
+type Item = HashMap<String, AttributeValue>;
+
+pub const PARTITION_KEY: &str = "pk";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+pub const USER_INDEX: &str = "by_user";
+pub const USER_INDEX_KEY: &str = "chain_user_id";
+pub const USER_INDEX_SORT: &str = "created_at";
+
+/// Attempts for transactions that DynamoDB cancels because another one held an item.
+const CONFLICT_ATTEMPTS: u32 = 8;
+
+fn user_key(id: Uuid) -> AttributeValue {
+    AttributeValue::S(format!("USER#{id}"))
+}
+fn email_key(email: &str) -> AttributeValue {
+    AttributeValue::S(format!("EMAIL#{email}"))
+}
+fn token_key(id: Uuid) -> AttributeValue {
+    AttributeValue::S(format!("TOKEN#{id}"))
+}
+fn chain_key(sid: Uuid) -> AttributeValue {
+    AttributeValue::S(format!("CHAIN#{sid}"))
+}
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+fn s(value: impl ToString) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn to_item<T: Serialize>(value: &T, key: AttributeValue) -> Result<Item, StoreError> {
+    let mut item: Item = serde_dynamo::to_item(value).map_err(internal)?;
+    item.insert(PARTITION_KEY.into(), key);
+    Ok(item)
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(internal)
+}
+
+fn key(value: AttributeValue) -> Item {
+    HashMap::from([(PARTITION_KEY.to_owned(), value)])
+}
+
+/// Sorts SDK failures into "try again later" (network, timeouts, throttling, server errors)
+/// and everything else.
+fn classify<E>(err: SdkError<E>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let detail = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionInProgressException",
+            ) => StoreError::Unavailable(detail),
+            _ if service.raw().status().is_server_error() => StoreError::Unavailable(detail),
+            _ => StoreError::Internal(detail),
+        },
+        _ => StoreError::Internal(detail),
+    }
+}
+
+/// The cancellation reason codes of a cancelled transaction, or `None` for any other failure.
+fn cancellation_codes(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<String>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None").to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn build<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
+    result.map_err(internal)
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    users_table: String,
+    sessions_table: String,
+}
+
+impl DynamoStore {
+    pub fn new(
+        client: Client,
+        users_table: impl Into<String>,
+        sessions_table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            users_table: users_table.into(),
+            sessions_table: sessions_table.into(),
+        }
+    }
+
+    /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB`), with
+    /// timeouts that keep a failing call well inside a Lambda's time limit.
+    pub async fn client_from_env() -> Client {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        Client::new(&config)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Creates both tables (keys, GSI, TTL) if they do not exist: the shape `template.yaml`
+    /// declares, for local use and tests.
+    pub async fn create_tables(&self) -> Result<(), StoreError> {
+        let attribute = |name: &str, kind: ScalarAttributeType| {
+            build(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(kind)
+                    .build(),
+            )
+        };
+        let key_element = |name: &str, kind: KeyType| {
+            build(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build(),
+            )
+        };
+
+        let users = self
+            .client
+            .create_table()
+            .table_name(&self.users_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S)?)
+            .key_schema(key_element(PARTITION_KEY, KeyType::Hash)?)
+            .send()
+            .await;
+        ignore_existing(users)?;
+
+        let by_user = build(
+            GlobalSecondaryIndex::builder()
+                .index_name(USER_INDEX)
+                .key_schema(key_element(USER_INDEX_KEY, KeyType::Hash)?)
+                .key_schema(key_element(USER_INDEX_SORT, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build(),
+        )?;
+        let sessions = self
+            .client
+            .create_table()
+            .table_name(&self.sessions_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(USER_INDEX_KEY, ScalarAttributeType::S)?)
+            .attribute_definitions(attribute(USER_INDEX_SORT, ScalarAttributeType::N)?)
+            .key_schema(key_element(PARTITION_KEY, KeyType::Hash)?)
+            .global_secondary_indexes(by_user)
+            .send()
+            .await;
+        let created = ignore_existing(sessions)?;
+
+        for table in [&self.users_table, &self.sessions_table] {
+            self.wait_until_active(table).await?;
+        }
+        if created {
+            self.client
+                .update_time_to_live()
+                .table_name(&self.sessions_table)
+                .time_to_live_specification(build(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(TTL_ATTRIBUTE)
+                        .enabled(true)
+                        .build(),
+                )?)
+                .send()
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    async fn wait_until_active(&self, table: &str) -> Result<(), StoreError> {
+        for _ in 0..120 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(classify)?;
+            let status = described.table().and_then(|t| t.table_status()).cloned();
+            if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "table {table} did not become active"
+        )))
+    }
+
+    async fn get_item<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key_value: AttributeValue,
+    ) -> Result<Option<T>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key(key_value)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        output.item.map(from_item).transpose()
+    }
+
+    /// An update conditioned on the item existing (and on `condition`, if any). `false` when the
+    /// condition fails.
+    async fn conditional_update(
+        &self,
+        table: &str,
+        key_value: AttributeValue,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key(key_value)))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Sends a transaction, retrying while DynamoDB cancels it only for conflicts with other
+    /// transactions. Returns the cancellation codes when a condition failed.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        token: Uuid,
+    ) -> Result<Result<(), Vec<String>>, StoreError> {
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            // The idempotency token makes the SDK's own retries of one attempt safe; each attempt
+            // after a cancellation is a new request and gets its own.
+            let request_token = format!("{}{attempt}", token.simple());
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(request_token)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) => match cancellation_codes(&err) {
+                    Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
+                        return Ok(Err(codes));
+                    }
+                    Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    _ => return Err(classify(err)),
+                },
+            }
+        }
+        Err(StoreError::Unavailable(
+            "transaction kept conflicting".into(),
+        ))
+    }
+}
+
+/// Jittered exponential backoff: 10 ms, 20 ms, 40 ms ... with up to 100% jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = 10u64 << attempt.min(6);
+    let jitter = u64::from(Uuid::new_v4().as_u128() as u16) % base.max(1);
+    Duration::from_millis(base + jitter)
+}
+
+/// `Ok(true)` if the table was created, `Ok(false)` if it already existed.
+fn ignore_existing<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
+        Err(e) => Err(classify(e)),
+    }
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    let put = build(
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn update(
+    table: &str,
+    key_value: AttributeValue,
+    expression: &str,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut builder = Update::builder()
+        .table_name(table)
+        .set_key(Some(key(key_value)))
+        .update_expression(expression)
+        .condition_expression(condition);
+    for (name, value) in values {
+        builder = builder.expression_attribute_values(name, value);
+    }
+    Ok(TransactWriteItem::builder()
+        .update(build(builder.build())?)
+        .build())
+}
+
+fn chain_item(chain: &SessionChain) -> Result<Item, StoreError> {
+    let mut item = to_item(chain, chain_key(chain.sid))?;
+    item.insert(USER_INDEX_KEY.into(), s(chain.user_id));
+    Ok(item)
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let guard = HashMap::from([
+            (PARTITION_KEY.to_owned(), email_key(&user.email)),
+            ("user_id".to_owned(), s(user.id)),
+        ]);
+        let not_exists = Some("attribute_not_exists(pk)");
+        let items = vec![
+            put(&self.users_table, guard, not_exists)?,
+            put(
+                &self.users_table,
+                to_item(user, user_key(user.id))?,
+                not_exists,
+            )?,
+        ];
+        match self.transact(items, user.id).await? {
+            Ok(()) => Ok(()),
+            Err(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Err(StoreError::EmailTaken)
+            }
+            Err(codes) => Err(StoreError::Internal(format!(
+                "create_user cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Guard {
+            user_id: Uuid,
+        }
+        let Some(guard) = self
+            .get_item::<Guard>(&self.users_table, email_key(email))
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.user_by_id(guard.user_id).await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.get_item(&self.users_table, user_key(id)).await
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.conditional_update(
+            &self.users_table,
+            user_key(id),
+            "SET password_hash = :hash, updated_at = :now",
+            "attribute_exists(pk)",
+            vec![(":hash", s(password_hash)), (":now", n(now))],
+        )
+        .await
+    }
+
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError> {
+        // Deactivation moves to a new session epoch, which ends every session in the same write.
+        let expression = if active {
+            "SET is_active = :active, updated_at = :now"
+        } else {
+            "SET is_active = :active, updated_at = :now, session_epoch = if_not_exists(session_epoch, :zero) + :one"
+        };
+        let mut values = vec![(":active", AttributeValue::Bool(active)), (":now", n(now))];
+        if !active {
+            values.extend([(":zero", n(0)), (":one", n(1))]);
+        }
+        self.conditional_update(
+            &self.users_table,
+            user_key(id),
+            expression,
+            "attribute_exists(pk)",
+            values,
+        )
+        .await
+    }
+
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.conditional_update(
+            &self.users_table,
+            user_key(id),
+            "SET session_epoch = if_not_exists(session_epoch, :zero) + :one",
+            "attribute_exists(pk)",
+            vec![(":zero", n(0)), (":one", n(1))],
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn start_chain(
+        &self,
+        chain: &SessionChain,
+        access: &Session,
+        refresh: &Session,
+    ) -> Result<(), StoreError> {
+        let not_exists = Some("attribute_not_exists(pk)");
+        let items = vec![
+            put(&self.sessions_table, chain_item(chain)?, not_exists)?,
+            put(
+                &self.sessions_table,
+                to_item(access, token_key(access.session_id))?,
+                not_exists,
+            )?,
+            put(
+                &self.sessions_table,
+                to_item(refresh, token_key(refresh.session_id))?,
+                not_exists,
+            )?,
+        ];
+        match self.transact(items, chain.sid).await? {
+            Ok(()) => Ok(()),
+            Err(codes) => Err(StoreError::Internal(format!(
+                "start_chain cancelled: {codes:?}"
+            ))),
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        session_id: Uuid,
+        now: UnixTime,
+    ) -> Result<SessionSnapshot, StoreError> {
+        let mut request: HashMap<String, KeysAndAttributes> = HashMap::from([
+            (
+                self.users_table.clone(),
+                build(
+                    KeysAndAttributes::builder()
+                        .keys(key(user_key(user_id)))
+                        .consistent_read(true)
+                        .build(),
+                )?,
+            ),
+            (
+                self.sessions_table.clone(),
+                build(
+                    KeysAndAttributes::builder()
+                        .keys(key(chain_key(sid)))
+                        .keys(key(token_key(session_id)))
+                        .consistent_read(true)
+                        .build(),
+                )?,
+            ),
+        ]);
+        let mut items: Vec<Item> = Vec::with_capacity(3);
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let output = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .map_err(classify)?;
+            for (_, table_items) in output.responses.unwrap_or_default() {
+                items.extend(table_items);
+            }
+            match output.unprocessed_keys.filter(|keys| !keys.is_empty()) {
+                None => break,
+                Some(unprocessed) if attempt + 1 < CONFLICT_ATTEMPTS => {
+                    request = unprocessed;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Some(_) => {
+                    return Err(StoreError::Unavailable(
+                        "batch read kept being throttled".into(),
+                    ));
+                }
+            }
+        }
+
+        let mut snapshot = SessionSnapshot::default();
+        for item in items {
+            let Some(AttributeValue::S(pk)) = item.get(PARTITION_KEY).cloned() else {
+                continue;
+            };
+            if pk.starts_with("USER#") {
+                snapshot.user = Some(from_item(item)?);
+            } else if pk.starts_with("CHAIN#") {
+                snapshot.chain =
+                    Some(from_item::<SessionChain>(item)?).filter(|c| c.expires_at > now);
+            } else if pk.starts_with("TOKEN#") {
+                snapshot.token = Some(from_item::<Session>(item)?).filter(|t| t.expires_at > now);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError> {
+        let rotation: AttributeValue =
+            serde_dynamo::to_attribute_value(request.rotation).map_err(internal)?;
+        let now = request.now;
+        let items = vec![
+            update(
+                &self.sessions_table,
+                token_key(request.spent.session_id),
+                "SET rotation = :rotation, last_used_at = :now",
+                "attribute_exists(pk) AND attribute_not_exists(rotation) AND token_hash = :hash AND expires_at > :now",
+                vec![
+                    (":rotation", rotation),
+                    (":now", n(now)),
+                    (":hash", s(&request.spent.token_hash)),
+                ],
+            )?,
+            put(
+                &self.sessions_table,
+                to_item(request.access, token_key(request.access.session_id))?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+            put(
+                &self.sessions_table,
+                to_item(request.refresh, token_key(request.refresh.session_id))?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+            update(
+                &self.sessions_table,
+                chain_key(request.spent.sid),
+                "SET expires_at = :expires, last_used_at = :now",
+                "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND expires_at > :now",
+                vec![
+                    (":expires", n(request.refresh.expires_at)),
+                    (":now", n(now)),
+                ],
+            )?,
+        ];
+        // One attempt only: on a conflict the caller re-reads, because the winner may have
+        // spent the token in the meantime.
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request.refresh.session_id.simple().to_string())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RotateOutcome::Rotated),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Ok(RotateOutcome::AlreadyRotated)
+                }
+                Some(codes) if codes.get(3).is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Ok(RotateOutcome::ChainGone)
+                }
+                Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
+                    Ok(RotateOutcome::Contended)
+                }
+                Some(codes) => Err(StoreError::Internal(format!("rotate cancelled: {codes:?}"))),
+                None => Err(classify(err)),
+            },
+        }
+    }
+
+    async fn revoke_chain(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        epoch: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.conditional_update(
+            &self.sessions_table,
+            chain_key(sid),
+            "SET revoked_at = :now",
+            "attribute_exists(pk) AND user_id = :user AND epoch = :epoch AND attribute_not_exists(revoked_at) AND expires_at > :now",
+            vec![(":now", n(now)), (":user", s(user_id)), (":epoch", n(epoch))],
+        )
+        .await
+    }
+
+    async fn chains_of(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<SessionChain>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.sessions_table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("chain_user_id = :user")
+            .expression_attribute_values(":user", s(user_id))
+            .into_paginator()
+            .items()
+            .send();
+        let mut chains = Vec::new();
+        while let Some(item) = pages.next().await {
+            let chain: SessionChain = from_item(item.map_err(classify)?)?;
+            if chain.revoked_at.is_none() && chain.expires_at > now {
+                chains.push(chain);
+            }
+        }
+        Ok(chains)
+    }
+
+    async fn touch_chain(
+        &self,
+        sid: Uuid,
+        now: UnixTime,
+        min_interval: i64,
+    ) -> Result<(), StoreError> {
+        // The condition makes concurrent authorizers write at most once per interval.
+        self.conditional_update(
+            &self.sessions_table,
+            chain_key(sid),
+            "SET last_used_at = :now",
+            "attribute_exists(pk) AND last_used_at <= :threshold",
+            vec![(":now", n(now)), (":threshold", n(now - min_interval))],
+        )
+        .await
+        .map(|_| ())
+    }
+}

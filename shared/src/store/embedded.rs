@@ -1,0 +1,398 @@
+//! The embedded store: one crash-safe redb file, for the local server.
+//!
+//! redb serialises write transactions and commits them durably, so every multi-item operation
+//! (user and email guard, rotation and successors) is atomic by construction. Reads are MVCC
+//! snapshots and never wait for a writer. Values are JSON of the model types.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{
+    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError, UserStore};
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::model::{Session, SessionChain, User};
+
+const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
+/// The email guard: normalised email → user id. Its presence is what makes an email taken.
+const EMAILS: TableDefinition<&str, u128> = TableDefinition::new("emails");
+const TOKENS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
+const CHAINS: TableDefinition<u128, &[u8]> = TableDefinition::new("chains");
+const USER_CHAINS: MultimapTableDefinition<u128, u128> =
+    MultimapTableDefinition::new("user_chains");
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(internal)
+}
+
+fn get<K, T>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: K::SelfType<'_>,
+) -> Result<Option<T>, StoreError>
+where
+    K: redb::Key + 'static,
+    T: DeserializeOwned,
+{
+    match table.get(key).map_err(internal)? {
+        Some(bytes) => serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(internal),
+        None => Ok(None),
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file, creating its tables and sweeping out expired
+    /// sessions, which stand in for DynamoDB's TTL deletion.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let db = Database::create(path.as_ref()).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", path.as_ref().display()))
+        })?;
+        let store = Self { db: Arc::new(db) };
+        store.write_now(|txn| {
+            txn.open_table(USERS).map_err(internal)?;
+            txn.open_table(EMAILS).map_err(internal)?;
+            txn.open_table(TOKENS).map_err(internal)?;
+            txn.open_table(CHAINS).map_err(internal)?;
+            txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
+            sweep_expired(txn, SystemClock.now())
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `work` in one write transaction, committed when it returns `Ok`.
+    fn write_now<T>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(internal)?;
+        let result = work(&txn)?;
+        txn.commit().map_err(internal)?;
+        Ok(result)
+    }
+
+    /// Writes wait for the file lock and fsync, so they run on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_now(work))
+            .await
+            .map_err(internal)?
+    }
+
+    /// Reads are snapshot lookups in memory-mapped pages: short enough to run in place.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&redb::ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_read().map_err(internal)?;
+        work(&txn)
+    }
+}
+
+fn sweep_expired(txn: &WriteTransaction, now: UnixTime) -> Result<(), StoreError> {
+    let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
+    let expired: Vec<u128> = tokens
+        .iter()
+        .map_err(internal)?
+        .filter_map(Result::ok)
+        .filter(|(_, v)| {
+            serde_json::from_slice::<Session>(v.value()).is_ok_and(|s| s.expires_at <= now)
+        })
+        .map(|(k, _)| k.value())
+        .collect();
+    for key in expired {
+        tokens.remove(key).map_err(internal)?;
+    }
+    let mut chains = txn.open_table(CHAINS).map_err(internal)?;
+    let mut index = txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
+    let expired: Vec<SessionChain> = chains
+        .iter()
+        .map_err(internal)?
+        .filter_map(Result::ok)
+        .filter_map(|(_, v)| serde_json::from_slice::<SessionChain>(v.value()).ok())
+        .filter(|c| c.expires_at <= now)
+        .collect();
+    for chain in expired {
+        chains.remove(chain.sid.as_u128()).map_err(internal)?;
+        index
+            .remove(chain.user_id.as_u128(), chain.sid.as_u128())
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+fn put_user(txn: &WriteTransaction, user: &User) -> Result<(), StoreError> {
+    let mut users = txn.open_table(USERS).map_err(internal)?;
+    users
+        .insert(user.id.as_u128(), to_json(user)?.as_slice())
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn load_user(txn: &WriteTransaction, id: Uuid) -> Result<Option<User>, StoreError> {
+    get(&txn.open_table(USERS).map_err(internal)?, id.as_u128())
+}
+
+fn put_session(txn: &WriteTransaction, session: &Session) -> Result<(), StoreError> {
+    let mut tokens = txn.open_table(TOKENS).map_err(internal)?;
+    tokens
+        .insert(session.session_id.as_u128(), to_json(session)?.as_slice())
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn put_chain(txn: &WriteTransaction, chain: &SessionChain) -> Result<(), StoreError> {
+    let mut chains = txn.open_table(CHAINS).map_err(internal)?;
+    chains
+        .insert(chain.sid.as_u128(), to_json(chain)?.as_slice())
+        .map_err(internal)?;
+    Ok(())
+}
+
+fn load_chain(txn: &WriteTransaction, sid: Uuid) -> Result<Option<SessionChain>, StoreError> {
+    get(&txn.open_table(CHAINS).map_err(internal)?, sid.as_u128())
+}
+
+/// Updates a user if it exists; `false` otherwise.
+async fn update_user(
+    store: &EmbeddedStore,
+    id: Uuid,
+    change: impl FnOnce(&mut User) + Send + 'static,
+) -> Result<bool, StoreError> {
+    store
+        .write(move |txn| {
+            let Some(mut user) = load_user(txn, id)? else {
+                return Ok(false);
+            };
+            change(&mut user);
+            put_user(txn, &user)?;
+            Ok(true)
+        })
+        .await
+}
+
+#[async_trait]
+impl UserStore for EmbeddedStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |txn| {
+            let mut emails = txn.open_table(EMAILS).map_err(internal)?;
+            if emails.get(user.email.as_str()).map_err(internal)?.is_some() {
+                return Err(StoreError::EmailTaken);
+            }
+            emails
+                .insert(user.email.as_str(), user.id.as_u128())
+                .map_err(internal)?;
+            put_user(txn, &user)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.read(|txn| {
+            let emails = txn.open_table(EMAILS).map_err(internal)?;
+            let Some(id) = emails.get(email).map_err(internal)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            get(&txn.open_table(USERS).map_err(internal)?, id)
+        })
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.read(|txn| get(&txn.open_table(USERS).map_err(internal)?, id.as_u128()))
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_owned();
+        update_user(self, id, move |user| {
+            user.password_hash = password_hash;
+            user.updated_at = now;
+        })
+        .await
+    }
+
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError> {
+        update_user(self, id, move |user| {
+            if !active && user.is_active {
+                user.session_epoch += 1;
+            }
+            user.is_active = active;
+            user.updated_at = now;
+        })
+        .await
+    }
+
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
+        update_user(self, id, |user| user.session_epoch += 1).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for EmbeddedStore {
+    async fn start_chain(
+        &self,
+        chain: &SessionChain,
+        access: &Session,
+        refresh: &Session,
+    ) -> Result<(), StoreError> {
+        let (chain, access, refresh) = (chain.clone(), access.clone(), refresh.clone());
+        self.write(move |txn| {
+            put_chain(txn, &chain)?;
+            let mut index = txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
+            index
+                .insert(chain.user_id.as_u128(), chain.sid.as_u128())
+                .map_err(internal)?;
+            put_session(txn, &access)?;
+            put_session(txn, &refresh)
+        })
+        .await
+    }
+
+    async fn snapshot(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        session_id: Uuid,
+        now: UnixTime,
+    ) -> Result<SessionSnapshot, StoreError> {
+        self.read(|txn| {
+            let user: Option<User> =
+                get(&txn.open_table(USERS).map_err(internal)?, user_id.as_u128())?;
+            let chain: Option<SessionChain> =
+                get(&txn.open_table(CHAINS).map_err(internal)?, sid.as_u128())?;
+            let token: Option<Session> = get(
+                &txn.open_table(TOKENS).map_err(internal)?,
+                session_id.as_u128(),
+            )?;
+            Ok(SessionSnapshot {
+                user,
+                chain: chain.filter(|c| c.expires_at > now),
+                token: token.filter(|t| t.expires_at > now),
+            })
+        })
+    }
+
+    async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError> {
+        let spent_id = request.spent.session_id;
+        let sid = request.spent.sid;
+        let expected_hash = request.spent.token_hash.clone();
+        let rotation = request.rotation.clone();
+        let (access, refresh, now) = (request.access.clone(), request.refresh.clone(), request.now);
+        self.write(move |txn| {
+            let tokens = txn.open_table(TOKENS).map_err(internal)?;
+            let spent: Option<Session> = get(&tokens, spent_id.as_u128())?;
+            drop(tokens);
+            let Some(mut spent) =
+                spent.filter(|s| s.expires_at > now && s.token_hash == expected_hash)
+            else {
+                return Ok(RotateOutcome::AlreadyRotated);
+            };
+            if spent.rotation.is_some() {
+                return Ok(RotateOutcome::AlreadyRotated);
+            }
+            let Some(mut chain) =
+                load_chain(txn, sid)?.filter(|c| c.revoked_at.is_none() && c.expires_at > now)
+            else {
+                return Ok(RotateOutcome::ChainGone);
+            };
+            spent.rotation = Some(rotation);
+            spent.last_used_at = Some(now);
+            put_session(txn, &spent)?;
+            put_session(txn, &access)?;
+            put_session(txn, &refresh)?;
+            chain.expires_at = refresh.expires_at;
+            chain.last_used_at = now;
+            put_chain(txn, &chain)?;
+            Ok(RotateOutcome::Rotated)
+        })
+        .await
+    }
+
+    async fn revoke_chain(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        epoch: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.write(move |txn| {
+            let Some(mut chain) = load_chain(txn, sid)? else {
+                return Ok(false);
+            };
+            let live = chain.user_id == user_id
+                && chain.epoch == epoch
+                && chain.revoked_at.is_none()
+                && chain.expires_at > now;
+            if !live {
+                return Ok(false);
+            }
+            chain.revoked_at = Some(now);
+            put_chain(txn, &chain)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn chains_of(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<SessionChain>, StoreError> {
+        self.read(|txn| {
+            let index = txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
+            let chains = txn.open_table(CHAINS).map_err(internal)?;
+            let mut live = Vec::new();
+            for sid in index.get(user_id.as_u128()).map_err(internal)? {
+                let sid = sid.map_err(internal)?.value();
+                if let Some(chain) = get::<_, SessionChain>(&chains, sid)? {
+                    if chain.revoked_at.is_none() && chain.expires_at > now {
+                        live.push(chain);
+                    }
+                }
+            }
+            Ok(live)
+        })
+    }
+
+    async fn touch_chain(
+        &self,
+        sid: Uuid,
+        now: UnixTime,
+        min_interval: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |txn| {
+            if let Some(mut chain) = load_chain(txn, sid)? {
+                if now - chain.last_used_at >= min_interval {
+                    chain.last_used_at = now;
+                    put_chain(txn, &chain)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,134 @@
+//! Storage: narrow traits for users and sessions, one implementation per backend.
+//!
+//! The traits speak in operations the service needs (create a user and its email guard at once,
+//! rotate a refresh token), not in rows, so each backend can make them atomic its own way: a
+//! DynamoDB transaction with conditions, or one embedded write transaction. The service never
+//! knows which store it has.
+//!
+//! Every read that decides security is strongly consistent, and an expired session or chain
+//! counts as absent even while it still sits in the table waiting for TTL deletion.
+
+pub mod dynamo;
+pub mod embedded;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::clock::UnixTime;
+use crate::model::{Rotation, Session, SessionChain, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The email guard already exists: the address is registered.
+    #[error("email is already registered")]
+    EmailTaken,
+    /// The store cannot be reached, timed out, or keeps throttling. Worth retrying later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: corrupt items, unexpected responses. Logged, never shown.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// Everything one security decision about a token needs, read at once.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSnapshot {
+    pub user: Option<User>,
+    pub chain: Option<SessionChain>,
+    pub token: Option<Session>,
+}
+
+/// What became of an attempt to spend a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// This call spent the token and stored the successors.
+    Rotated,
+    /// Another call spent it first (or it is gone): read it again and decide from its rotation.
+    AlreadyRotated,
+    /// The chain was revoked or has expired.
+    ChainGone,
+    /// Concurrent writers collided before anything was decided; trying again may succeed.
+    Contended,
+}
+
+/// A refresh token being spent, and what replaces it.
+#[derive(Debug, Clone)]
+pub struct RotationRequest<'a> {
+    pub spent: &'a Session,
+    pub rotation: &'a Rotation,
+    pub access: &'a Session,
+    pub refresh: &'a Session,
+    pub now: UnixTime,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the user and its email guard atomically; `EmailTaken` if the guard exists.
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// Replaces the password hash (rehash or change); `false` if the user does not exist.
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+    /// Activates or deactivates; deactivation also ends every session. `false` if no such user.
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError>;
+    /// Ends every session of the user at once by moving to a new session epoch.
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new chain with its first access and refresh tokens, all or nothing.
+    async fn start_chain(
+        &self,
+        chain: &SessionChain,
+        access: &Session,
+        refresh: &Session,
+    ) -> Result<(), StoreError>;
+
+    /// Reads the user, the chain and the token in one consistent step. Expired chains and
+    /// tokens come back as `None`.
+    async fn snapshot(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        session_id: Uuid,
+        now: UnixTime,
+    ) -> Result<SessionSnapshot, StoreError>;
+
+    /// Spends a refresh token: marks it rotated, stores its successors and extends the chain,
+    /// all or nothing, and only if nobody spent it first and the chain is live.
+    async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError>;
+
+    /// Revokes a live chain of this user started under `epoch`; `false` if there is none.
+    async fn revoke_chain(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        epoch: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The user's chains that are neither revoked nor expired (any epoch; the caller filters).
+    async fn chains_of(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<SessionChain>, StoreError>;
+
+    /// Records use of a chain, at most once per `min_interval` seconds however many callers race.
+    async fn touch_chain(
+        &self,
+        sid: Uuid,
+        now: UnixTime,
+        min_interval: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// A complete backend.
+pub trait Store: UserStore + SessionStore {}
+impl<T: UserStore + SessionStore> Store for T {}
