@@ -1,1 +1,219 @@
+//! Test support: a service on a real store (DynamoDB Local or the embedded file store), a clock
+//! the test moves, and a macro that runs one test body against both stores.
 
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use shared::store::Store;
+use shared::tokens::JwkSet;
+use shared::{
+    AuthService, Config, Defaults, DynamoStore, EmbeddedStore, KeyRing, ManualClock, Passwords,
+    SigningKey,
+};
+use tempfile::TempDir;
+
+/// Which backend a harness runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Dynamo,
+    Embedded,
+}
+
+/// A service wired to a fresh, empty store of its own.
+pub struct Harness {
+    pub backend: Backend,
+    pub service: Arc<AuthService>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyRing>,
+    dynamo: Option<(Client, Arc<Config>)>,
+    embedded: Option<Arc<EmbeddedStore>>,
+    _dir: Option<TempDir>,
+}
+
+/// The configuration tests run with: the contract's defaults and tables of their own.
+pub fn test_config() -> Config {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let defaults = Defaults {
+        users_table: Some(format!("users-{id}")),
+        sessions_table: Some(format!("sessions-{id}")),
+        issuer: Some("https://auth.test.example".into()),
+        audience: Some("https://api.test.example".into()),
+    };
+    Config::from_lookup(|_| None, &defaults).expect("test configuration is valid")
+}
+
+/// A client for the DynamoDB Local that the test command started. Tests that need it fail
+/// loudly without it rather than skip.
+pub async fn dynamo_client() -> Client {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!(
+            "DynamoDB Local is not running: AWS_ENDPOINT_URL_DYNAMODB is unset. \
+             Run the tests with scripts/test, which installs and starts it."
+        )
+    });
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region("us-east-1")
+        .endpoint_url(endpoint)
+        .test_credentials()
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+impl Harness {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Dynamo => Self::dynamo().await,
+            Backend::Embedded => Self::embedded(),
+        }
+    }
+
+    /// A service on fresh tables in DynamoDB Local.
+    pub async fn dynamo() -> Self {
+        Self::dynamo_with(test_config()).await
+    }
+
+    pub async fn dynamo_with(config: Config) -> Self {
+        let config = Arc::new(config);
+        let client = dynamo_client().await;
+        let store = DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
+        store
+            .create_tables()
+            .await
+            .expect("create tables in DynamoDB Local");
+        let mut harness = Self::build(Backend::Dynamo, Arc::new(store), config.clone());
+        harness.dynamo = Some((client, config));
+        harness
+    }
+
+    /// A service on a fresh embedded store in a temporary directory.
+    pub fn embedded() -> Self {
+        Self::embedded_with(test_config())
+    }
+
+    pub fn embedded_with(config: Config) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store =
+            Arc::new(EmbeddedStore::open(dir.path().join("auth.redb")).expect("open store"));
+        let mut harness = Self::build(Backend::Embedded, store.clone(), Arc::new(config));
+        harness.embedded = Some(store);
+        harness._dir = Some(dir);
+        harness
+    }
+
+    fn build(backend: Backend, store: Arc<dyn Store>, config: Arc<Config>) -> Self {
+        let clock = Arc::new(ManualClock::starting_now());
+        let key = SigningKey::generate("test-key").expect("generate key");
+        let keys = Arc::new(KeyRing::new(Some(key), &JwkSet::default()).expect("key ring"));
+        let service = AuthService::new(
+            config.clone(),
+            store.clone(),
+            keys.clone(),
+            Passwords::new(),
+            clock.clone(),
+        );
+        Self {
+            backend,
+            service: Arc::new(service),
+            store,
+            clock,
+            config,
+            keys,
+            dynamo: None,
+            embedded: None,
+            _dir: None,
+        }
+    }
+
+    /// How many users the backend holds, read from the backend itself rather than through the
+    /// store trait under test.
+    pub async fn stored_user_count(&self) -> usize {
+        if let Some((client, config)) = &self.dynamo {
+            let mut pages = client
+                .scan()
+                .table_name(&config.users_table)
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            let mut users = 0;
+            while let Some(item) = pages.next().await {
+                let item = item.expect("scan users");
+                if item
+                    .get("pk")
+                    .and_then(|pk| pk.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("USER#"))
+                {
+                    users += 1;
+                }
+            }
+            return users;
+        }
+        self.embedded
+            .as_ref()
+            .expect("one backend")
+            .user_count()
+            .expect("count users")
+    }
+
+    /// How many token items the backend holds for a sign-in chain.
+    pub async fn stored_token_count(&self, sid: uuid::Uuid) -> usize {
+        if let Some((client, config)) = &self.dynamo {
+            let mut pages = client
+                .scan()
+                .table_name(&config.sessions_table)
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            let mut tokens = 0;
+            let sid = sid.to_string();
+            while let Some(item) = pages.next().await {
+                let item = item.expect("scan sessions");
+                let is_token = item
+                    .get("pk")
+                    .and_then(|pk| pk.as_s().ok())
+                    .is_some_and(|pk| pk.starts_with("TOKEN#"));
+                let in_chain = item
+                    .get("sid")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|v| *v == sid);
+                if is_token && in_chain {
+                    tokens += 1;
+                }
+            }
+            return tokens;
+        }
+        self.embedded
+            .as_ref()
+            .expect("one backend")
+            .token_count(sid)
+            .expect("count tokens")
+    }
+}
+
+/// Runs each listed `async fn name(h: Harness)` as two tests, `dynamodb::name` and
+/// `embedded::name`, so one body covers both stores.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($test:ident),* $(,)?) => {
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::Harness::new($crate::Backend::Dynamo).await).await;
+                }
+            )*
+        }
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    super::$test($crate::Harness::new($crate::Backend::Embedded).await).await;
+                }
+            )*
+        }
+    };
+}

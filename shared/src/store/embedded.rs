@@ -98,6 +98,28 @@ impl EmbeddedStore {
             .map_err(internal)?
     }
 
+    /// How many users are stored.
+    pub fn user_count(&self) -> Result<usize, StoreError> {
+        self.read(|txn| {
+            let users = txn.open_table(USERS).map_err(internal)?;
+            Ok(users.iter().map_err(internal)?.count())
+        })
+    }
+
+    /// How many token items a sign-in chain has, expired ones included.
+    pub fn token_count(&self, sid: Uuid) -> Result<usize, StoreError> {
+        self.read(|txn| {
+            let tokens = txn.open_table(TOKENS).map_err(internal)?;
+            let mut count = 0;
+            for entry in tokens.iter().map_err(internal)? {
+                let (_, value) = entry.map_err(internal)?;
+                let session: Session = serde_json::from_slice(value.value()).map_err(internal)?;
+                count += usize::from(session.sid == sid);
+            }
+            Ok(count)
+        })
+    }
+
     /// Reads are snapshot lookups in memory-mapped pages: short enough to run in place.
     fn read<T>(
         &self,
@@ -368,10 +390,11 @@ impl SessionStore for EmbeddedStore {
             let mut live = Vec::new();
             for sid in index.get(user_id.as_u128()).map_err(internal)? {
                 let sid = sid.map_err(internal)?.value();
-                if let Some(chain) = get::<_, SessionChain>(&chains, sid)? {
-                    if chain.revoked_at.is_none() && chain.expires_at > now {
-                        live.push(chain);
-                    }
+                if let Some(chain) = get::<_, SessionChain>(&chains, sid)?
+                    && chain.revoked_at.is_none()
+                    && chain.expires_at > now
+                {
+                    live.push(chain);
                 }
             }
             Ok(live)
@@ -385,11 +408,11 @@ impl SessionStore for EmbeddedStore {
         min_interval: i64,
     ) -> Result<(), StoreError> {
         self.write(move |txn| {
-            if let Some(mut chain) = load_chain(txn, sid)? {
-                if now - chain.last_used_at >= min_interval {
-                    chain.last_used_at = now;
-                    put_chain(txn, &chain)?;
-                }
+            if let Some(mut chain) = load_chain(txn, sid)?
+                && now - chain.last_used_at >= min_interval
+            {
+                chain.last_used_at = now;
+                put_chain(txn, &chain)?;
             }
             Ok(())
         })

@@ -217,12 +217,12 @@ impl VerifyingKey {
                 return Err(KeyError::Unsupported(format!("kty {kty} with crv {crv:?}")));
             }
         };
-        if let Some(alg) = jwk.alg.as_deref() {
-            if alg != algorithm.as_str() {
-                return Err(KeyError::Unsupported(format!(
-                    "key {kid} declares alg {alg}"
-                )));
-            }
+        if let Some(alg) = jwk.alg.as_deref()
+            && alg != algorithm.as_str()
+        {
+            return Err(KeyError::Unsupported(format!(
+                "key {kid} declares alg {alg}"
+            )));
         }
         let public = Jwk {
             kty: jwk.kty.clone(),

@@ -1,0 +1,655 @@
+//! The store conformance suite: one body per behaviour, run against DynamoDB Local and the
+//! embedded store through the service, with a clock the test moves.
+
+use integration_tests::{Harness, on_both_stores};
+use shared::model::User;
+use shared::service::{AuthError, SignedIn};
+use shared::tokens::token_hash;
+use shared::{Clock, Password, Principal};
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn pw(s: &str) -> Password {
+    Password::new(s)
+}
+
+async fn register(h: &Harness, email: &str) -> SignedIn {
+    h.service
+        .register(email, &pw(PASSWORD))
+        .await
+        .expect("register")
+}
+
+async fn authorize(h: &Harness, signed_in: &SignedIn) -> Result<Principal, AuthError> {
+    h.service.authorize(&signed_in.access_token).await
+}
+
+fn sid_of(h: &Harness, signed_in: &SignedIn) -> Uuid {
+    let claims = h
+        .service
+        .tokens()
+        .verify(
+            &signed_in.access_token,
+            shared::model::TokenType::Access,
+            h.clock.now(),
+        )
+        .expect("own access token verifies");
+    claims.sid
+}
+
+fn assert_invalid_token<T: std::fmt::Debug>(result: Result<T, AuthError>) {
+    assert!(
+        matches!(result, Err(AuthError::InvalidToken(_))),
+        "{result:?}"
+    );
+}
+
+on_both_stores!(
+    register_stores_the_user_and_signs_in,
+    duplicate_email_in_any_case_is_refused,
+    login_starts_a_new_session,
+    wrong_password_and_unknown_email_answer_the_same,
+    invalid_input_changes_nothing,
+    refresh_rotates_the_pair,
+    reuse_after_grace_revokes_the_chain,
+    replay_within_grace_returns_identical_tokens,
+    logout_ends_only_the_current_session,
+    logout_all_ends_every_session,
+    revoke_one_session,
+    another_users_session_is_not_found,
+    expired_sessions_are_ignored,
+    chains_never_outlive_their_maximum_lifetime,
+    inactive_user_is_refused,
+    updated_at_is_maintained,
+    sessions_list_marks_the_current_one,
+    last_used_at_is_written_at_most_once_a_minute,
+    tokens_from_the_store_must_match_their_hash,
+);
+
+async fn register_stores_the_user_and_signs_in(h: Harness) {
+    let signed_in = register(&h, "  New.User@Example.COM ").await;
+    let user = &signed_in.user;
+    assert_eq!(user.email, "new.user@example.com");
+    assert!(user.is_active);
+    assert_eq!(user.created_at, h.clock.now());
+    assert_eq!(user.updated_at, user.created_at);
+    assert!(
+        user.password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert_eq!(signed_in.expires_in, 900);
+    assert_eq!(signed_in.refresh_expires_in, 2_592_000);
+
+    let stored = h
+        .store
+        .user_by_email("new.user@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&stored, user);
+    assert_eq!(
+        h.store.user_by_id(user.id).await.unwrap().as_ref(),
+        Some(user)
+    );
+
+    let principal = authorize(&h, &signed_in).await.unwrap();
+    assert_eq!(principal.user_id, user.id);
+    assert_eq!(principal.user_email, "new.user@example.com");
+    assert_eq!(h.service.me(user.id).await.unwrap(), *user);
+}
+
+async fn duplicate_email_in_any_case_is_refused(h: Harness) {
+    register(&h, "alice@example.com").await;
+    for email in [
+        "alice@example.com",
+        "ALICE@example.com",
+        " Alice@Example.Com ",
+    ] {
+        let result = h
+            .service
+            .register(email, &pw("another strong passphrase 42"))
+            .await;
+        assert!(
+            matches!(result, Err(AuthError::EmailTaken)),
+            "{email}: {result:?}"
+        );
+    }
+    assert_eq!(h.stored_user_count().await, 1);
+}
+
+async fn login_starts_a_new_session(h: Harness) {
+    let registered = register(&h, "bob@example.com").await;
+    h.clock.advance(5);
+    let logged_in = h
+        .service
+        .login("BOB@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(logged_in.user.id, registered.user.id);
+    assert_ne!(sid_of(&h, &logged_in), sid_of(&h, &registered));
+    assert!(authorize(&h, &logged_in).await.is_ok());
+    assert!(
+        authorize(&h, &registered).await.is_ok(),
+        "other sessions stay signed in"
+    );
+    let sessions = h
+        .service
+        .sessions(registered.user.id, sid_of(&h, &logged_in))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 2);
+}
+
+async fn wrong_password_and_unknown_email_answer_the_same(h: Harness) {
+    register(&h, "carol@example.com").await;
+    let wrong = h
+        .service
+        .login("carol@example.com", &pw("not the password"))
+        .await;
+    let unknown = h.service.login("nobody@example.com", &pw(PASSWORD)).await;
+    assert!(
+        matches!(wrong, Err(AuthError::InvalidCredentials)),
+        "{wrong:?}"
+    );
+    assert!(
+        matches!(unknown, Err(AuthError::InvalidCredentials)),
+        "{unknown:?}"
+    );
+    assert_eq!(
+        format!("{:?}", wrong.unwrap_err()),
+        format!("{:?}", unknown.unwrap_err())
+    );
+}
+
+async fn invalid_input_changes_nothing(h: Harness) {
+    let bad_email = h.service.register("not-an-email", &pw(PASSWORD)).await;
+    assert!(
+        matches!(bad_email, Err(AuthError::InvalidEmail(_))),
+        "{bad_email:?}"
+    );
+    let weak = h
+        .service
+        .register("dave@example.com", &pw("password1"))
+        .await;
+    match weak {
+        Err(AuthError::WeakPassword(errors)) => assert_eq!(errors[0].code, "too_weak"),
+        other => panic!("{other:?}"),
+    }
+    let short = h.service.register("dave@example.com", &pw("Sh0rt!")).await;
+    match short {
+        Err(AuthError::WeakPassword(errors)) => assert_eq!(errors[0].code, "too_short"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.stored_user_count().await, 0);
+    assert!(
+        h.store
+            .user_by_email("dave@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn refresh_rotates_the_pair(h: Harness) {
+    let first = register(&h, "erin@example.com").await;
+    h.clock.advance(60);
+    let second = h.service.refresh(&first.refresh_token).await.unwrap();
+    assert_ne!(second.access_token, first.access_token);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(
+        sid_of(&h, &second),
+        sid_of(&h, &first),
+        "rotation stays in the chain"
+    );
+    assert_eq!(second.expires_in, 900);
+    assert!(authorize(&h, &second).await.is_ok());
+
+    // The new refresh token rotates in turn.
+    h.clock.advance(60);
+    let third = h.service.refresh(&second.refresh_token).await.unwrap();
+    assert!(authorize(&h, &third).await.is_ok());
+
+    // An access token is not a refresh token.
+    assert_invalid_token(h.service.refresh(&third.access_token).await);
+    assert_invalid_token(h.service.authorize(&third.refresh_token).await);
+}
+
+async fn reuse_after_grace_revokes_the_chain(h: Harness) {
+    let first = register(&h, "frank@example.com").await;
+    let other = h
+        .service
+        .login("frank@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    let second = h.service.refresh(&first.refresh_token).await.unwrap();
+
+    h.clock.advance(h.config.refresh_reuse_grace_secs + 1);
+    assert_invalid_token(h.service.refresh(&first.refresh_token).await);
+
+    // The whole chain is gone: its newest tokens too.
+    assert_invalid_token(h.service.refresh(&second.refresh_token).await);
+    assert_invalid_token(authorize(&h, &second).await);
+    assert_invalid_token(authorize(&h, &first).await);
+    // Other sign-ins of the same user are untouched.
+    assert!(authorize(&h, &other).await.is_ok());
+    assert!(h.service.refresh(&other.refresh_token).await.is_ok());
+}
+
+async fn replay_within_grace_returns_identical_tokens(h: Harness) {
+    let first = register(&h, "grace@example.com").await;
+    h.clock.advance(30);
+    let second = h.service.refresh(&first.refresh_token).await.unwrap();
+
+    h.clock.advance(h.config.refresh_reuse_grace_secs);
+    let replayed = h.service.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(
+        replayed.access_token, second.access_token,
+        "byte-identical access token"
+    );
+    assert_eq!(
+        replayed.refresh_token, second.refresh_token,
+        "byte-identical refresh token"
+    );
+    assert_eq!(replayed, second);
+
+    // Nothing was revoked: the pair works.
+    assert!(authorize(&h, &replayed).await.is_ok());
+    let third = h.service.refresh(&replayed.refresh_token).await.unwrap();
+    assert!(authorize(&h, &third).await.is_ok());
+}
+
+async fn logout_ends_only_the_current_session(h: Harness) {
+    let a = register(&h, "gina@example.com").await;
+    let b = h
+        .service
+        .login("gina@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    let principal = authorize(&h, &a).await.unwrap();
+    h.service
+        .logout(principal.user_id, principal.session_id, false)
+        .await
+        .unwrap();
+
+    assert_invalid_token(authorize(&h, &a).await);
+    assert_invalid_token(h.service.refresh(&a.refresh_token).await);
+    assert!(authorize(&h, &b).await.is_ok());
+    // Logging out twice is harmless.
+    h.service
+        .logout(principal.user_id, principal.session_id, false)
+        .await
+        .unwrap();
+}
+
+async fn logout_all_ends_every_session(h: Harness) {
+    let a = register(&h, "hank@example.com").await;
+    let b = h
+        .service
+        .login("hank@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
+    let principal = authorize(&h, &a).await.unwrap();
+    h.service
+        .logout(principal.user_id, principal.session_id, true)
+        .await
+        .unwrap();
+
+    for signed_in in [&a, &b, &b2] {
+        assert_invalid_token(authorize(&h, signed_in).await);
+    }
+    assert_invalid_token(h.service.refresh(&b2.refresh_token).await);
+    assert!(
+        h.service
+            .sessions(principal.user_id, principal.session_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Signing in again afterwards works.
+    let c = h
+        .service
+        .login("hank@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    assert!(authorize(&h, &c).await.is_ok());
+}
+
+async fn revoke_one_session(h: Harness) {
+    let a = register(&h, "ivy@example.com").await;
+    let b = h
+        .service
+        .login("ivy@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    let user_id = a.user.id;
+    h.service
+        .revoke_session(user_id, sid_of(&h, &b))
+        .await
+        .unwrap();
+
+    assert_invalid_token(authorize(&h, &b).await);
+    assert_invalid_token(h.service.refresh(&b.refresh_token).await);
+    assert!(authorize(&h, &a).await.is_ok());
+    let listed: Vec<Uuid> = h
+        .service
+        .sessions(user_id, sid_of(&h, &a))
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [sid_of(&h, &a)]);
+    // Revoking it again: it is no longer a live session.
+    let again = h.service.revoke_session(user_id, sid_of(&h, &b)).await;
+    assert!(matches!(again, Err(AuthError::NotFound)), "{again:?}");
+}
+
+async fn another_users_session_is_not_found(h: Harness) {
+    let alice = register(&h, "alice2@example.com").await;
+    let mallory = register(&h, "mallory@example.com").await;
+    let result = h
+        .service
+        .revoke_session(mallory.user.id, sid_of(&h, &alice))
+        .await;
+    assert!(matches!(result, Err(AuthError::NotFound)), "{result:?}");
+    let unknown = h
+        .service
+        .revoke_session(mallory.user.id, Uuid::new_v4())
+        .await;
+    assert!(matches!(unknown, Err(AuthError::NotFound)), "{unknown:?}");
+    assert!(
+        authorize(&h, &alice).await.is_ok(),
+        "alice's session survives"
+    );
+    // Logout with a foreign session id does not touch it either.
+    h.service
+        .logout(mallory.user.id, sid_of(&h, &alice), false)
+        .await
+        .unwrap();
+    assert!(authorize(&h, &alice).await.is_ok());
+}
+
+async fn expired_sessions_are_ignored(h: Harness) {
+    let signed_in = register(&h, "june@example.com").await;
+    let user_id = signed_in.user.id;
+    let sid = sid_of(&h, &signed_in);
+
+    // Past the access token's lifetime (and the leeway) it is refused; the refresh token works.
+    h.clock.advance(h.config.access_token_ttl_secs + 31);
+    assert_invalid_token(authorize(&h, &signed_in).await);
+    let refreshed = h.service.refresh(&signed_in.refresh_token).await.unwrap();
+    assert!(authorize(&h, &refreshed).await.is_ok());
+
+    // Store level: items past expires_at read as absent even though no TTL deleted them.
+    let access_id = h
+        .service
+        .tokens()
+        .verify(
+            &signed_in.access_token,
+            shared::model::TokenType::Access,
+            signed_in.user.created_at,
+        )
+        .unwrap()
+        .jti;
+    let snapshot = h
+        .store
+        .snapshot(user_id, sid, access_id, h.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        snapshot.token.is_none(),
+        "expired access item counts as absent"
+    );
+    assert!(snapshot.chain.is_some());
+
+    // Past the refresh token's lifetime the whole chain is gone.
+    h.clock.advance(h.config.refresh_token_ttl_secs + 1);
+    assert_invalid_token(h.service.refresh(&refreshed.refresh_token).await);
+    assert!(
+        h.store
+            .chains_of(user_id, h.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(h.service.sessions(user_id, sid).await.unwrap().is_empty());
+}
+
+async fn chains_never_outlive_their_maximum_lifetime(h: Harness) {
+    let mut current = register(&h, "kate@example.com").await;
+    let started = current.user.created_at;
+    let max = h.config.session_max_lifetime_secs;
+    // Refresh every 29 days: the sliding window alone would keep the chain alive forever.
+    for _ in 0..3 {
+        h.clock.advance(29 * 86_400);
+        current = h.service.refresh(&current.refresh_token).await.unwrap();
+        let claims = h
+            .service
+            .tokens()
+            .verify(
+                &current.refresh_token,
+                shared::model::TokenType::Refresh,
+                h.clock.now(),
+            )
+            .unwrap();
+        assert!(
+            claims.exp <= started + max,
+            "refresh exp {} beyond the chain's end",
+            claims.exp
+        );
+    }
+    h.clock.set(started + max);
+    assert_invalid_token(h.service.refresh(&current.refresh_token).await);
+}
+
+async fn inactive_user_is_refused(h: Harness) {
+    let signed_in = register(&h, "leo@example.com").await;
+    let user_id = signed_in.user.id;
+    h.clock.advance(10);
+    assert!(
+        h.store
+            .set_active(user_id, false, h.clock.now())
+            .await
+            .unwrap()
+    );
+
+    let right = h.service.login("leo@example.com", &pw(PASSWORD)).await;
+    assert!(
+        matches!(right, Err(AuthError::AccountDisabled)),
+        "{right:?}"
+    );
+    let wrong = h
+        .service
+        .login("leo@example.com", &pw("wrong password here"))
+        .await;
+    assert!(
+        matches!(wrong, Err(AuthError::InvalidCredentials)),
+        "{wrong:?}"
+    );
+    assert_invalid_token(authorize(&h, &signed_in).await);
+    assert_invalid_token(h.service.refresh(&signed_in.refresh_token).await);
+    assert_invalid_token(h.service.me(user_id).await);
+
+    // Reactivation allows new logins; the sessions ended by deactivation stay ended.
+    assert!(
+        h.store
+            .set_active(user_id, true, h.clock.now())
+            .await
+            .unwrap()
+    );
+    let again = h
+        .service
+        .login("leo@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    assert!(authorize(&h, &again).await.is_ok());
+    assert_invalid_token(authorize(&h, &signed_in).await);
+}
+
+/// Made by the reference implementation (argon2-cffi) with weaker, older parameters.
+const OLD_HASH: &str = "$argon2id$v=19$m=8192,t=1,p=1$kxT/uXAc7Wjq4NEcegt37g$bj887W72CZDR9KPZbOMSczxGIsmqVt5KzpmKWjse0Rs";
+const OLD_PASSWORD: &str = "Weak-old-params-42!";
+
+async fn updated_at_is_maintained(h: Harness) {
+    let created = h.clock.now();
+    let user = User {
+        id: Uuid::new_v4(),
+        email: "old.hash@example.com".into(),
+        password_hash: OLD_HASH.into(),
+        created_at: created,
+        updated_at: created,
+        is_active: true,
+        session_epoch: 0,
+    };
+    h.store.create_user(&user).await.unwrap();
+
+    // A login with older hash parameters upgrades the hash and moves updated_at.
+    h.clock.advance(100);
+    let signed_in = h
+        .service
+        .login("old.hash@example.com", &pw(OLD_PASSWORD))
+        .await
+        .unwrap();
+    let stored = h.store.user_by_id(user.id).await.unwrap().unwrap();
+    assert!(
+        stored
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{}",
+        stored.password_hash
+    );
+    assert_eq!(stored.updated_at, created + 100);
+    assert_eq!(stored.created_at, created);
+    assert_eq!(signed_in.user, stored);
+    // The upgraded hash still verifies the same password.
+    h.clock.advance(100);
+    let again = h
+        .service
+        .login("old.hash@example.com", &pw(OLD_PASSWORD))
+        .await
+        .unwrap();
+    assert_eq!(again.user.updated_at, created + 100, "no second rehash");
+
+    // Deactivation and reactivation are updates too.
+    h.clock.advance(50);
+    h.store
+        .set_active(user.id, false, h.clock.now())
+        .await
+        .unwrap();
+    let stored = h.store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.updated_at, created + 250);
+    assert!(!stored.is_active);
+    // Unknown users are reported, not created.
+    assert!(
+        !h.store
+            .set_active(Uuid::new_v4(), true, h.clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .set_password_hash(Uuid::new_v4(), OLD_HASH, h.clock.now())
+            .await
+            .unwrap()
+    );
+}
+
+async fn sessions_list_marks_the_current_one(h: Harness) {
+    let first = register(&h, "mia@example.com").await;
+    h.clock.advance(10);
+    let second = h
+        .service
+        .login("mia@example.com", &pw(PASSWORD))
+        .await
+        .unwrap();
+    let current = sid_of(&h, &second);
+    let sessions = h.service.sessions(first.user.id, current).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions[0].id, current, "newest first");
+    assert!(sessions[0].current);
+    assert_eq!(sessions[1].id, sid_of(&h, &first));
+    assert!(!sessions[1].current);
+    assert_eq!(sessions[1].created_at, first.user.created_at);
+    assert_eq!(
+        sessions[0].expires_at,
+        sessions[0].created_at + h.config.refresh_token_ttl_secs
+    );
+}
+
+async fn last_used_at_is_written_at_most_once_a_minute(h: Harness) {
+    let signed_in = register(&h, "noah@example.com").await;
+    let sid = sid_of(&h, &signed_in);
+    let user_id = signed_in.user.id;
+    let started = h.clock.now();
+    let last_used = |h: &Harness| {
+        let (store, now) = (h.store.clone(), h.clock.now());
+        async move {
+            store
+                .chains_of(user_id, now)
+                .await
+                .unwrap()
+                .iter()
+                .find(|c| c.sid == sid)
+                .unwrap()
+                .last_used_at
+        }
+    };
+
+    h.clock.advance(30);
+    authorize(&h, &signed_in).await.unwrap();
+    assert_eq!(
+        last_used(&h).await,
+        started,
+        "within a minute of the last write: no write"
+    );
+
+    h.clock.advance(31);
+    authorize(&h, &signed_in).await.unwrap();
+    assert_eq!(last_used(&h).await, started + 61);
+
+    h.clock.advance(59);
+    authorize(&h, &signed_in).await.unwrap();
+    assert_eq!(last_used(&h).await, started + 61);
+
+    // Racing writers: the condition keeps it to one write a minute whatever the order.
+    h.store.touch_chain(sid, started + 100, 60).await.unwrap();
+    assert_eq!(last_used(&h).await, started + 61);
+}
+
+async fn tokens_from_the_store_must_match_their_hash(h: Harness) {
+    let signed_in = register(&h, "olga@example.com").await;
+    let claims = h
+        .service
+        .tokens()
+        .verify(
+            &signed_in.refresh_token,
+            shared::model::TokenType::Refresh,
+            h.clock.now(),
+        )
+        .unwrap();
+    let snapshot = h
+        .store
+        .snapshot(claims.user_id, claims.sid, claims.jti, h.clock.now())
+        .await
+        .unwrap();
+    let item = snapshot.token.unwrap();
+    assert_eq!(item.token_hash, token_hash(&signed_in.refresh_token));
+    assert_eq!(item.expires_at, claims.exp);
+    assert_eq!(item.session_id, claims.jti);
+    assert_eq!(item.sid, claims.sid);
+    // The stored item keeps the hash, never the token.
+    assert!(!format!("{item:?}").contains(&signed_in.refresh_token));
+
+    // A validly signed token whose item holds another hash is refused: re-mint the same claims
+    // with a different iat, which the store never saw.
+    let mut forged = claims.clone();
+    forged.iat -= 1;
+    let kid = h.service.tokens().signing_kid().unwrap().to_owned();
+    let token = h.service.tokens().mint(&forged, &kid).unwrap();
+    assert_invalid_token(h.service.refresh(&token).await);
+    // The real one still works afterwards: the refusal changed nothing.
+    assert!(h.service.refresh(&signed_in.refresh_token).await.is_ok());
+}
