@@ -1,0 +1,136 @@
+//! The Lambda authorizer, for both kinds of API Gateway:
+//! - HTTP API (payload 2.0) REQUEST events, answered with a simple response whose `context` is
+//!   always a JSON object;
+//! - REST API (v1) TOKEN and REQUEST events, answered with an IAM policy allowing the method ARN,
+//!   or the `Unauthorized` error that makes API Gateway answer 401.
+//!
+//! The token is verified fully before the store is read, and a refusal writes nothing. When the
+//! store cannot be reached the answer is an error, not a denial: the caller's token may be fine.
+
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequest, ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ApiGatewayV2CustomAuthorizerV2Request,
+};
+use lambda_http::http::{HeaderMap, header};
+use lambda_runtime::Diagnostic;
+use serde_json::{Value, json};
+use tracing::{error, info};
+
+use crate::http::bearer_token;
+use crate::service::{AuthError, AuthService, Principal};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthorizerError {
+    /// REST API authorizers deny with exactly this error message; API Gateway answers 401.
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// The decision could not be made; API Gateway answers 500.
+    #[error("authorizer unavailable")]
+    Unavailable,
+}
+
+impl From<AuthorizerError> for Diagnostic {
+    fn from(e: AuthorizerError) -> Self {
+        Diagnostic {
+            error_type: format!("{e:?}"),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// Answers any of the three authorizer events.
+pub async fn handle(service: &AuthService, event: Value) -> Result<Value, AuthorizerError> {
+    if event.get("version").and_then(Value::as_str) == Some("2.0") {
+        let allowed = match serde_json::from_value::<ApiGatewayV2CustomAuthorizerV2Request>(event) {
+            Ok(request) => {
+                // With `Identity.Headers: [Authorization]` the header arrives as the identity
+                // source; fall back to the headers for other configurations.
+                let identity = request
+                    .identity_source
+                    .as_ref()
+                    .and_then(|s| s.first().cloned());
+                let value = identity.or_else(|| authorization(&request.headers));
+                decide(service, value.as_deref()).await?
+            }
+            Err(_) => None,
+        };
+        return Ok(simple_response(allowed.as_ref()));
+    }
+
+    let (method_arn, value) = match event.get("type").and_then(Value::as_str) {
+        Some("TOKEN") => {
+            let request: ApiGatewayCustomAuthorizerRequest =
+                serde_json::from_value(event).map_err(|_| AuthorizerError::Unauthorized)?;
+            (request.method_arn, request.authorization_token)
+        }
+        Some("REQUEST") => {
+            let request: ApiGatewayCustomAuthorizerRequestTypeRequest =
+                serde_json::from_value(event).map_err(|_| AuthorizerError::Unauthorized)?;
+            (request.method_arn, authorization(&request.headers))
+        }
+        _ => return Err(AuthorizerError::Unauthorized),
+    };
+    let method_arn = method_arn.ok_or(AuthorizerError::Unauthorized)?;
+    match decide(service, value.as_deref()).await? {
+        Some(principal) => Ok(policy_response(&principal, &method_arn)),
+        None => Err(AuthorizerError::Unauthorized),
+    }
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// The service's decision for an `Authorization` value.
+async fn decide(
+    service: &AuthService,
+    value: Option<&str>,
+) -> Result<Option<Principal>, AuthorizerError> {
+    let Some(token) = value.and_then(bearer_token) else {
+        info!(reason = "no bearer token", "access denied");
+        return Ok(None);
+    };
+    match service.authorize(token).await {
+        Ok(principal) => Ok(Some(principal)),
+        Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
+            error!(%detail, "authorizer could not decide");
+            Err(AuthorizerError::Unavailable)
+        }
+        Err(e) => {
+            info!(reason = %e, "access denied");
+            Ok(None)
+        }
+    }
+}
+
+fn context(principal: &Principal) -> Value {
+    json!({
+        "user_id": principal.user_id.to_string(),
+        "user_email": principal.user_email,
+        "session_id": principal.session_id.to_string(),
+    })
+}
+
+/// HTTP API simple response. The context is an object even on denial, never null.
+fn simple_response(principal: Option<&Principal>) -> Value {
+    match principal {
+        Some(principal) => json!({"isAuthorized": true, "context": context(principal)}),
+        None => json!({"isAuthorized": false, "context": {}}),
+    }
+}
+
+/// REST API policy allowing exactly the requested method.
+fn policy_response(principal: &Principal, method_arn: &str) -> Value {
+    json!({
+        "principalId": principal.user_id.to_string(),
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": method_arn}],
+        },
+        "context": context(principal),
+    })
+}

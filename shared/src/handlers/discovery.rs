@@ -1,0 +1,83 @@
+//! Key discovery: the public JWK Set and an OpenID-style configuration document, so standard
+//! verifiers can find the keys. Both bodies are built once per cold start.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use crate::http::{Caching, HttpError, RequestError, json_response};
+use crate::tokens::{JwkSet, KeyRing};
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
+
+/// What the discovery routes serve.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    issuer: String,
+    jwks: JwkSet,
+}
+
+impl Discovery {
+    pub fn new(issuer: impl Into<String>, keys: &KeyRing) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks: keys.jwks(),
+        }
+    }
+
+    /// Where the JWK Set is served: the host the request came to, else the issuer.
+    fn jwks_uri(&self, request: &Request) -> String {
+        let host = match request.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => context.domain_name.clone(),
+            _ => None,
+        };
+        match host {
+            Some(host) if !host.is_empty() => {
+                let scheme = if host.starts_with("127.0.0.1") || host.starts_with("localhost") {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{host}{JWKS_PATH}")
+            }
+            _ => format!("{}{JWKS_PATH}", self.issuer.trim_end_matches('/')),
+        }
+    }
+}
+
+/// `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`.
+pub async fn handle(discovery: &Discovery, request: Request) -> Response<Body> {
+    let outcome = (|| {
+        let path = request.raw_http_path();
+        let path = if path.is_empty() {
+            request.uri().path()
+        } else {
+            path
+        };
+        if path != JWKS_PATH && path != OPENID_CONFIGURATION_PATH {
+            return Err(HttpError::from(RequestError::NotFound));
+        }
+        if request.method() != Method::GET {
+            return Err(RequestError::MethodNotAllowed { allow: "GET" }.into());
+        }
+        if path == JWKS_PATH {
+            return Ok(json_response(
+                StatusCode::OK,
+                &discovery.jwks,
+                Caching::Public,
+            ));
+        }
+        let document = json!({
+            "issuer": discovery.issuer,
+            "jwks_uri": discovery.jwks_uri(&request),
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+        });
+        Ok(json_response(StatusCode::OK, &document, Caching::Public))
+    })();
+    outcome.unwrap_or_else(HttpError::into_response)
+}

@@ -1,0 +1,161 @@
+//! The endpoint handlers, one per route: parse the request, call the service, map the result.
+//! Every Lambda function wires exactly one of these in its `main`, and the local server calls
+//! the very same ones.
+
+pub mod authorizer;
+pub mod discovery;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use uuid::Uuid;
+
+use crate::http::{
+    Caching, HttpError, RequestError, SessionsView, TokenResponse, UserView, UserWrapper,
+    json_object, json_response, no_content, principal,
+};
+use crate::passwords::Password;
+use crate::service::{AuthError, AuthService};
+
+type Outcome = Result<Response<Body>, HttpError>;
+
+/// Turns a handler's outcome into the response, errors included.
+fn finish(outcome: Outcome) -> Response<Body> {
+    outcome.unwrap_or_else(HttpError::into_response)
+}
+
+fn require_method(request: &Request, method: Method, allow: &'static str) -> Result<(), HttpError> {
+    if request.method() == method {
+        Ok(())
+    } else {
+        Err(RequestError::MethodNotAllowed { allow }.into())
+    }
+}
+
+/// `{"email", "password"}`, as register and login take them.
+fn credentials(request: &Request) -> Result<(String, Password), HttpError> {
+    let body = json_object(request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["email", "password"])?;
+    let email = body.string("email")?.to_owned();
+    let password = Password::new(body.string("password")?);
+    Ok((email, password))
+}
+
+/// `POST /auth/register`: `201` and a token response.
+pub async fn register(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::POST, "POST")?;
+            let (email, password) = credentials(&request)?;
+            let signed_in = service.register(&email, &password).await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &TokenResponse::from(&signed_in),
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/login`: `200` and a token response.
+pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::POST, "POST")?;
+            let (email, password) = credentials(&request)?;
+            let signed_in = service.login(&email, &password).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &TokenResponse::from(&signed_in),
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/refresh`: the presented refresh token is spent, a new pair comes back.
+pub async fn refresh(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::POST, "POST")?;
+            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+            body.only(&["refresh_token"])?;
+            let signed_in = service.refresh(body.string("refresh_token")?).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &TokenResponse::from(&signed_in),
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/logout`: ends the current session, or every session with `{"all": true}`.
+pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::POST, "POST")?;
+            let principal = principal(&request)?;
+            let all = match json_object(&request)? {
+                Some(body) => {
+                    body.only(&["all"])?;
+                    body.optional_bool("all")?.unwrap_or(false)
+                }
+                None => false,
+            };
+            service
+                .logout(principal.user_id, principal.session_id, all)
+                .await?;
+            Ok(no_content())
+        }
+        .await,
+    )
+}
+
+/// `GET /auth/me`: the signed-in user, read from the store.
+pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::GET, "GET")?;
+            let principal = principal(&request)?;
+            let user = service.me(principal.user_id).await?;
+            let body = UserWrapper {
+                user: UserView::from(&user),
+            };
+            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+        }
+        .await,
+    )
+}
+
+/// `GET /auth/sessions` lists the user's live sessions; `DELETE /auth/sessions/{id}` revokes one.
+pub async fn sessions(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request)?;
+            match request.path_parameters_ref().and_then(|p| p.first("id")) {
+                None => {
+                    require_method(&request, Method::GET, "GET")?;
+                    let sessions = service
+                        .sessions(principal.user_id, principal.session_id)
+                        .await?;
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &SessionsView::from(sessions.as_slice()),
+                        Caching::NoStore,
+                    ))
+                }
+                Some(id) => {
+                    require_method(&request, Method::DELETE, "DELETE")?;
+                    // An id that is not even a UUID cannot name a session: not found, like any other.
+                    let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
+                    service.revoke_session(principal.user_id, id).await?;
+                    Ok(no_content())
+                }
+            }
+        }
+        .await,
+    )
+}

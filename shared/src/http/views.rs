@@ -1,0 +1,92 @@
+//! Response bodies of the contract. Timestamps are RFC 3339; `password_hash` has no field here,
+//! so it cannot leave the service.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::rfc3339;
+use crate::model::User;
+use crate::service::{SessionInfo, SignedIn};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub is_active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            is_active: user.is_active,
+            created_at: rfc3339(user.created_at),
+            updated_at: rfc3339(user.updated_at),
+        }
+    }
+}
+
+/// `{"user": User}`, the body of `GET /auth/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserWrapper {
+    pub user: UserView,
+}
+
+/// The body of register, login and refresh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    pub token_type: &'static str,
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub refresh_expires_in: i64,
+    pub user: UserView,
+}
+
+impl From<&SignedIn> for TokenResponse {
+    fn from(signed_in: &SignedIn) -> Self {
+        Self {
+            token_type: "Bearer",
+            access_token: signed_in.access_token.clone(),
+            expires_in: signed_in.expires_in,
+            refresh_token: signed_in.refresh_token.clone(),
+            refresh_expires_in: signed_in.refresh_expires_in,
+            user: UserView::from(&signed_in.user),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub current: bool,
+}
+
+/// `{"sessions": [...]}`, the body of `GET /auth/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionsView {
+    pub sessions: Vec<SessionView>,
+}
+
+impl From<&[SessionInfo]> for SessionsView {
+    fn from(sessions: &[SessionInfo]) -> Self {
+        Self {
+            sessions: sessions
+                .iter()
+                .map(|s| SessionView {
+                    id: s.id,
+                    created_at: rfc3339(s.created_at),
+                    last_used_at: rfc3339(s.last_used_at),
+                    expires_at: rfc3339(s.expires_at),
+                    current: s.current,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Every file in `events/` is fed to the handler of its function, once as it is (sample tokens
+//! and ids that the store does not know) and once patched with a live session, and the answer is
+//! checked. A new event file without a test here fails the suite, so the folder cannot rot.
+
+use integration_tests::{Harness, on_both_stores};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use shared::handlers::{self, authorizer, discovery::Discovery};
+use shared::http::body_bytes;
+use shared::{Password, Principal, SignedIn};
+
+const EVENT_FILES: &[&str] = &[
+    "authorizer-v1-request.json",
+    "authorizer-v1-token.json",
+    "authorizer-v2-request.json",
+    "jwks.json",
+    "login.json",
+    "logout-all.json",
+    "logout.json",
+    "me.json",
+    "openid-configuration.json",
+    "refresh.json",
+    "register.json",
+    "sessions-list.json",
+    "sessions-revoke.json",
+];
+
+const EMAIL: &str = "ada@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The request the Lambda runtime would hand the function for this event.
+fn request(event: &Value) -> Request {
+    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
+}
+
+fn json_body(response: &Response<Body>) -> Value {
+    serde_json::from_slice(body_bytes(response.body())).unwrap_or(Value::Null)
+}
+
+fn with_principal(mut event: Value, principal: &Principal) -> Value {
+    event["requestContext"]["authorizer"]["lambda"] = json!({
+        "user_id": principal.user_id.to_string(),
+        "user_email": principal.user_email,
+        "session_id": principal.session_id.to_string(),
+    });
+    event
+}
+
+fn with_bearer(mut event: Value, token: &str) -> Value {
+    let value = format!("Bearer {token}");
+    if event.get("identitySource").is_some() {
+        event["identitySource"] = json!([value]);
+        event["headers"]["authorization"] = json!(value);
+    }
+    if event.get("authorizationToken").is_some() {
+        event["authorizationToken"] = json!(value);
+    }
+    if event["headers"].get("Authorization").is_some() {
+        event["headers"]["Authorization"] = json!(value);
+        event["multiValueHeaders"]["Authorization"] = json!([value]);
+    }
+    event
+}
+
+async fn sign_in(h: &Harness) -> (SignedIn, Principal) {
+    let signed_in = h
+        .service
+        .register(EMAIL, &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
+    (signed_in, principal)
+}
+
+#[test]
+fn every_event_file_has_a_test() {
+    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, EVENT_FILES, "add a test for each new event file");
+}
+
+on_both_stores!(
+    register_event,
+    login_event,
+    refresh_event,
+    logout_event,
+    logout_all_event,
+    me_event,
+    sessions_list_event,
+    sessions_revoke_event,
+    jwks_and_openid_configuration_events,
+    authorizer_v2_request_event,
+    authorizer_v1_token_event,
+    authorizer_v1_request_event,
+);
+
+async fn register_event(h: Harness) {
+    let response = handlers::register(&h.service, request(&event("register.json"))).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = json_body(&response);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["user"]["email"], EMAIL);
+    assert!(body["user"].get("password_hash").is_none());
+    assert!(
+        h.service
+            .authorize(body["access_token"].as_str().unwrap())
+            .await
+            .is_ok()
+    );
+
+    let again = handlers::register(&h.service, request(&event("register.json"))).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(json_body(&again)["code"], "email_taken");
+}
+
+async fn login_event(h: Harness) {
+    let before = handlers::login(&h.service, request(&event("login.json"))).await;
+    assert_eq!(before.status(), 401);
+    assert_eq!(json_body(&before)["code"], "invalid_credentials");
+
+    sign_in(&h).await;
+    let response = handlers::login(&h.service, request(&event("login.json"))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_body(&response)["user"]["email"], EMAIL);
+}
+
+async fn refresh_event(h: Harness) {
+    let sample = handlers::refresh(&h.service, request(&event("refresh.json"))).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
+
+    let (signed_in, _) = sign_in(&h).await;
+    let mut live = event("refresh.json");
+    live["body"] = json!(json!({"refresh_token": signed_in.refresh_token}).to_string());
+    let response = handlers::refresh(&h.service, request(&live)).await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(&response);
+    assert_ne!(body["refresh_token"], json!(signed_in.refresh_token));
+}
+
+async fn logout_event(h: Harness) {
+    let sample = handlers::logout(&h.service, request(&event("logout.json"))).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let other = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    let response = handlers::logout(
+        &h.service,
+        request(&with_principal(event("logout.json"), &principal)),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    assert!(h.service.authorize(&signed_in.access_token).await.is_err());
+    assert!(h.service.authorize(&other.access_token).await.is_ok());
+}
+
+async fn logout_all_event(h: Harness) {
+    let (signed_in, principal) = sign_in(&h).await;
+    let other = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    let response = handlers::logout(
+        &h.service,
+        request(&with_principal(event("logout-all.json"), &principal)),
+    )
+    .await;
+    assert_eq!(response.status(), 204);
+    assert!(h.service.authorize(&signed_in.access_token).await.is_err());
+    assert!(h.service.authorize(&other.access_token).await.is_err());
+}
+
+async fn me_event(h: Harness) {
+    let sample = handlers::me(&h.service, request(&event("me.json"))).await;
+    assert_eq!(sample.status(), 401);
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let response = handlers::me(
+        &h.service,
+        request(&with_principal(event("me.json"), &principal)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(&response);
+    assert_eq!(body["user"]["id"], json!(signed_in.user.id));
+    assert_eq!(body["user"]["email"], EMAIL);
+    assert_eq!(body["user"]["is_active"], true);
+    assert!(body["user"]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(body["user"].get("password_hash").is_none());
+}
+
+async fn sessions_list_event(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    let response = handlers::sessions(
+        &h.service,
+        request(&with_principal(event("sessions-list.json"), &principal)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(&response);
+    let sessions = body["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["id"], json!(principal.session_id));
+    assert_eq!(sessions[0]["current"], true);
+    for field in ["created_at", "last_used_at", "expires_at"] {
+        assert!(sessions[0][field].is_string(), "{field}");
+    }
+}
+
+async fn sessions_revoke_event(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    // The sample's session id is not this user's: not found.
+    let sample = handlers::sessions(
+        &h.service,
+        request(&with_principal(event("sessions-revoke.json"), &principal)),
+    )
+    .await;
+    assert_eq!(sample.status(), 404);
+    assert_eq!(json_body(&sample)["code"], "not_found");
+
+    let other = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD))
+        .await
+        .unwrap();
+    let other_sid = h
+        .service
+        .authorize(&other.access_token)
+        .await
+        .unwrap()
+        .session_id;
+    let mut live = with_principal(event("sessions-revoke.json"), &principal);
+    live["pathParameters"]["id"] = json!(other_sid.to_string());
+    live["rawPath"] = json!(format!("/auth/sessions/{other_sid}"));
+    let response = handlers::sessions(&h.service, request(&live)).await;
+    assert_eq!(response.status(), 204);
+    assert!(h.service.authorize(&other.access_token).await.is_err());
+}
+
+async fn jwks_and_openid_configuration_events(h: Harness) {
+    let discovery = Discovery::new(&h.config.issuer, &h.keys);
+    let response =
+        shared::handlers::discovery::handle(&discovery, request(&event("jwks.json"))).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let jwks = json_body(&response);
+    assert_eq!(jwks["keys"][0]["kid"], "test-key");
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert!(jwks["keys"][0].get("d").is_none());
+
+    let response = shared::handlers::discovery::handle(
+        &discovery,
+        request(&event("openid-configuration.json")),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let document = json_body(&response);
+    assert_eq!(document["issuer"], json!(h.config.issuer));
+    assert_eq!(
+        document["jwks_uri"],
+        "https://abcdef1234.execute-api.eu-west-1.amazonaws.com/.well-known/jwks.json"
+    );
+    assert_eq!(
+        document["id_token_signing_alg_values_supported"],
+        json!(["EdDSA"])
+    );
+}
+
+async fn authorizer_v2_request_event(h: Harness) {
+    let sample = authorizer::handle(&h.service, event("authorizer-v2-request.json"))
+        .await
+        .unwrap();
+    assert_eq!(sample, json!({"isAuthorized": false, "context": {}}));
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let live = with_bearer(event("authorizer-v2-request.json"), &signed_in.access_token);
+    let answer = authorizer::handle(&h.service, live).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"isAuthorized": true, "context": {
+            "user_id": principal.user_id.to_string(),
+            "user_email": EMAIL,
+            "session_id": principal.session_id.to_string(),
+        }})
+    );
+}
+
+async fn authorizer_v1_token_event(h: Harness) {
+    let sample = authorizer::handle(&h.service, event("authorizer-v1-token.json")).await;
+    assert_eq!(sample, Err(authorizer::AuthorizerError::Unauthorized));
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let live = with_bearer(event("authorizer-v1-token.json"), &signed_in.access_token);
+    let answer = authorizer::handle(&h.service, live.clone()).await.unwrap();
+    assert_allow_policy(&answer, &live["methodArn"], &principal);
+}
+
+async fn authorizer_v1_request_event(h: Harness) {
+    let sample = authorizer::handle(&h.service, event("authorizer-v1-request.json")).await;
+    assert_eq!(sample, Err(authorizer::AuthorizerError::Unauthorized));
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let live = with_bearer(event("authorizer-v1-request.json"), &signed_in.access_token);
+    let answer = authorizer::handle(&h.service, live.clone()).await.unwrap();
+    assert_allow_policy(&answer, &live["methodArn"], &principal);
+}
+
+fn assert_allow_policy(answer: &Value, method_arn: &Value, principal: &Principal) {
+    assert_eq!(answer["principalId"], json!(principal.user_id.to_string()));
+    assert_eq!(answer["policyDocument"]["Version"], "2012-10-17");
+    let statement = &answer["policyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Allow");
+    assert_eq!(statement["Action"], "execute-api:Invoke");
+    assert_eq!(&statement["Resource"], method_arn);
+    assert_eq!(
+        answer["context"]["session_id"],
+        json!(principal.session_id.to_string())
+    );
+    assert_eq!(answer["context"]["user_email"], EMAIL);
+}
