@@ -382,35 +382,39 @@ impl AuthService {
         ))
     }
 
-    /// Decides whether an access token may call a protected route. The token is checked fully
-    /// before the store is read; a refusal writes nothing.
+    /// Decides whether an access token may call a protected route: verify the token, read its
+    /// user, chain and session item in one consistent step, decide. A token that fails
+    /// verification never reaches the store, and a refusal writes nothing.
     pub async fn authorize(&self, access_token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.now();
-        let claims = self
-            .tokens
-            .verify(access_token, TokenType::Access, now)
-            .map_err(|e| invalid_token(e.to_string()))?;
+        let claims = self.verify_access_token(access_token, now)?;
         let snapshot = self
             .store
             .snapshot(claims.user_id, claims.sid, claims.jti, now)
             .await?;
-        let (user, chain, _) =
-            check_snapshot(snapshot, &claims, access_token, TokenType::Access, now)?;
-        if now - chain.last_used_at >= TOUCH_INTERVAL_SECS {
+        let (principal, last_used_at) = decide_access(&claims, access_token, snapshot, now)?;
+        if now - last_used_at >= TOUCH_INTERVAL_SECS {
             // Best effort: a missed `last_used_at` must not refuse a valid request.
             if let Err(e) = self
                 .store
-                .touch_chain(chain.sid, now, TOUCH_INTERVAL_SECS)
+                .touch_chain(principal.session_id, now, TOUCH_INTERVAL_SECS)
                 .await
             {
-                warn!(session_id = %chain.sid, error = %e, "could not record session use");
+                warn!(session_id = %principal.session_id, error = %e, "could not record session use");
             }
         }
-        Ok(Principal {
-            user_id: user.id,
-            user_email: user.email,
-            session_id: chain.sid,
-        })
+        Ok(principal)
+    }
+
+    /// The first half of [`Self::authorize`]: the token alone, no store.
+    pub fn verify_access_token(
+        &self,
+        access_token: &str,
+        now: UnixTime,
+    ) -> Result<Claims, AuthError> {
+        self.tokens
+            .verify(access_token, TokenType::Access, now)
+            .map_err(|e| invalid_token(e.to_string()))
     }
 
     /// The signed-in user, read from the store.
@@ -528,6 +532,23 @@ fn check_snapshot(
         return Err(invalid_token("token does not match its session item"));
     }
     Ok((user, chain, session))
+}
+
+/// The second half of [`AuthService::authorize`]: given what the store holds for a verified
+/// access token, who it speaks for and when its session was last used.
+pub fn decide_access(
+    claims: &Claims,
+    access_token: &str,
+    snapshot: SessionSnapshot,
+    now: UnixTime,
+) -> Result<(Principal, UnixTime), AuthError> {
+    let (user, chain, _) = check_snapshot(snapshot, claims, access_token, TokenType::Access, now)?;
+    let principal = Principal {
+        user_id: user.id,
+        user_email: user.email,
+        session_id: chain.sid,
+    };
+    Ok((principal, chain.last_used_at))
 }
 
 fn retry_delay(attempt: u32) -> Duration {
