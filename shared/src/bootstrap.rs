@@ -55,27 +55,72 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// The published JWK Set from `JWT_PUBLIC_KEYS`.
-pub fn published_keys() -> Result<JwkSet, BootstrapError> {
-    let raw = env(PUBLIC_KEYS_VAR).ok_or(ConfigError::Missing {
-        name: PUBLIC_KEYS_VAR,
-    })?;
-    serde_json::from_str(&raw).map_err(|e| {
-        BootstrapError::Config(ConfigError::Invalid {
+/// Where a function's keys come from: the environment in Lambda, given values in tests.
+#[derive(Debug, Clone, Default)]
+pub struct KeySource {
+    /// `JWT_PUBLIC_KEYS`: the published JWK Set.
+    pub published: Option<String>,
+    /// `JWT_SIGNING_KEY_SECRET_ARN`: where the private signing JWK is kept.
+    pub signing_secret_arn: Option<String>,
+    /// `JWT_SIGNING_KEY`: the private signing JWK itself (development only).
+    pub signing_jwk: Option<String>,
+}
+
+impl KeySource {
+    pub fn from_env() -> Self {
+        Self {
+            published: env(PUBLIC_KEYS_VAR),
+            signing_secret_arn: env(SIGNING_KEY_SECRET_VAR),
+            signing_jwk: env(SIGNING_KEY_VAR),
+        }
+    }
+
+    fn published_keys(&self) -> Result<JwkSet, BootstrapError> {
+        let raw = self.published.as_deref().ok_or(ConfigError::Missing {
             name: PUBLIC_KEYS_VAR,
-            reason: format!("expected a JWK Set ({{\"keys\": [...]}}): {e}"),
+        })?;
+        serde_json::from_str(raw).map_err(|e| {
+            BootstrapError::Config(ConfigError::Invalid {
+                name: PUBLIC_KEYS_VAR,
+                reason: format!("expected a JWK Set ({{\"keys\": [...]}}): {e}"),
+            })
         })
-    })
+    }
+
+    async fn signing_key(&self) -> Result<SigningKey, BootstrapError> {
+        let (name, jwk) = match (&self.signing_secret_arn, &self.signing_jwk) {
+            (Some(_), Some(_)) => {
+                return Err(BootstrapError::Keys(format!(
+                    "set either {SIGNING_KEY_SECRET_VAR} or {SIGNING_KEY_VAR}, not both"
+                )));
+            }
+            (Some(arn), None) => (SIGNING_KEY_SECRET_VAR, read_secret(arn).await?),
+            (None, Some(jwk)) => {
+                tracing::warn!(
+                    "using {SIGNING_KEY_VAR} from the environment: for development only"
+                );
+                (SIGNING_KEY_VAR, jwk.clone())
+            }
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    name: SIGNING_KEY_SECRET_VAR,
+                }
+                .into());
+            }
+        };
+        SigningKey::from_private_jwk(jwk.trim())
+            .map_err(|source| BootstrapError::Key { name, source })
+    }
 }
 
 /// A key ring for `access`, signing key included when asked for.
-pub async fn key_ring(access: KeyAccess) -> Result<KeyRing, BootstrapError> {
+pub async fn key_ring(access: KeyAccess, source: &KeySource) -> Result<KeyRing, BootstrapError> {
     let ring = match access {
         KeyAccess::None => KeyRing::verify_only(&JwkSet::default()),
-        KeyAccess::Verify => KeyRing::verify_only(&published_keys()?),
+        KeyAccess::Verify => KeyRing::verify_only(&source.published_keys()?),
         KeyAccess::Sign => {
-            let published = published_keys()?;
-            let signing = signing_key().await?;
+            let published = source.published_keys()?;
+            let signing = source.signing_key().await?;
             // Tokens signed with an unpublished key would be refused by every verifier.
             if published
                 .keys
@@ -94,28 +139,6 @@ pub async fn key_ring(access: KeyAccess) -> Result<KeyRing, BootstrapError> {
         name: PUBLIC_KEYS_VAR,
         source,
     })
-}
-
-async fn signing_key() -> Result<SigningKey, BootstrapError> {
-    let (name, jwk) = match (env(SIGNING_KEY_SECRET_VAR), env(SIGNING_KEY_VAR)) {
-        (Some(_), Some(_)) => {
-            return Err(BootstrapError::Keys(format!(
-                "set either {SIGNING_KEY_SECRET_VAR} or {SIGNING_KEY_VAR}, not both"
-            )));
-        }
-        (Some(arn), None) => (SIGNING_KEY_SECRET_VAR, read_secret(&arn).await?),
-        (None, Some(jwk)) => {
-            tracing::warn!("using {SIGNING_KEY_VAR} from the environment: for development only");
-            (SIGNING_KEY_VAR, jwk)
-        }
-        (None, None) => {
-            return Err(ConfigError::Missing {
-                name: SIGNING_KEY_SECRET_VAR,
-            }
-            .into());
-        }
-    };
-    SigningKey::from_private_jwk(jwk.trim()).map_err(|source| BootstrapError::Key { name, source })
 }
 
 async fn read_secret(arn: &str) -> Result<String, BootstrapError> {
@@ -146,7 +169,7 @@ pub async fn service_from_env(access: KeyAccess) -> Result<Arc<AuthService>, Boo
 
 async fn build_service(access: KeyAccess) -> Result<Arc<AuthService>, BootstrapError> {
     let config = Arc::new(Config::from_env()?);
-    let keys = Arc::new(key_ring(access).await?);
+    let keys = Arc::new(key_ring(access, &KeySource::from_env()).await?);
     let client = DynamoStore::client_from_env().await;
     let store = Arc::new(DynamoStore::new(
         client,
@@ -163,15 +186,102 @@ async fn build_service(access: KeyAccess) -> Result<Arc<AuthService>, BootstrapE
 }
 
 /// The discovery documents: the issuer and the published keys, no store.
-pub fn discovery_from_env() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
-    build_discovery().inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
+pub async fn discovery_from_env() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
+    build_discovery()
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
 }
 
-fn build_discovery() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
+async fn build_discovery() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
     let issuer = env("JWT_ISSUER").ok_or(ConfigError::Missing { name: "JWT_ISSUER" })?;
-    let keys = KeyRing::verify_only(&published_keys()?).map_err(|source| BootstrapError::Key {
-        name: PUBLIC_KEYS_VAR,
-        source,
-    })?;
+    let keys = key_ring(KeyAccess::Verify, &KeySource::from_env()).await?;
     Ok(crate::handlers::discovery::Discovery::new(issuer, &keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(signing: &SigningKey, published: &[&SigningKey]) -> KeySource {
+        let set = JwkSet {
+            keys: published.iter().map(|k| k.public_jwk()).collect(),
+        };
+        KeySource {
+            published: Some(serde_json::to_string(&set).unwrap()),
+            signing_secret_arn: None,
+            signing_jwk: Some(signing.private_jwk_json().unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn signing_functions_hold_the_signing_key_and_every_published_key() {
+        let current = SigningKey::generate("current").unwrap();
+        let next = SigningKey::generate("next").unwrap();
+        let ring = key_ring(KeyAccess::Sign, &source(&current, &[&current, &next]))
+            .await
+            .unwrap();
+        assert_eq!(ring.signing().map(SigningKey::kid), Some("current"));
+        assert!(
+            ring.find("next").is_some(),
+            "a published next key verifies before it signs"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_signing_key_missing_from_the_published_set_stops_the_start() {
+        let current = SigningKey::generate("current").unwrap();
+        let other = SigningKey::generate("other").unwrap();
+        let err = key_ring(KeyAccess::Sign, &source(&current, &[&other]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not in JWT_PUBLIC_KEYS"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn verifying_functions_get_no_signing_key() {
+        let current = SigningKey::generate("current").unwrap();
+        let ring = key_ring(KeyAccess::Verify, &source(&current, &[&current]))
+            .await
+            .unwrap();
+        assert!(ring.signing().is_none());
+        assert!(ring.find("current").is_some());
+        let ring = key_ring(KeyAccess::None, &KeySource::default())
+            .await
+            .unwrap();
+        assert!(ring.jwks().keys.is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_or_malformed_key_configuration_names_the_variable() {
+        let err = key_ring(KeyAccess::Verify, &KeySource::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("JWT_PUBLIC_KEYS"), "{err}");
+        let bad = KeySource {
+            published: Some("[1,2]".into()),
+            ..KeySource::default()
+        };
+        let err = key_ring(KeyAccess::Verify, &bad).await.unwrap_err();
+        assert!(err.to_string().contains("JWT_PUBLIC_KEYS"), "{err}");
+
+        let current = SigningKey::generate("current").unwrap();
+        let mut no_signing = source(&current, &[&current]);
+        no_signing.signing_jwk = None;
+        let err = key_ring(KeyAccess::Sign, &no_signing).await.unwrap_err();
+        assert!(
+            err.to_string().contains("JWT_SIGNING_KEY_SECRET_ARN"),
+            "{err}"
+        );
+
+        let mut both = source(&current, &[&current]);
+        both.signing_secret_arn =
+            Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:x".into());
+        let err = key_ring(KeyAccess::Sign, &both).await.unwrap_err();
+        assert!(err.to_string().contains("not both"), "{err}");
+
+        let mut garbage = source(&current, &[&current]);
+        garbage.signing_jwk = Some("{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}".into());
+        let err = key_ring(KeyAccess::Sign, &garbage).await.unwrap_err();
+        assert!(err.to_string().contains("JWT_SIGNING_KEY"), "{err}");
+    }
 }

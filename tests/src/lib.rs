@@ -1,6 +1,8 @@
 //! Test support: a service on a real store (DynamoDB Local or the embedded file store), a clock
 //! the test moves, and a macro that runs one test body against both stores.
 
+mod counting;
+
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
@@ -11,6 +13,8 @@ use shared::{
     SigningKey,
 };
 use tempfile::TempDir;
+
+pub use counting::{CountingStore, StoreCalls};
 
 /// Which backend a harness runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,8 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub config: Arc<Config>,
     pub keys: Arc<KeyRing>,
+    /// Every call the service made to the store.
+    pub calls: Arc<StoreCalls>,
     dynamo: Option<(Client, Arc<Config>)>,
     embedded: Option<Arc<EmbeddedStore>>,
     _dir: Option<TempDir>,
@@ -88,6 +94,52 @@ impl Harness {
         harness
     }
 
+    /// A service whose DynamoDB endpoint refuses connections, with few retries so a test does
+    /// not wait long for the failure.
+    pub async fn unreachable_dynamo(config: Config) -> Self {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address").port()
+        }; // dropped: nothing listens there any more
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region("us-east-1")
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .test_credentials()
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+            .load()
+            .await;
+        let store = DynamoStore::new(
+            Client::new(&sdk),
+            &config.users_table,
+            &config.sessions_table,
+        );
+        Self::build(Backend::Dynamo, Arc::new(store), Arc::new(config))
+    }
+
+    /// A correctly signed access token for a user and session the store has never seen.
+    pub fn mint_access_token_for_unknown_session(&self) -> String {
+        use shared::model::{Claims, TokenType};
+        let now = shared::Clock::now(&*self.clock);
+        let user = uuid::Uuid::new_v4();
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            sub: user,
+            aud: self.config.audience.clone(),
+            exp: now + 900,
+            nbf: now,
+            iat: now,
+            jti: uuid::Uuid::new_v4(),
+            user_id: user,
+            user_email: "ghost@example.com".into(),
+            token_type: TokenType::Access,
+            sid: uuid::Uuid::new_v4(),
+        };
+        self.service
+            .tokens()
+            .mint(&claims, "test-key")
+            .expect("mint")
+    }
+
     /// A service on a fresh embedded store in a temporary directory.
     pub fn embedded() -> Self {
         Self::embedded_with(test_config())
@@ -104,12 +156,14 @@ impl Harness {
     }
 
     fn build(backend: Backend, store: Arc<dyn Store>, config: Arc<Config>) -> Self {
+        let (counting, calls) = CountingStore::new(store.clone());
+        let counted: Arc<dyn Store> = Arc::new(counting);
         let clock = Arc::new(ManualClock::starting_now());
         let key = SigningKey::generate("test-key").expect("generate key");
         let keys = Arc::new(KeyRing::new(Some(key), &JwkSet::default()).expect("key ring"));
         let service = AuthService::new(
             config.clone(),
-            store.clone(),
+            counted,
             keys.clone(),
             Passwords::new(),
             clock.clone(),
@@ -121,6 +175,7 @@ impl Harness {
             clock,
             config,
             keys,
+            calls,
             dynamo: None,
             embedded: None,
             _dir: None,

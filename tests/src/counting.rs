@@ -1,0 +1,146 @@
+//! A store decorator that counts the calls it passes on to the real store, so tests can check
+//! that a refusal reads or writes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use shared::UnixTime;
+use shared::model::{Session, SessionChain, User};
+use shared::store::{
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, Store, StoreError, UserStore,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+pub struct StoreCalls {
+    reads: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl StoreCalls {
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    pub fn total(&self) -> usize {
+        self.reads() + self.writes()
+    }
+
+    fn read(&self) {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn write(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: Arc<StoreCalls>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> (Self, Arc<StoreCalls>) {
+        let calls = Arc::new(StoreCalls::default());
+        (
+            Self {
+                inner,
+                calls: calls.clone(),
+            },
+            calls,
+        )
+    }
+}
+
+#[async_trait]
+impl UserStore for CountingStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.create_user(user).await
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.calls.read();
+        self.inner.user_by_email(email).await
+    }
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.calls.read();
+        self.inner.user_by_id(id).await
+    }
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.set_password_hash(id, hash, now).await
+    }
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.set_active(id, active, now).await
+    }
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.revoke_all_sessions(id).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for CountingStore {
+    async fn start_chain(
+        &self,
+        chain: &SessionChain,
+        access: &Session,
+        refresh: &Session,
+    ) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.start_chain(chain, access, refresh).await
+    }
+    async fn snapshot(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        session_id: Uuid,
+        now: UnixTime,
+    ) -> Result<SessionSnapshot, StoreError> {
+        self.calls.read();
+        self.inner.snapshot(user_id, sid, session_id, now).await
+    }
+    async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError> {
+        self.calls.write();
+        self.inner.rotate(request).await
+    }
+    async fn revoke_chain(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        epoch: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.revoke_chain(user_id, sid, epoch, now).await
+    }
+    async fn chains_of(
+        &self,
+        user_id: Uuid,
+        now: UnixTime,
+    ) -> Result<Vec<SessionChain>, StoreError> {
+        self.calls.read();
+        self.inner.chains_of(user_id, now).await
+    }
+    async fn touch_chain(
+        &self,
+        sid: Uuid,
+        now: UnixTime,
+        min_interval: i64,
+    ) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.touch_chain(sid, now, min_interval).await
+    }
+}
