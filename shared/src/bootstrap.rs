@@ -37,10 +37,10 @@ pub enum BootstrapError {
     Secret(String),
 }
 
-/// Which keys a function holds.
+/// Which keys a function that does not sign holds. Signing functions use
+/// [`signing_service_from_env`], so only they link the Secrets Manager client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAccess {
-    Sign,
     Verify,
     None,
 }
@@ -113,29 +113,34 @@ impl KeySource {
     }
 }
 
-/// A key ring for `access`, signing key included when asked for.
-pub async fn key_ring(access: KeyAccess, source: &KeySource) -> Result<KeyRing, BootstrapError> {
-    let ring = match access {
-        KeyAccess::None => KeyRing::verify_only(&JwkSet::default()),
-        KeyAccess::Verify => KeyRing::verify_only(&source.published_keys()?),
-        KeyAccess::Sign => {
-            let published = source.published_keys()?;
-            let signing = source.signing_key().await?;
-            // Tokens signed with an unpublished key would be refused by every verifier.
-            if published
-                .keys
-                .iter()
-                .all(|k| k.kid.as_deref() != Some(signing.kid()))
-            {
-                return Err(BootstrapError::Keys(format!(
-                    "the signing key {:?} is not in {PUBLIC_KEYS_VAR}; publish it first",
-                    signing.kid()
-                )));
-            }
-            KeyRing::new(Some(signing), &published)
-        }
+/// The key ring of a function that does not sign.
+pub fn key_ring(access: KeyAccess, source: &KeySource) -> Result<KeyRing, BootstrapError> {
+    let published = match access {
+        KeyAccess::None => JwkSet::default(),
+        KeyAccess::Verify => source.published_keys()?,
     };
-    ring.map_err(|source| BootstrapError::Key {
+    KeyRing::verify_only(&published).map_err(|source| BootstrapError::Key {
+        name: PUBLIC_KEYS_VAR,
+        source,
+    })
+}
+
+/// The key ring of a signing function: its private key and every published key.
+pub async fn signing_key_ring(source: &KeySource) -> Result<KeyRing, BootstrapError> {
+    let published = source.published_keys()?;
+    let signing = source.signing_key().await?;
+    // Tokens signed with an unpublished key would be refused by every verifier.
+    if published
+        .keys
+        .iter()
+        .all(|k| k.kid.as_deref() != Some(signing.kid()))
+    {
+        return Err(BootstrapError::Keys(format!(
+            "the signing key {:?} is not in {PUBLIC_KEYS_VAR}; publish it first",
+            signing.kid()
+        )));
+    }
+    KeyRing::new(Some(signing), &published).map_err(|source| BootstrapError::Key {
         name: PUBLIC_KEYS_VAR,
         source,
     })
@@ -159,43 +164,49 @@ async fn read_secret(arn: &str) -> Result<String, BootstrapError> {
         .ok_or_else(|| BootstrapError::Secret("the secret has no string value".into()))
 }
 
-/// The service on DynamoDB with the keys `access` asks for. A failure is logged, so the reason
-/// for a failed cold start is in the function's log.
+/// The service on DynamoDB for a function that does not sign. A failure is logged, so the
+/// reason for a failed cold start is in the function's log.
 pub async fn service_from_env(access: KeyAccess) -> Result<Arc<AuthService>, BootstrapError> {
-    build_service(access)
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
+    let keys = key_ring(access, &KeySource::from_env());
+    logged(async { build_service(keys?).await }.await)
 }
 
-async fn build_service(access: KeyAccess) -> Result<Arc<AuthService>, BootstrapError> {
+/// The service on DynamoDB for a signing function (register, login, refresh).
+pub async fn signing_service_from_env() -> Result<Arc<AuthService>, BootstrapError> {
+    let keys = signing_key_ring(&KeySource::from_env()).await;
+    logged(async { build_service(keys?).await }.await)
+}
+
+fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {
+    result.inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
+}
+
+async fn build_service(keys: KeyRing) -> Result<Arc<AuthService>, BootstrapError> {
     let config = Arc::new(Config::from_env()?);
-    let keys = Arc::new(key_ring(access, &KeySource::from_env()).await?);
     let client = DynamoStore::client_from_env().await;
     let store = Arc::new(DynamoStore::new(
         client,
         &config.users_table,
         &config.sessions_table,
     ));
-    Ok(Arc::new(AuthService::new(
+    let service = AuthService::new(
         config,
         store,
-        keys,
+        Arc::new(keys),
         Passwords::new(),
         Arc::new(SystemClock),
-    )))
+    );
+    Ok(Arc::new(service))
 }
 
 /// The discovery documents: the issuer and the published keys, no store.
-pub async fn discovery_from_env() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
-    build_discovery()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
-}
-
-async fn build_discovery() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
-    let issuer = env("JWT_ISSUER").ok_or(ConfigError::Missing { name: "JWT_ISSUER" })?;
-    let keys = key_ring(KeyAccess::Verify, &KeySource::from_env()).await?;
-    Ok(crate::handlers::discovery::Discovery::new(issuer, &keys))
+pub fn discovery_from_env() -> Result<crate::handlers::discovery::Discovery, BootstrapError> {
+    let build = || {
+        let issuer = env("JWT_ISSUER").ok_or(ConfigError::Missing { name: "JWT_ISSUER" })?;
+        let keys = key_ring(KeyAccess::Verify, &KeySource::from_env())?;
+        Ok(crate::handlers::discovery::Discovery::new(issuer, &keys))
+    };
+    logged(build())
 }
 
 #[cfg(test)]
@@ -217,7 +228,7 @@ mod tests {
     async fn signing_functions_hold_the_signing_key_and_every_published_key() {
         let current = SigningKey::generate("current").unwrap();
         let next = SigningKey::generate("next").unwrap();
-        let ring = key_ring(KeyAccess::Sign, &source(&current, &[&current, &next]))
+        let ring = signing_key_ring(&source(&current, &[&current, &next]))
             .await
             .unwrap();
         assert_eq!(ring.signing().map(SigningKey::kid), Some("current"));
@@ -231,43 +242,37 @@ mod tests {
     async fn a_signing_key_missing_from_the_published_set_stops_the_start() {
         let current = SigningKey::generate("current").unwrap();
         let other = SigningKey::generate("other").unwrap();
-        let err = key_ring(KeyAccess::Sign, &source(&current, &[&other]))
+        let err = signing_key_ring(&source(&current, &[&other]))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("not in JWT_PUBLIC_KEYS"), "{err}");
     }
 
-    #[tokio::test]
-    async fn verifying_functions_get_no_signing_key() {
+    #[test]
+    fn verifying_functions_get_no_signing_key() {
         let current = SigningKey::generate("current").unwrap();
-        let ring = key_ring(KeyAccess::Verify, &source(&current, &[&current]))
-            .await
-            .unwrap();
+        let ring = key_ring(KeyAccess::Verify, &source(&current, &[&current])).unwrap();
         assert!(ring.signing().is_none());
         assert!(ring.find("current").is_some());
-        let ring = key_ring(KeyAccess::None, &KeySource::default())
-            .await
-            .unwrap();
+        let ring = key_ring(KeyAccess::None, &KeySource::default()).unwrap();
         assert!(ring.jwks().keys.is_empty());
     }
 
     #[tokio::test]
     async fn missing_or_malformed_key_configuration_names_the_variable() {
-        let err = key_ring(KeyAccess::Verify, &KeySource::default())
-            .await
-            .unwrap_err();
+        let err = key_ring(KeyAccess::Verify, &KeySource::default()).unwrap_err();
         assert!(err.to_string().contains("JWT_PUBLIC_KEYS"), "{err}");
         let bad = KeySource {
             published: Some("[1,2]".into()),
             ..KeySource::default()
         };
-        let err = key_ring(KeyAccess::Verify, &bad).await.unwrap_err();
+        let err = key_ring(KeyAccess::Verify, &bad).unwrap_err();
         assert!(err.to_string().contains("JWT_PUBLIC_KEYS"), "{err}");
 
         let current = SigningKey::generate("current").unwrap();
         let mut no_signing = source(&current, &[&current]);
         no_signing.signing_jwk = None;
-        let err = key_ring(KeyAccess::Sign, &no_signing).await.unwrap_err();
+        let err = signing_key_ring(&no_signing).await.unwrap_err();
         assert!(
             err.to_string().contains("JWT_SIGNING_KEY_SECRET_ARN"),
             "{err}"
@@ -276,12 +281,12 @@ mod tests {
         let mut both = source(&current, &[&current]);
         both.signing_secret_arn =
             Some("arn:aws:secretsmanager:eu-west-1:123456789012:secret:x".into());
-        let err = key_ring(KeyAccess::Sign, &both).await.unwrap_err();
+        let err = signing_key_ring(&both).await.unwrap_err();
         assert!(err.to_string().contains("not both"), "{err}");
 
         let mut garbage = source(&current, &[&current]);
         garbage.signing_jwk = Some("{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}".into());
-        let err = key_ring(KeyAccess::Sign, &garbage).await.unwrap_err();
+        let err = signing_key_ring(&garbage).await.unwrap_err();
         assert!(err.to_string().contains("JWT_SIGNING_KEY"), "{err}");
     }
 }

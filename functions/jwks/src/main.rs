@@ -7,7 +7,7 @@ use shared::handlers::discovery;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let discovery = discovery_from_env().await?;
+    let discovery = discovery_from_env()?;
     let discovery = &discovery;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(discovery::handle(discovery, request).await)

@@ -1,13 +1,13 @@
 //! POST /auth/register: create a user, then sign it in.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::bootstrap::{KeyAccess, init_tracing, service_from_env};
+use shared::bootstrap::{init_tracing, signing_service_from_env};
 use shared::handlers;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let service = service_from_env(KeyAccess::Sign).await?;
+    let service = signing_service_from_env().await?;
     let service = &*service;
     run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(handlers::register(service, request).await)
