@@ -2,6 +2,7 @@
 //! the test moves, and a macro that runs one test body against both stores.
 
 mod counting;
+pub mod local;
 
 use std::sync::Arc;
 

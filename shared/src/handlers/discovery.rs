@@ -1,12 +1,13 @@
 //! Key discovery: the public JWK Set and an OpenID-style configuration document, so standard
-//! verifiers can find the keys. Both bodies are built once per cold start.
+//! verifiers can find the keys. The same function is the API's catch-all route, answering
+//! `404 not_found` for unknown paths and `405 method_not_allowed` for known paths.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
-use crate::http::{Caching, HttpError, RequestError, json_response};
+use crate::http::{Caching, HttpError, RequestError, json_response, routes};
 use crate::tokens::{JwkSet, KeyRing};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -47,7 +48,8 @@ impl Discovery {
     }
 }
 
-/// `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`.
+/// `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`, and every request no
+/// other route takes.
 pub async fn handle(discovery: &Discovery, request: Request) -> Response<Body> {
     let outcome = (|| {
         let path = request.raw_http_path();
@@ -56,11 +58,12 @@ pub async fn handle(discovery: &Discovery, request: Request) -> Response<Body> {
         } else {
             path
         };
-        if path != JWKS_PATH && path != OPENID_CONFIGURATION_PATH {
-            return Err(HttpError::from(RequestError::NotFound));
-        }
-        if request.method() != Method::GET {
-            return Err(RequestError::MethodNotAllowed { allow: "GET" }.into());
+        let is_discovery = path == JWKS_PATH || path == OPENID_CONFIGURATION_PATH;
+        if !is_discovery || request.method() != Method::GET {
+            return Err(HttpError::from(match routes::allowed_methods(path) {
+                Some(allow) => RequestError::MethodNotAllowed { allow },
+                None => RequestError::NotFound,
+            }));
         }
         if path == JWKS_PATH {
             return Ok(json_response(

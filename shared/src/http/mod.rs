@@ -4,6 +4,7 @@
 
 mod problem;
 mod request;
+pub mod routes;
 mod views;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};

@@ -158,6 +158,22 @@ impl DynamoStore {
         Client::new(&config)
     }
 
+    /// A client for a DynamoDB outside AWS (DynamoDB Local): region and credentials from the
+    /// environment when set, placeholders otherwise, since such servers accept any.
+    pub async fn client_for_endpoint(endpoint: &str) -> Client {
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
+            loader = loader.region("us-east-1");
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.test_credentials();
+        }
+        Client::new(&loader.load().await)
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

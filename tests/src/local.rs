@@ -1,0 +1,140 @@
+//! The local API server, started in-process on a free port around a harness's service, and a
+//! small HTTP client for black-box tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use local_api::{Gateway, RouteTable, default_template_path, server};
+use serde_json::Value;
+use shared::handlers::discovery::Discovery;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::Harness;
+
+/// A running local API; stops when dropped.
+pub struct LocalApi {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for LocalApi {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// The route table of the repository's `template.yaml`.
+pub fn template_routes() -> RouteTable {
+    let template = std::fs::read_to_string(default_template_path()).expect("template.yaml");
+    RouteTable::from_template(&template).expect("routes")
+}
+
+impl Harness {
+    /// Serves this harness's service the way `local-api` does.
+    pub async fn serve_local_api(&self) -> LocalApi {
+        let discovery = Discovery::new(self.config.issuer.clone(), &self.keys);
+        let gateway =
+            Gateway::new(self.service.clone(), discovery, template_routes()).expect("gateway");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(server::serve(listener, Arc::new(gateway), async {
+            let _ = stopped.await;
+        }));
+        LocalApi {
+            addr,
+            shutdown: Some(shutdown),
+        }
+    }
+}
+
+/// An answer from the server.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("content-type")
+    }
+
+    /// The contract's problem code, if this is a problem document.
+    pub fn code(&self) -> Option<String> {
+        self.json()["code"].as_str().map(str::to_owned)
+    }
+}
+
+impl LocalApi {
+    /// Sends one request on a fresh connection.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder().method(method).uri(path);
+        let request_headers = request.headers_mut().expect("headers");
+        request_headers.insert(
+            "host",
+            HeaderValue::from_str(&self.addr.to_string()).unwrap(),
+        );
+        for (name, value) in headers {
+            request_headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+            );
+        }
+        let response = sender
+            .send_request(request.body(Full::new(body.into())).expect("request"))
+            .await
+            .expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        let authorization = bearer.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("authorization", a.as_str()))
+            .collect();
+        self.send("GET", path, &headers, Bytes::new()).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value, bearer: Option<&str>) -> Reply {
+        let authorization = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend(authorization.iter().map(|a| ("authorization", a.as_str())));
+        self.send("POST", path, &headers, Bytes::from(body.to_string()))
+            .await
+    }
+}

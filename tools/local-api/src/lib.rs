@@ -1,0 +1,87 @@
+//! The local API: the whole API on one command, served the way API Gateway serves it, on the
+//! embedded store (or DynamoDB), with no AWS account, no Docker and no Java.
+//!
+//! [`routes`] reads the routes from `template.yaml`; [`gateway`] turns HTTP requests into the
+//! API Gateway events the Lambda handlers take and runs the authorizer first where the template
+//! says so; [`server`] is the HTTP server around it.
+
+pub mod gateway;
+pub mod routes;
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use shared::store::Store;
+use shared::tokens::JwkSet;
+use shared::{DynamoStore, EmbeddedStore, KeyRing, SigningKey};
+
+pub use gateway::Gateway;
+pub use routes::RouteTable;
+
+/// Where the development signing key is kept, inside the data directory.
+pub const SIGNING_KEY_FILE: &str = "signing-key.json";
+/// The embedded store's file, inside the data directory.
+pub const STORE_FILE: &str = "auth.redb";
+
+/// The template shipped with this repository.
+pub fn default_template_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+}
+
+/// The development signing key of `data_dir`, created on first run (readable by its owner
+/// only), and the key ring around it.
+pub fn load_or_create_keys(data_dir: &Path) -> Result<(KeyRing, bool), String> {
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    let (key, created) = match std::fs::read_to_string(&path) {
+        Ok(jwk) => {
+            let key = SigningKey::from_private_jwk(jwk.trim())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            (key, false)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate("local-dev").map_err(|e| e.to_string())?;
+            let jwk = key.private_jwk_json().map_err(|e| e.to_string())?;
+            write_private(&path, &jwk).map_err(|e| format!("{}: {e}", path.display()))?;
+            (key, true)
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let ring = KeyRing::new(Some(key), &JwkSet::default()).map_err(|e| e.to_string())?;
+    Ok((ring, created))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The store: DynamoDB at `endpoint` (tables created if missing), else the embedded store in
+/// `data_dir`.
+pub async fn open_store(
+    data_dir: &Path,
+    dynamodb_endpoint: Option<&str>,
+    users_table: &str,
+    sessions_table: &str,
+) -> Result<Arc<dyn Store>, String> {
+    match dynamodb_endpoint {
+        Some(endpoint) => {
+            let client = DynamoStore::client_for_endpoint(endpoint).await;
+            let store = DynamoStore::new(client, users_table, sessions_table);
+            store
+                .create_tables()
+                .await
+                .map_err(|e| format!("DynamoDB at {endpoint}: {e}"))?;
+            Ok(Arc::new(store))
+        }
+        None => {
+            let store =
+                EmbeddedStore::open(data_dir.join(STORE_FILE)).map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
+    }
+}

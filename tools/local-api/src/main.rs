@@ -1,0 +1,181 @@
+//! `local-api`: the whole API on http://127.0.0.1:3000.
+//!
+//! ```text
+//! local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--template FILE]
+//! ```
+//! `PORT`, `DATA_DIR` and `AWS_ENDPOINT_URL_DYNAMODB` do the same as the flags; every variable of
+//! the contract's configuration applies too.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use local_api::{
+    Gateway, RouteTable, default_template_path, load_or_create_keys, open_store, server,
+};
+use shared::handlers::discovery::Discovery;
+use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
+use tokio::net::TcpListener;
+
+const USAGE: &str =
+    "usage: local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--template FILE]";
+
+struct Options {
+    port: u16,
+    data_dir: PathBuf,
+    dynamodb: Option<String>,
+    template: PathBuf,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        port: env("PORT")
+            .map(|p| p.parse().map_err(|_| format!("PORT is not a port: {p:?}")))
+            .transpose()?
+            .unwrap_or(3000),
+        data_dir: env("DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".data")),
+        dynamodb: env("AWS_ENDPOINT_URL_DYNAMODB"),
+        template: default_template_path(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--port" => {
+                let raw = value("--port")?;
+                options.port = raw
+                    .parse()
+                    .map_err(|_| format!("--port: not a port: {raw:?}"))?;
+            }
+            "--data-dir" => options.data_dir = PathBuf::from(value("--data-dir")?),
+            "--dynamodb" => options.dynamodb = Some(value("--dynamodb")?),
+            "--template" => options.template = PathBuf::from(value("--template")?),
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn")
+            }),
+        )
+        .with_target(false)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("local-api: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let options = options()?;
+    let template = std::fs::read_to_string(&options.template)
+        .map_err(|e| format!("{}: {e} (use --template)", options.template.display()))?;
+    let routes = RouteTable::from_template(&template).map_err(|e| e.to_string())?;
+
+    let listener = TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
+    let base_url = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().map_err(|e| e.to_string())?.port()
+    );
+
+    let defaults = Defaults {
+        users_table: Some("users".into()),
+        sessions_table: Some("sessions".into()),
+        issuer: Some(base_url.clone()),
+        audience: Some(base_url.clone()),
+    };
+    let config = Arc::new(Config::from_lookup(env, &defaults).map_err(|e| e.to_string())?);
+
+    std::fs::create_dir_all(&options.data_dir)
+        .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
+    let (keys, key_created) = load_or_create_keys(&options.data_dir)?;
+    let keys = Arc::new(keys);
+    let store = open_store(
+        &options.data_dir,
+        options.dynamodb.as_deref(),
+        &config.users_table,
+        &config.sessions_table,
+    )
+    .await?;
+    let discovery = Discovery::new(config.issuer.clone(), &keys);
+    let service = Arc::new(AuthService::new(
+        config,
+        store,
+        keys,
+        Passwords::new(),
+        Arc::new(SystemClock),
+    ));
+    let gateway = Arc::new(Gateway::new(service, discovery, routes)?);
+
+    let store_description = match &options.dynamodb {
+        Some(endpoint) => format!("DynamoDB at {endpoint}"),
+        None => format!(
+            "embedded store in {}",
+            options.data_dir.join(local_api::STORE_FILE).display()
+        ),
+    };
+    let key_note = if key_created { "created" } else { "loaded" };
+    println!();
+    println!("  Local API on {base_url}  ({store_description})");
+    println!(
+        "  {} routes from {}; development signing key {key_note} in {}",
+        gateway.routes().routes().count(),
+        options.template.display(),
+        options.data_dir.join(local_api::SIGNING_KEY_FILE).display()
+    );
+    println!();
+    println!("  Try:");
+    println!(
+        "    curl -s {base_url}/auth/register -H 'content-type: application/json' \\\n         -d '{{\"email\":\"ada@example.com\",\"password\":\"correct horse battery staple\"}}'"
+    );
+    println!();
+    println!("  Ctrl-C to stop.");
+    println!();
+
+    server::serve(listener, gateway, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("local-api: stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,102 @@
+//! The HTTP server: HTTP/1.1 on loopback, one access-log line per request (method, path, status,
+//! latency, request id; never a body, a query or a token), graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::gateway::{ClientRequest, Gateway, MAX_PAYLOAD_BYTES};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(connection) => connection,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let gateway = gateway.clone();
+                let service = service_fn(move |request| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(respond(&gateway, request, peer).await) }
+                });
+                let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("some requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    Ok(())
+}
+
+async fn respond(
+    gateway: &Gateway,
+    request: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let path = parts.uri.path().to_owned();
+    let answer = match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
+        Ok(body) => {
+            let request = ClientRequest {
+                method: parts.method,
+                path: path.clone(),
+                query: parts.uri.query().map(str::to_owned),
+                headers: parts.headers,
+                body: body.to_bytes(),
+                peer,
+            };
+            gateway.handle(request).await
+        }
+        // Larger than API Gateway accepts: it answers before any function runs.
+        Err(_) => gateway.payload_too_large(),
+    };
+    let latency = started.elapsed();
+    info!(
+        target: "access",
+        "{method} {path} {} {:.1}ms {}",
+        answer.status.as_u16(),
+        latency.as_secs_f64() * 1000.0,
+        answer.request_id
+    );
+    let mut response = hyper::Response::new(Full::new(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    response
+}
