@@ -3,6 +3,7 @@
 
 mod counting;
 pub mod local;
+pub mod openapi;
 
 use std::sync::Arc;
 

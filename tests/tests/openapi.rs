@@ -1,0 +1,393 @@
+//! The local API checked against `openapi.yaml` for every route: each reply's status, content
+//! type and body shape must be documented, and every documented operation must be exercised.
+
+use std::collections::BTreeSet;
+
+use integration_tests::local::{LocalApi, Reply, template_routes};
+use integration_tests::openapi::OpenApi;
+use integration_tests::{Harness, on_both_stores};
+use serde_json::{Value, json};
+use shared::Clock;
+use shared::model::User;
+
+const EMAIL: &str = "spec@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+
+#[test]
+fn the_document_describes_exactly_the_served_routes() {
+    let documented: BTreeSet<(String, String)> = OpenApi::load().operations().into_iter().collect();
+    let served: BTreeSet<(String, String)> = template_routes()
+        .routes()
+        .filter_map(|r| r.path.clone().map(|p| (r.method.clone(), p)))
+        .collect();
+    assert_eq!(documented, served);
+}
+
+/// Sends requests and checks every reply against the document, remembering what it covered.
+struct Checker<'a> {
+    api: &'a LocalApi,
+    spec: OpenApi,
+    covered: BTreeSet<(String, String)>,
+}
+
+impl Checker<'_> {
+    async fn send(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        content_type: &str,
+    ) -> Reply {
+        let authorization = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|a| ("authorization", a.as_str()))
+            .collect();
+        if body.is_some() {
+            headers.push(("content-type", content_type));
+        }
+        let reply = self
+            .api
+            .send(method, path, &headers, body.unwrap_or_default().to_owned())
+            .await;
+        if let Err(problem) = self.spec.check(method, template, &reply) {
+            panic!("{problem}\nbody: {}", String::from_utf8_lossy(&reply.body));
+        }
+        self.covered
+            .insert((method.to_owned(), template.to_owned()));
+        reply
+    }
+
+    async fn post(&mut self, path: &str, body: &Value, bearer: Option<&str>) -> Reply {
+        self.send(
+            "POST",
+            path,
+            path,
+            bearer,
+            Some(&body.to_string()),
+            "application/json",
+        )
+        .await
+    }
+
+    async fn get(&mut self, path: &str, bearer: Option<&str>) -> Reply {
+        self.send("GET", path, path, bearer, None, "").await
+    }
+}
+
+fn field(reply: &Reply, name: &str) -> String {
+    reply.json()[name].as_str().unwrap().to_owned()
+}
+
+on_both_stores!(every_reply_matches_the_document);
+
+async fn every_reply_matches_the_document(h: Harness) {
+    let api = h.serve_local_api().await;
+    let mut c = Checker {
+        api: &api,
+        spec: OpenApi::load(),
+        covered: BTreeSet::new(),
+    };
+    let creds = json!({"email": EMAIL, "password": PASSWORD});
+
+    // register: 201, 409, 400, 413, 415, 422
+    let registered = c.post("/auth/register", &creds, None).await;
+    assert_eq!(registered.status, 201);
+    assert_eq!(c.post("/auth/register", &creds, None).await.status, 409);
+    assert_eq!(
+        c.post("/auth/register", &json!({"email": EMAIL}), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        c.send(
+            "POST",
+            "/auth/register",
+            "/auth/register",
+            None,
+            Some("nope"),
+            "application/json"
+        )
+        .await
+        .status,
+        400
+    );
+    let big = json!({"email": "x".repeat(20_000), "password": PASSWORD}).to_string();
+    assert_eq!(
+        c.send(
+            "POST",
+            "/auth/register",
+            "/auth/register",
+            None,
+            Some(&big),
+            "application/json"
+        )
+        .await
+        .status,
+        413
+    );
+    assert_eq!(
+        c.send(
+            "POST",
+            "/auth/register",
+            "/auth/register",
+            None,
+            Some("a=b"),
+            "application/x-www-form-urlencoded"
+        )
+        .await
+        .status,
+        415
+    );
+    assert_eq!(
+        c.post(
+            "/auth/register",
+            &json!({"email": "bad", "password": PASSWORD}),
+            None
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        c.post(
+            "/auth/register",
+            &json!({"email": "weak@example.com", "password": "password"}),
+            None
+        )
+        .await
+        .status,
+        422
+    );
+
+    // login: 200, 401, 400, 422
+    let login = c.post("/auth/login", &creds, None).await;
+    assert_eq!(login.status, 200);
+    assert_eq!(
+        c.post(
+            "/auth/login",
+            &json!({"email": EMAIL, "password": "wrong wrong"}),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        c.post("/auth/login", &json!({"email": EMAIL, "password": 1}), None)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        c.post(
+            "/auth/login",
+            &json!({"email": "@", "password": PASSWORD}),
+            None
+        )
+        .await
+        .status,
+        422
+    );
+
+    // refresh: 200, 401, 400
+    let refreshed = c
+        .post(
+            "/auth/refresh",
+            &json!({"refresh_token": field(&login, "refresh_token")}),
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(
+        c.post("/auth/refresh", &json!({"refresh_token": "x.y.z"}), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(c.post("/auth/refresh", &json!({}), None).await.status, 400);
+
+    let access = field(&refreshed, "access_token");
+    // me: 200, 401, 403
+    assert_eq!(c.get("/auth/me", Some(&access)).await.status, 200);
+    assert_eq!(c.get("/auth/me", None).await.status, 401);
+    assert_eq!(c.get("/auth/me", Some("forged")).await.status, 403);
+
+    // sessions: 200, 401, 403; delete: 204, 404, 401
+    let sessions = c.get("/auth/sessions", Some(&access)).await;
+    assert_eq!(sessions.status, 200);
+    assert_eq!(c.get("/auth/sessions", None).await.status, 401);
+    assert_eq!(c.get("/auth/sessions", Some("forged")).await.status, 403);
+    let other = sessions.json()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let template = "/auth/sessions/{id}";
+    assert_eq!(
+        c.send(
+            "DELETE",
+            template,
+            &format!("/auth/sessions/{other}"),
+            Some(&access),
+            None,
+            ""
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        c.send(
+            "DELETE",
+            template,
+            &format!("/auth/sessions/{other}"),
+            Some(&access),
+            None,
+            ""
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        c.send(
+            "DELETE",
+            template,
+            "/auth/sessions/not-a-uuid",
+            Some(&access),
+            None,
+            ""
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        c.send(
+            "DELETE",
+            template,
+            &format!("/auth/sessions/{other}"),
+            None,
+            None,
+            ""
+        )
+        .await
+        .status,
+        401
+    );
+
+    // logout: 400, 401, 403, 204
+    assert_eq!(
+        c.post("/auth/logout", &json!({"all": "yes"}), Some(&access))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        c.send("POST", "/auth/logout", "/auth/logout", None, None, "")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        c.send(
+            "POST",
+            "/auth/logout",
+            "/auth/logout",
+            Some("forged"),
+            None,
+            ""
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        c.send(
+            "POST",
+            "/auth/logout",
+            "/auth/logout",
+            Some(&access),
+            None,
+            ""
+        )
+        .await
+        .status,
+        204
+    );
+
+    // keys
+    assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);
+    assert_eq!(
+        c.get("/.well-known/openid-configuration", None)
+            .await
+            .status,
+        200
+    );
+
+    // account_disabled and internal
+    let user_id: uuid::Uuid = registered.json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    h.store
+        .set_active(user_id, false, h.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(c.post("/auth/login", &creds, None).await.status, 403);
+    let broken = User {
+        id: uuid::Uuid::new_v4(),
+        email: "broken@example.com".into(),
+        password_hash: "not-a-phc-string".into(),
+        created_at: h.clock.now(),
+        updated_at: h.clock.now(),
+        is_active: true,
+        session_epoch: 0,
+    };
+    h.store.create_user(&broken).await.unwrap();
+    assert_eq!(
+        c.post(
+            "/auth/login",
+            &json!({"email": "broken@example.com", "password": PASSWORD}),
+            None
+        )
+        .await
+        .status,
+        500
+    );
+
+    let documented: BTreeSet<(String, String)> = c.spec.operations().into_iter().collect();
+    assert_eq!(
+        c.covered, documented,
+        "every documented operation was exercised"
+    );
+}
+
+#[tokio::test]
+async fn unavailable_replies_match_the_document() {
+    let h = Harness::unreachable_dynamo(integration_tests::test_config()).await;
+    let api = h.serve_local_api().await;
+    let mut c = Checker {
+        api: &api,
+        spec: OpenApi::load(),
+        covered: BTreeSet::new(),
+    };
+    let creds = json!({"email": EMAIL, "password": PASSWORD});
+    for path in ["/auth/register", "/auth/login"] {
+        let reply = c.post(path, &creds, None).await;
+        assert_eq!(reply.status, 503);
+        assert!(reply.header("retry-after").is_some());
+    }
+    // A protected route: the authorizer cannot decide, so API Gateway answers 500.
+    let token = h.mint_access_token_for_unknown_session();
+    assert_eq!(c.get("/auth/me", Some(&token)).await.status, 500);
+}
