@@ -102,10 +102,10 @@ impl OpenApi {
                 return Err(format!("{at}: expected {kind}, got {value}"));
             }
         }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-            if !allowed.contains(value) {
-                return Err(format!("{at}: {value} is not one of {allowed:?}"));
-            }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+            && !allowed.contains(value)
+        {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
         }
         for field in schema
             .get("required")
