@@ -1,0 +1,230 @@
+//! README's quickstart, run as written against the `local-api` binary: the commands a newcomer
+//! pastes must work.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+/// A running `local-api` and everything it has printed so far.
+struct Server {
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn quickstart_block() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("<!-- quickstart:start -->")
+        .expect("quickstart start marker");
+    let end = readme
+        .find("<!-- quickstart:end -->")
+        .expect("quickstart end marker");
+    let block = &readme[start..end];
+    let code = block.split("```sh\n").nth(1).expect("a sh code block");
+    code.split("```").next().unwrap().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the server and waits for its banner.
+fn start(port: u16, data_dir: &std::path::Path, log_level: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))
+        .args(["--port", &port.to_string(), "--data-dir"])
+        .arg(data_dir)
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env("RUST_LOG", log_level)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start local-api");
+    let stdout = child.stdout.take().unwrap();
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let (banner, banner_seen) = mpsc::channel();
+    let lines = output.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Local API on") {
+                let _ = banner.send(line.clone());
+            }
+            lines.lock().unwrap().push(line);
+        }
+    });
+    let line = banner_seen
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the banner");
+    assert!(line.contains(&format!("http://127.0.0.1:{port}")), "{line}");
+    Server { child, output }
+}
+
+#[test]
+fn the_readme_quickstart_works_as_written() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = start(port, data_dir.path(), "warn");
+
+    let script = quickstart_block().replace(
+        "API=http://127.0.0.1:3000",
+        &format!("API=http://127.0.0.1:{port}"),
+    );
+    assert!(
+        script.contains(&format!("127.0.0.1:{port}")),
+        "the block sets API"
+    );
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(work_dir.path())
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(
+        lines[0].starts_with(r#"{"user":{"id":"#)
+            && lines[0].contains(r#""email":"ada@example.com""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(r#"{"sessions":["#) && lines[1].contains(r#""current":true"#),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2], "204");
+    assert_eq!(lines[3], r#"{"message":"Forbidden"}"#);
+}
+
+#[test]
+fn data_survives_a_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let register = |port: u16| {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "content-type: application/json",
+            ])
+            .args([
+                "-d",
+                r#"{"email":"ada@example.com","password":"correct horse battery staple"}"#,
+            ])
+            .arg(format!("http://127.0.0.1:{port}/auth/register"))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap()
+    };
+    {
+        let _server = start(port, data_dir.path(), "warn");
+        assert_eq!(register(port), "201");
+    }
+    let key = std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap();
+    let port = free_port();
+    let _server = start(port, data_dir.path(), "warn");
+    assert_eq!(register(port), "409", "the user is still there");
+    assert_eq!(
+        std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap(),
+        key,
+        "same key"
+    );
+}
+
+fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .arg("-s")
+        .args(args)
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn one_log_line_per_request_without_secrets_and_a_clean_stop_on_ctrl_c() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(port, data_dir.path(), "info");
+    let api = format!("http://127.0.0.1:{port}");
+    let password = "unlikely lantern orbit 9";
+    let body = format!(r#"{{"email":"log@example.com","password":"{password}"}}"#);
+    let registered = curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &body,
+        &format!("{api}/auth/register"),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&registered).unwrap();
+    let access = json["access_token"].as_str().unwrap().to_owned();
+    let refresh = json["refresh_token"].as_str().unwrap().to_owned();
+    curl(&[
+        "-H",
+        &format!("authorization: Bearer {access}"),
+        &format!("{api}/auth/me"),
+    ]);
+    curl(&[
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &format!(r#"{{"refresh_token":"{refresh}"}}"#),
+        &format!("{api}/auth/refresh"),
+    ]);
+
+    // Ctrl-C.
+    let status = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let output = server.output.lock().unwrap().join("\n");
+
+    for (method, path, status) in [
+        ("POST", "/auth/register", 201),
+        ("GET", "/auth/me", 200),
+        ("POST", "/auth/refresh", 200),
+    ] {
+        let line = output
+            .lines()
+            .find(|l| l.contains(&format!("{method} {path} {status} ")))
+            .unwrap_or_else(|| panic!("no access line for {method} {path}:\n{output}"));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let request_id = fields.last().unwrap();
+        assert_eq!(request_id.len(), 16, "{line}");
+        assert!(fields[fields.len() - 2].ends_with("ms"), "{line}");
+    }
+    for secret in [access.as_str(), refresh.as_str(), password, "argon2"] {
+        assert!(
+            !output.contains(secret),
+            "the log shows a secret:\n{output}"
+        );
+    }
+    assert!(output.contains("local-api: stopped"), "{output}");
+}
