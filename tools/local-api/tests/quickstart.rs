@@ -43,11 +43,17 @@ fn free_port() -> u16 {
 
 /// Starts the server and waits for its banner.
 fn start(port: u16, data_dir: &std::path::Path, log_level: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_local-api"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-api"));
+    command
+        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env("RUST_LOG", log_level);
+    start_command(command, port, data_dir)
+}
+
+fn start_command(mut command: Command, port: u16, data_dir: &std::path::Path) -> Server {
+    let mut child = command
         .args(["--port", &port.to_string(), "--data-dir"])
         .arg(data_dir)
-        .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
-        .env("RUST_LOG", log_level)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -70,6 +76,17 @@ fn start(port: u16, data_dir: &std::path::Path, log_level: &str) -> Server {
         .expect("the banner");
     assert!(line.contains(&format!("http://127.0.0.1:{port}")), "{line}");
     Server { child, output }
+}
+
+impl Server {
+    fn banner(&self) -> String {
+        let output = self.output.lock().unwrap();
+        output
+            .iter()
+            .find(|l| l.contains("Local API on"))
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 #[test]
@@ -227,4 +244,45 @@ fn one_log_line_per_request_without_secrets_and_a_clean_stop_on_ctrl_c() {
         );
     }
     assert!(output.contains("local-api: stopped"), "{output}");
+}
+
+#[test]
+fn serves_from_dynamodb_and_creates_its_tables() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("DynamoDB Local is not running: run the tests with scripts/test");
+    let data_dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let suffix = uuid_like();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_local-api"));
+    command
+        .args(["--dynamodb", &endpoint])
+        .env("USERS_TABLE", format!("users-{suffix}"))
+        .env("SESSIONS_TABLE", format!("sessions-{suffix}"))
+        .env("RUST_LOG", "warn");
+    let server = start_command(command, port, data_dir.path());
+    assert!(
+        server.banner().contains(&format!("DynamoDB at {endpoint}")),
+        "{}",
+        server.banner()
+    );
+    let status = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"email":"ddb@example.com","password":"correct horse battery staple"}"#,
+        &format!("http://127.0.0.1:{port}/auth/register"),
+    ]);
+    assert_eq!(status, "201");
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}-{}", std::process::id())
 }
