@@ -52,7 +52,7 @@ fn register_and_login(c: &mut Criterion) {
     let password = Password::new(PASSWORD);
     let counter = AtomicU64::new(0);
     runtime
-        .block_on(service.register("login@bench.example", &password))
+        .block_on(service.register("login@bench.example", &password, None))
         .unwrap();
 
     let mut group = c.benchmark_group("service (embedded store)");
@@ -64,13 +64,13 @@ fn register_and_login(c: &mut Criterion) {
                 counter.fetch_add(1, Ordering::Relaxed)
             );
             let (service, password) = (&service, &password);
-            async move { service.register(&email, password).await.unwrap() }
+            async move { service.register(&email, password, None).await.unwrap() }
         })
     });
     group.bench_function("login", |b| {
         b.to_async(&runtime).iter(|| async {
             service
-                .login("login@bench.example", &password)
+                .login("login@bench.example", &password, None)
                 .await
                 .unwrap()
         })
@@ -78,7 +78,7 @@ fn register_and_login(c: &mut Criterion) {
     group.bench_function("login, unknown email", |b| {
         b.to_async(&runtime).iter(|| async {
             service
-                .login("nobody@bench.example", &password)
+                .login("nobody@bench.example", &password, None)
                 .await
                 .unwrap_err()
         })

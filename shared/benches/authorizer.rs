@@ -38,6 +38,7 @@ fn decision(c: &mut Criterion) {
         .block_on(service.register(
             "bench@example.com",
             &shared::Password::new("correct horse battery staple"),
+            None,
         ))
         .unwrap();
     let token = signed_in.access_token.clone();

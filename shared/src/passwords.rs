@@ -5,6 +5,7 @@
 //! a burst of logins cannot exhaust memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -68,6 +69,8 @@ pub struct Passwords {
     params: Params,
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    /// Argon2 computations done so far (hashes and verifications).
+    work: Arc<AtomicU64>,
 }
 
 impl Default for Passwords {
@@ -85,6 +88,7 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(parallelism())),
             dummy_hash: DUMMY_HASH.into(),
+            work: Arc::default(),
         }
     }
 
@@ -97,6 +101,7 @@ impl Passwords {
             params,
             permits: Arc::new(Semaphore::new(parallelism())),
             dummy_hash: dummy.into(),
+            work: Arc::default(),
         })
     }
 
@@ -146,6 +151,11 @@ impl Passwords {
             && params.p_cost() == self.params.p_cost()
     }
 
+    /// How many Argon2 hashes and verifications this instance has computed.
+    pub fn work_done(&self) -> u64 {
+        self.work.load(Ordering::Relaxed)
+    }
+
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
@@ -155,6 +165,7 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|_| PasswordError::Task)?;
+        self.work.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|_| PasswordError::Task)

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{Session, SessionChain, User};
 use shared::store::{
-    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, Store, StoreError, UserStore,
+    FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, Store,
+    StoreError, ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 
@@ -142,5 +143,47 @@ impl SessionStore for CountingStore {
     ) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.touch_chain(sid, now, min_interval).await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for CountingStore {
+    async fn failure_counter(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<FailureCounter, StoreError> {
+        self.calls.read();
+        self.inner.failure_counter(key, now).await
+    }
+    async fn replace_failure_counter(
+        &self,
+        key: &str,
+        expected_version: u64,
+        counter: &FailureCounter,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner
+            .replace_failure_counter(key, expected_version, counter, expires_at, now)
+            .await
+    }
+    async fn clear_failure_counter(&self, key: &str) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.clear_failure_counter(key).await
+    }
+    async fn take_from_window(
+        &self,
+        key: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.take_from_window(key, limit, window_end).await
+    }
+    async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.give_back_to_window(key).await
     }
 }

@@ -40,6 +40,7 @@ async fn sign_in(h: &Harness) -> SignedIn {
         .register(
             "auth.test@example.com",
             &Password::new("correct horse battery staple"),
+            None,
         )
         .await
         .unwrap()
@@ -117,28 +118,30 @@ async fn refuses_revoked_sessions_and_inactive_users_without_writing(h: Harness)
         .logout(principal.user_id, principal.session_id, false)
         .await
         .unwrap();
-
-    let writes = h.calls.writes();
-    h.clock.advance(120); // past the once-a-minute touch interval: a live session would be written
-    assert_eq!(v2(&h, Some(&bearer)).await, DENY());
-
     let other = h
         .service
         .login(
             "auth.test@example.com",
             &Password::new("correct horse battery staple"),
+            None,
         )
         .await
         .unwrap();
+
+    // Past the once-a-minute touch interval: a live session would be written now.
+    h.clock.advance(120);
+    let writes = h.calls.writes();
+    assert_eq!(v2(&h, Some(&bearer)).await, DENY(), "revoked session");
     h.store
         .set_active(other.user.id, false, h.clock.now())
         .await
         .unwrap();
     assert_eq!(
         v2(&h, Some(&format!("Bearer {}", other.access_token))).await,
-        DENY()
+        DENY(),
+        "inactive user"
     );
-    assert_eq!(h.calls.writes(), writes + 1, "only the login wrote");
+    assert_eq!(h.calls.writes(), writes, "a refusal writes nothing");
 }
 
 async fn rest_api_denials_are_the_unauthorized_error(h: Harness) {

@@ -16,7 +16,7 @@ fn pw(s: &str) -> Password {
 
 async fn register(h: &Harness, email: &str) -> SignedIn {
     h.service
-        .register(email, &pw(PASSWORD))
+        .register(email, &pw(PASSWORD), None)
         .await
         .expect("register")
 }
@@ -108,7 +108,7 @@ async fn duplicate_email_in_any_case_is_refused(h: Harness) {
     ] {
         let result = h
             .service
-            .register(email, &pw("another strong passphrase 42"))
+            .register(email, &pw("another strong passphrase 42"), None)
             .await;
         assert!(
             matches!(result, Err(AuthError::EmailTaken)),
@@ -123,7 +123,7 @@ async fn login_starts_a_new_session(h: Harness) {
     h.clock.advance(5);
     let logged_in = h
         .service
-        .login("BOB@example.com", &pw(PASSWORD))
+        .login("BOB@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     assert_eq!(logged_in.user.id, registered.user.id);
@@ -145,9 +145,12 @@ async fn wrong_password_and_unknown_email_answer_the_same(h: Harness) {
     register(&h, "carol@example.com").await;
     let wrong = h
         .service
-        .login("carol@example.com", &pw("not the password"))
+        .login("carol@example.com", &pw("not the password"), None)
         .await;
-    let unknown = h.service.login("nobody@example.com", &pw(PASSWORD)).await;
+    let unknown = h
+        .service
+        .login("nobody@example.com", &pw(PASSWORD), None)
+        .await;
     assert!(
         matches!(wrong, Err(AuthError::InvalidCredentials)),
         "{wrong:?}"
@@ -163,20 +166,26 @@ async fn wrong_password_and_unknown_email_answer_the_same(h: Harness) {
 }
 
 async fn invalid_input_changes_nothing(h: Harness) {
-    let bad_email = h.service.register("not-an-email", &pw(PASSWORD)).await;
+    let bad_email = h
+        .service
+        .register("not-an-email", &pw(PASSWORD), None)
+        .await;
     assert!(
         matches!(bad_email, Err(AuthError::InvalidEmail(_))),
         "{bad_email:?}"
     );
     let weak = h
         .service
-        .register("dave@example.com", &pw("password1"))
+        .register("dave@example.com", &pw("password1"), None)
         .await;
     match weak {
         Err(AuthError::WeakPassword(errors)) => assert_eq!(errors[0].code, "too_weak"),
         other => panic!("{other:?}"),
     }
-    let short = h.service.register("dave@example.com", &pw("Sh0rt!")).await;
+    let short = h
+        .service
+        .register("dave@example.com", &pw("Sh0rt!"), None)
+        .await;
     match short {
         Err(AuthError::WeakPassword(errors)) => assert_eq!(errors[0].code, "too_short"),
         other => panic!("{other:?}"),
@@ -219,7 +228,7 @@ async fn reuse_after_grace_revokes_the_chain(h: Harness) {
     let first = register(&h, "frank@example.com").await;
     let other = h
         .service
-        .login("frank@example.com", &pw(PASSWORD))
+        .login("frank@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     let second = h.service.refresh(&first.refresh_token).await.unwrap();
@@ -263,7 +272,7 @@ async fn logout_ends_only_the_current_session(h: Harness) {
     let a = register(&h, "gina@example.com").await;
     let b = h
         .service
-        .login("gina@example.com", &pw(PASSWORD))
+        .login("gina@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     let principal = authorize(&h, &a).await.unwrap();
@@ -286,7 +295,7 @@ async fn logout_all_ends_every_session(h: Harness) {
     let a = register(&h, "hank@example.com").await;
     let b = h
         .service
-        .login("hank@example.com", &pw(PASSWORD))
+        .login("hank@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
@@ -311,7 +320,7 @@ async fn logout_all_ends_every_session(h: Harness) {
     // Signing in again afterwards works.
     let c = h
         .service
-        .login("hank@example.com", &pw(PASSWORD))
+        .login("hank@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     assert!(authorize(&h, &c).await.is_ok());
@@ -321,7 +330,7 @@ async fn revoke_one_session(h: Harness) {
     let a = register(&h, "ivy@example.com").await;
     let b = h
         .service
-        .login("ivy@example.com", &pw(PASSWORD))
+        .login("ivy@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     let user_id = a.user.id;
@@ -456,14 +465,17 @@ async fn inactive_user_is_refused(h: Harness) {
             .unwrap()
     );
 
-    let right = h.service.login("leo@example.com", &pw(PASSWORD)).await;
+    let right = h
+        .service
+        .login("leo@example.com", &pw(PASSWORD), None)
+        .await;
     assert!(
         matches!(right, Err(AuthError::AccountDisabled)),
         "{right:?}"
     );
     let wrong = h
         .service
-        .login("leo@example.com", &pw("wrong password here"))
+        .login("leo@example.com", &pw("wrong password here"), None)
         .await;
     assert!(
         matches!(wrong, Err(AuthError::InvalidCredentials)),
@@ -482,7 +494,7 @@ async fn inactive_user_is_refused(h: Harness) {
     );
     let again = h
         .service
-        .login("leo@example.com", &pw(PASSWORD))
+        .login("leo@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     assert!(authorize(&h, &again).await.is_ok());
@@ -510,7 +522,7 @@ async fn updated_at_is_maintained(h: Harness) {
     h.clock.advance(100);
     let signed_in = h
         .service
-        .login("old.hash@example.com", &pw(OLD_PASSWORD))
+        .login("old.hash@example.com", &pw(OLD_PASSWORD), None)
         .await
         .unwrap();
     let stored = h.store.user_by_id(user.id).await.unwrap().unwrap();
@@ -528,7 +540,7 @@ async fn updated_at_is_maintained(h: Harness) {
     h.clock.advance(100);
     let again = h
         .service
-        .login("old.hash@example.com", &pw(OLD_PASSWORD))
+        .login("old.hash@example.com", &pw(OLD_PASSWORD), None)
         .await
         .unwrap();
     assert_eq!(again.user.updated_at, created + 100, "no second rehash");
@@ -562,7 +574,7 @@ async fn sessions_list_marks_the_current_one(h: Harness) {
     h.clock.advance(10);
     let second = h
         .service
-        .login("mia@example.com", &pw(PASSWORD))
+        .login("mia@example.com", &pw(PASSWORD), None)
         .await
         .unwrap();
     let current = sid_of(&h, &second);

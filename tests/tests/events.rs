@@ -71,7 +71,7 @@ fn with_bearer(mut event: Value, token: &str) -> Value {
 async fn sign_in(h: &Harness) -> (SignedIn, Principal) {
     let signed_in = h
         .service
-        .register(EMAIL, &Password::new(PASSWORD))
+        .register(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
@@ -156,7 +156,7 @@ async fn logout_event(h: Harness) {
     let (signed_in, principal) = sign_in(&h).await;
     let other = h
         .service
-        .login(EMAIL, &Password::new(PASSWORD))
+        .login(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
     let response = handlers::logout(
@@ -173,7 +173,7 @@ async fn logout_all_event(h: Harness) {
     let (signed_in, principal) = sign_in(&h).await;
     let other = h
         .service
-        .login(EMAIL, &Password::new(PASSWORD))
+        .login(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
     let response = handlers::logout(
@@ -236,7 +236,7 @@ async fn sessions_revoke_event(h: Harness) {
 
     let other = h
         .service
-        .login(EMAIL, &Password::new(PASSWORD))
+        .login(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
     let other_sid = h

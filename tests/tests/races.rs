@@ -24,6 +24,7 @@ async fn concurrent_registrations_of_one_email_create_one_user(h: Harness) {
                 .register(
                     email,
                     &Password::new(format!("race winner number {i} wins")),
+                    None,
                 )
                 .await
         })
@@ -65,6 +66,7 @@ async fn concurrent_refreshes_of_one_token_create_one_successor(h: Harness) {
         .register(
             "refresh.race@example.com",
             &Password::new("correct horse battery staple"),
+            None,
         )
         .await
         .unwrap();

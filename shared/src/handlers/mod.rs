@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::http::{
     Caching, HttpError, RequestError, SessionsView, TokenResponse, UserView, UserWrapper,
-    json_object, json_response, no_content, principal,
+    json_object, json_response, no_content, principal, source_ip,
 };
 use crate::passwords::Password;
 use crate::service::{AuthError, AuthService};
@@ -46,7 +46,8 @@ pub async fn register(service: &AuthService, request: Request) -> Response<Body>
         async {
             require_method(&request, Method::POST, "POST")?;
             let (email, password) = credentials(&request)?;
-            let signed_in = service.register(&email, &password).await?;
+            let ip = source_ip(&request);
+            let signed_in = service.register(&email, &password, ip.as_deref()).await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &TokenResponse::from(&signed_in),
@@ -63,7 +64,8 @@ pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
         async {
             require_method(&request, Method::POST, "POST")?;
             let (email, password) = credentials(&request)?;
-            let signed_in = service.login(&email, &password).await?;
+            let ip = source_ip(&request);
+            let signed_in = service.login(&email, &password, ip.as_deref()).await?;
             Ok(json_response(
                 StatusCode::OK,
                 &TokenResponse::from(&signed_in),

@@ -6,7 +6,8 @@
 //!   so email uniqueness holds under any concurrency.
 //! - sessions: `TOKEN#<jti>` per issued token and `CHAIN#<sid>` per sign-in chain, both with
 //!   `expires_at` (epoch seconds) as the TTL attribute. Chains carry `chain_user_id`, the key of
-//!   the sparse GSI `by_user` that lists a user's sessions.
+//!   the sparse GSI `by_user` that lists a user's sessions. `THROTTLE#<key>` items hold the
+//!   throttling counters, with the same TTL attribute.
 //!
 //! Every read that decides security is strongly consistent; TTL deletes lazily, so reads also
 //! compare `expires_at` with the clock.
@@ -27,7 +28,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError, UserStore};
+use super::{
+    FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError,
+    ThrottleStore, UserStore,
+};
 use crate::clock::UnixTime;
 use crate::model::{Session, SessionChain, User};
 
@@ -53,6 +57,9 @@ fn token_key(id: Uuid) -> AttributeValue {
 }
 fn chain_key(sid: Uuid) -> AttributeValue {
     AttributeValue::S(format!("CHAIN#{sid}"))
+}
+fn throttle_key(key: &str) -> AttributeValue {
+    AttributeValue::S(format!("THROTTLE#{key}"))
 }
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
@@ -292,8 +299,7 @@ impl DynamoStore {
         output.item.map(from_item).transpose()
     }
 
-    /// An update conditioned on the item existing (and on `condition`, if any). `false` when the
-    /// condition fails.
+    /// An update with a condition; `false` when the condition fails.
     async fn conditional_update(
         &self,
         table: &str,
@@ -731,6 +737,108 @@ impl SessionStore for DynamoStore {
             "SET last_used_at = :now",
             "attribute_exists(pk) AND last_used_at <= :threshold",
             vec![(":now", n(now)), (":threshold", n(now - min_interval))],
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for DynamoStore {
+    async fn failure_counter(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<FailureCounter, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            #[serde(flatten)]
+            counter: FailureCounter,
+            expires_at: UnixTime,
+        }
+        let stored: Option<Stored> = self
+            .get_item(&self.sessions_table, throttle_key(key))
+            .await?;
+        Ok(stored
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.counter)
+            .unwrap_or_default())
+    }
+
+    async fn replace_failure_counter(
+        &self,
+        key: &str,
+        expected_version: u64,
+        counter: &FailureCounter,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut item = to_item(counter, throttle_key(key))?;
+        item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
+        // Versions start at 1, so an expected 0 only matches a missing or expired counter.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.sessions_table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at <= :now OR version = :version",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":version", n(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn clear_failure_counter(&self, throttle: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.sessions_table)
+            .set_key(Some(key(throttle_key(throttle))))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn take_from_window(
+        &self,
+        key: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // One atomic conditional increment: concurrent attempts can never overspend the budget.
+        self.conditional_update(
+            &self.sessions_table,
+            throttle_key(key),
+            "ADD used :one SET expires_at = :end",
+            "attribute_not_exists(used) OR used < :limit",
+            vec![
+                (":one", n(1)),
+                (":end", n(window_end)),
+                (":limit", n(limit)),
+            ],
+        )
+        .await
+    }
+
+    async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
+        self.conditional_update(
+            &self.sessions_table,
+            throttle_key(key),
+            "ADD used :minus_one",
+            "used > :zero",
+            vec![(":minus_one", n(-1)), (":zero", n(0))],
         )
         .await
         .map(|_| ())

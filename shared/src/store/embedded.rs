@@ -16,7 +16,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError, UserStore};
+use super::{
+    FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError,
+    ThrottleStore, UserStore,
+};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{Session, SessionChain, User};
 
@@ -27,6 +30,22 @@ const TOKENS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
 const CHAINS: TableDefinition<u128, &[u8]> = TableDefinition::new("chains");
 const USER_CHAINS: MultimapTableDefinition<u128, u128> =
     MultimapTableDefinition::new("user_chains");
+/// Throttling counters: consecutive failures and per-window budgets, with their expiry.
+const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_failures");
+const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_windows");
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredFailures {
+    #[serde(flatten)]
+    counter: FailureCounter,
+    expires_at: UnixTime,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredWindow {
+    used: u32,
+    expires_at: UnixTime,
+}
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -71,6 +90,8 @@ impl EmbeddedStore {
             txn.open_table(TOKENS).map_err(internal)?;
             txn.open_table(CHAINS).map_err(internal)?;
             txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
+            txn.open_table(FAILURES).map_err(internal)?;
+            txn.open_table(WINDOWS).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)
@@ -158,6 +179,24 @@ fn sweep_expired(txn: &WriteTransaction, now: UnixTime) -> Result<(), StoreError
         index
             .remove(chain.user_id.as_u128(), chain.sid.as_u128())
             .map_err(internal)?;
+    }
+    for definition in [FAILURES, WINDOWS] {
+        let mut table = txn.open_table(definition).map_err(internal)?;
+        let expired: Vec<String> = table
+            .iter()
+            .map_err(internal)?
+            .filter_map(Result::ok)
+            .filter(|(_, v)| {
+                serde_json::from_slice::<serde_json::Value>(v.value())
+                    .ok()
+                    .and_then(|v| v["expires_at"].as_i64())
+                    .is_some_and(|expires_at| expires_at <= now)
+            })
+            .map(|(k, _)| k.value().to_owned())
+            .collect();
+        for key in expired {
+            table.remove(key.as_str()).map_err(internal)?;
+        }
     }
     Ok(())
 }
@@ -413,6 +452,104 @@ impl SessionStore for EmbeddedStore {
             {
                 chain.last_used_at = now;
                 put_chain(txn, &chain)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for EmbeddedStore {
+    async fn failure_counter(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<FailureCounter, StoreError> {
+        self.read(|txn| {
+            let table = txn.open_table(FAILURES).map_err(internal)?;
+            let stored: Option<StoredFailures> = get(&table, key)?;
+            Ok(stored
+                .filter(|s| s.expires_at > now)
+                .map(|s| s.counter)
+                .unwrap_or_default())
+        })
+    }
+
+    async fn replace_failure_counter(
+        &self,
+        key: &str,
+        expected_version: u64,
+        counter: &FailureCounter,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        let stored = StoredFailures {
+            counter: counter.clone(),
+            expires_at,
+        };
+        self.write(move |txn| {
+            let mut table = txn.open_table(FAILURES).map_err(internal)?;
+            let current: Option<StoredFailures> = get(&table, key.as_str())?;
+            let current_version = current
+                .filter(|c| c.expires_at > now)
+                .map_or(0, |c| c.counter.version);
+            if current_version != expected_version {
+                return Ok(false);
+            }
+            table
+                .insert(key.as_str(), to_json(&stored)?.as_slice())
+                .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn clear_failure_counter(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(FAILURES).map_err(internal)?;
+            table.remove(key.as_str()).map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_from_window(
+        &self,
+        key: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(WINDOWS).map_err(internal)?;
+            let used = get::<_, StoredWindow>(&table, key.as_str())?.map_or(0, |w| w.used);
+            if used >= limit {
+                return Ok(false);
+            }
+            let window = StoredWindow {
+                used: used + 1,
+                expires_at: window_end,
+            };
+            table
+                .insert(key.as_str(), to_json(&window)?.as_slice())
+                .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            let mut table = txn.open_table(WINDOWS).map_err(internal)?;
+            if let Some(mut window) = get::<_, StoredWindow>(&table, key.as_str())? {
+                window.used = window.used.saturating_sub(1);
+                table
+                    .insert(key.as_str(), to_json(&window)?.as_slice())
+                    .map_err(internal)?;
             }
             Ok(())
         })

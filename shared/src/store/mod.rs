@@ -12,6 +12,7 @@ pub mod dynamo;
 pub mod embedded;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
@@ -129,6 +130,52 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Consecutive failures of one subject (a normalised email), versioned so that concurrent
+/// attempts update it without losing each other's counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureCounter {
+    pub failures: u32,
+    /// Until when further attempts are refused; 0 when not locked.
+    pub locked_until: UnixTime,
+    /// 0 when there is no counter yet; every write adds one.
+    pub version: u64,
+}
+
+/// Counters for throttling, kept in the store with a TTL so every Lambda instance sees the same
+/// counts.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync {
+    /// The counter for `key`; the default when there is none or it has expired.
+    async fn failure_counter(&self, key: &str, now: UnixTime)
+    -> Result<FailureCounter, StoreError>;
+
+    /// Stores `counter` if the stored one still has `expected_version`; `false` when another
+    /// attempt changed it first (read again and retry).
+    async fn replace_failure_counter(
+        &self,
+        key: &str,
+        expected_version: u64,
+        counter: &FailureCounter,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets the counter, after a success.
+    async fn clear_failure_counter(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Takes one unit from the budget `key` of at most `limit` per window ending at
+    /// `window_end`; `false` when the budget is spent.
+    async fn take_from_window(
+        &self,
+        key: &str,
+        limit: u32,
+        window_end: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives one unit back, for an attempt that turned out not to count.
+    async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError>;
+}
+
 /// A complete backend.
-pub trait Store: UserStore + SessionStore {}
-impl<T: UserStore + SessionStore> Store for T {}
+pub trait Store: UserStore + SessionStore + ThrottleStore {}
+impl<T: UserStore + SessionStore + ThrottleStore> Store for T {}

@@ -65,10 +65,11 @@ fn start_command(mut command: Command, port: u16, data_dir: &std::path::Path) ->
     let lines = output.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Local API on") {
-                let _ = banner.send(line.clone());
+            let is_banner = line.contains("Local API on");
+            lines.lock().unwrap().push(line.clone());
+            if is_banner {
+                let _ = banner.send(line);
             }
-            lines.lock().unwrap().push(line);
         }
     });
     let line = banner_seen

@@ -3,6 +3,8 @@
 //! Handlers (Lambda or local) parse a request, call one method here and map the result. All
 //! time comes from the injected clock.
 
+mod throttle;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,6 +141,10 @@ impl AuthService {
         &self.config
     }
 
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
     }
@@ -147,14 +153,20 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Creates an account and signs it in.
-    pub async fn register(&self, email: &str, password: &Password) -> Result<SignedIn, AuthError> {
+    /// Creates an account and signs it in. Registrations are counted per source IP.
+    pub async fn register(
+        &self,
+        email: &str,
+        password: &Password,
+        source_ip: Option<&str>,
+    ) -> Result<SignedIn, AuthError> {
         let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
         self.policy
             .check(password.expose(), &email)
             .map_err(AuthError::WeakPassword)?;
-        let password_hash = self.passwords.hash(password).await?;
         let now = self.clock.now();
+        self.charge_registration(source_ip, now).await?;
+        let password_hash = self.passwords.hash(password).await?;
         let user = User {
             id: Uuid::new_v4(),
             email,
@@ -170,24 +182,44 @@ impl AuthService {
     }
 
     /// Checks email and password and starts a session. Unknown emails and wrong passwords get
-    /// the same answer after the same Argon2 work.
-    pub async fn login(&self, email: &str, password: &Password) -> Result<SignedIn, AuthError> {
+    /// the same answer after the same Argon2 work; throttled attempts get none.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &Password,
+        source_ip: Option<&str>,
+    ) -> Result<SignedIn, AuthError> {
         let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
-        let user = self.store.user_by_email(&email).await?;
+        let now = self.clock.now();
+        let charged = self.charge_login(&email, source_ip, now).await?;
+        let checked = self.check_credentials(&email, password).await;
+        // The right password counts as a success even for a disabled account.
+        let right_password = matches!(checked, Ok(_) | Err(AuthError::AccountDisabled));
+        self.settle_login(charged, right_password).await;
+        let (mut user, needs_rehash) = checked?;
+        if needs_rehash {
+            self.upgrade_hash(&mut user, password, now).await;
+        }
+        self.start_session(user, now).await
+    }
+
+    /// The user with this email and password, and whether its hash needs upgrading.
+    async fn check_credentials(
+        &self,
+        email: &str,
+        password: &Password,
+    ) -> Result<(User, bool), AuthError> {
+        let user = self.store.user_by_email(email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
         let verification = self.passwords.verify(password, stored).await?;
-        let (mut user, needs_rehash) = match (user, verification) {
+        let (user, needs_rehash) = match (user, verification) {
             (Some(user), Verification::Match { needs_rehash }) => (user, needs_rehash),
             _ => return Err(AuthError::InvalidCredentials),
         };
         if !user.is_active {
             return Err(AuthError::AccountDisabled);
         }
-        let now = self.clock.now();
-        if needs_rehash {
-            self.upgrade_hash(&mut user, password, now).await;
-        }
-        self.start_session(user, now).await
+        Ok((user, needs_rehash))
     }
 
     /// Re-hashes a password stored with older parameters. A failure here must not fail the
