@@ -390,6 +390,27 @@ async fn every_error_code_of_the_contract(h: Harness) {
         "account_disabled",
     );
 
+    // Repeated failures for one email: 429 with Retry-After.
+    for _ in 0..h.config.login_max_failures {
+        let reply = api
+            .post_json(
+                "/auth/login",
+                &credentials("target@example.com", "wrong password!"),
+                None,
+            )
+            .await;
+        assert_problem(&reply, 401, "invalid_credentials");
+    }
+    let throttled = api
+        .post_json(
+            "/auth/login",
+            &credentials("target@example.com", "wrong password!"),
+            None,
+        )
+        .await;
+    assert_problem(&throttled, 429, "too_many_requests");
+    assert_eq!(throttled.header("retry-after"), Some("1"));
+
     assert_problem(&api.get("/nowhere", None).await, 404, "not_found");
     assert_problem(
         &api.send("PATCH", "/auth/login", &[], "").await,

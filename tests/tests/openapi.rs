@@ -333,6 +333,24 @@ async fn every_reply_matches_the_document(h: Harness) {
         200
     );
 
+    // too_many_requests
+    for _ in 0..h.config.login_max_failures {
+        c.post(
+            "/auth/login",
+            &json!({"email": "throttled@example.com", "password": "wrong wrong"}),
+            None,
+        )
+        .await;
+    }
+    let throttled = c
+        .post(
+            "/auth/login",
+            &json!({"email": "throttled@example.com", "password": "wrong wrong"}),
+            None,
+        )
+        .await;
+    assert_eq!(throttled.status, 429);
+
     // account_disabled and internal
     let user_id: uuid::Uuid = registered.json()["user"]["id"]
         .as_str()
