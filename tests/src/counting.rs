@@ -90,6 +90,19 @@ impl UserStore for CountingStore {
         self.calls.write();
         self.inner.revoke_all_sessions(id).await
     }
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner
+            .change_password(id, password_hash, epoch, keep, now)
+            .await
+    }
 }
 
 #[async_trait]

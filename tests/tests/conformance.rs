@@ -65,6 +65,7 @@ on_both_stores!(
     sessions_list_marks_the_current_one,
     last_used_at_is_written_at_most_once_a_minute,
     tokens_from_the_store_must_match_their_hash,
+    change_password_ends_every_other_session,
 );
 
 async fn register_stores_the_user_and_signs_in(h: Harness) {
@@ -664,4 +665,102 @@ async fn tokens_from_the_store_must_match_their_hash(h: Harness) {
     assert_invalid_token(h.service.refresh(&token).await);
     // The real one still works afterwards: the refusal changed nothing.
     assert!(h.service.refresh(&signed_in.refresh_token).await.is_ok());
+}
+
+async fn change_password_ends_every_other_session(h: Harness) {
+    let a = register(&h, "pia@example.com").await;
+    let b = h
+        .service
+        .login("pia@example.com", &pw(PASSWORD), None)
+        .await
+        .unwrap();
+    let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
+    let current = authorize(&h, &a).await.unwrap();
+    let new_password = "another long horse staple 77";
+
+    let wrong = h
+        .service
+        .change_password(
+            current.user_id,
+            current.session_id,
+            &pw("not my password"),
+            &pw(new_password),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(wrong, Err(AuthError::InvalidCredentials)),
+        "{wrong:?}"
+    );
+    let weak = h
+        .service
+        .change_password(
+            current.user_id,
+            current.session_id,
+            &pw(PASSWORD),
+            &pw("password123"),
+            None,
+        )
+        .await;
+    assert!(matches!(weak, Err(AuthError::WeakPassword(_))), "{weak:?}");
+    assert!(authorize(&h, &b2).await.is_ok(), "refusals change nothing");
+
+    h.clock.advance(60);
+    h.service
+        .change_password(
+            current.user_id,
+            current.session_id,
+            &pw(PASSWORD),
+            &pw(new_password),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        authorize(&h, &a).await.is_ok(),
+        "the session that changed it stays"
+    );
+    let a2 = h.service.refresh(&a.refresh_token).await.unwrap();
+    assert!(authorize(&h, &a2).await.is_ok());
+    assert_invalid_token(authorize(&h, &b2).await);
+    assert_invalid_token(h.service.refresh(&b2.refresh_token).await);
+    let listed = h
+        .service
+        .sessions(current.user_id, current.session_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [current.session_id]
+    );
+
+    let old = h
+        .service
+        .login("pia@example.com", &pw(PASSWORD), None)
+        .await;
+    assert!(matches!(old, Err(AuthError::InvalidCredentials)), "{old:?}");
+    let new = h
+        .service
+        .login("pia@example.com", &pw(new_password), None)
+        .await
+        .unwrap();
+    assert_eq!(new.user.updated_at, a.user.created_at + 60);
+
+    // A session that was revoked cannot change the password.
+    let stale = authorize(&h, &new).await.unwrap();
+    h.service
+        .revoke_session(stale.user_id, stale.session_id)
+        .await
+        .unwrap();
+    let after = h
+        .service
+        .change_password(
+            stale.user_id,
+            stale.session_id,
+            &pw(new_password),
+            &pw("yet another horse staple 88"),
+            None,
+        )
+        .await;
+    assert_invalid_token(after);
 }

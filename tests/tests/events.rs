@@ -19,6 +19,7 @@ const EVENT_FILES: &[&str] = &[
     "logout.json",
     "me.json",
     "openid-configuration.json",
+    "password.json",
     "refresh.json",
     "register.json",
     "sessions-list.json",
@@ -96,6 +97,7 @@ on_both_stores!(
     logout_event,
     logout_all_event,
     me_event,
+    password_event,
     sessions_list_event,
     sessions_revoke_event,
     jwks_and_openid_configuration_events,
@@ -203,6 +205,31 @@ async fn me_event(h: Harness) {
     assert_eq!(body["user"]["is_active"], true);
     assert!(body["user"]["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(body["user"].get("password_hash").is_none());
+}
+
+async fn password_event(h: Harness) {
+    let sample = handlers::change_password(&h.service, request(&event("password.json"))).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    let (signed_in, principal) = sign_in(&h).await;
+    let other = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    let live = with_principal(event("password.json"), &principal);
+    let response = handlers::change_password(&h.service, request(&live)).await;
+    assert_eq!(response.status(), 204);
+    assert!(
+        h.service.authorize(&signed_in.access_token).await.is_ok(),
+        "this session stays"
+    );
+    assert!(
+        h.service.authorize(&other.access_token).await.is_err(),
+        "the others end"
+    );
+    let new_password = Password::new("a brand new horse staple 2026");
+    assert!(h.service.login(EMAIL, &new_password, None).await.is_ok());
 }
 
 async fn sessions_list_event(h: Harness) {

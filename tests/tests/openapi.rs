@@ -284,6 +284,67 @@ async fn every_reply_matches_the_document(h: Harness) {
         401
     );
 
+    // password: 400, 401 (both kinds), 403, 422, 204
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    assert_eq!(
+        c.post(
+            "/auth/password",
+            &json!({"current_password": PASSWORD}),
+            Some(&access)
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password",
+            &change(PASSWORD, "another long horse staple 77"),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password",
+            &change("wrong wrong", "another long horse staple 77"),
+            Some(&access)
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password",
+            &change(PASSWORD, "another long horse staple 77"),
+            Some("forged")
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        c.post("/auth/password", &change(PASSWORD, "short"), Some(&access))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password",
+            &change(PASSWORD, "another long horse staple 77"),
+            Some(&access)
+        )
+        .await
+        .status,
+        204
+    );
+    let creds = json!({"email": EMAIL, "password": "another long horse staple 77"});
+
     // logout: 400, 401, 403, 204
     assert_eq!(
         c.post("/auth/logout", &json!({"all": "yes"}), Some(&access))

@@ -132,6 +132,32 @@ pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
     )
 }
 
+/// `POST /auth/password`: `{"current_password", "new_password"}`; every other session ends.
+pub async fn change_password(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            require_method(&request, Method::POST, "POST")?;
+            let principal = principal(&request)?;
+            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+            body.only(&["current_password", "new_password"])?;
+            let current = Password::new(body.string("current_password")?);
+            let new = Password::new(body.string("new_password")?);
+            let ip = source_ip(&request);
+            service
+                .change_password(
+                    principal.user_id,
+                    principal.session_id,
+                    &current,
+                    &new,
+                    ip.as_deref(),
+                )
+                .await?;
+            Ok(no_content())
+        }
+        .await,
+    )
+}
+
 /// `GET /auth/sessions` lists the user's live sessions; `DELETE /auth/sessions/{id}` revokes one.
 pub async fn sessions(service: &AuthService, request: Request) -> Response<Body> {
     finish(

@@ -8,6 +8,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/auth/login"),
     ("POST", "/auth/refresh"),
     ("POST", "/auth/logout"),
+    ("POST", "/auth/password"),
     ("GET", "/auth/me"),
     ("GET", "/auth/sessions"),
     ("DELETE", "/auth/sessions/{id}"),

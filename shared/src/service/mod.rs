@@ -482,6 +482,44 @@ impl AuthService {
         Ok(())
     }
 
+    /// Changes the password after checking the current one, and ends every other session of the
+    /// user. Wrong current passwords are throttled like failed logins.
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        current: &Password,
+        new: &Password,
+        source_ip: Option<&str>,
+    ) -> Result<(), AuthError> {
+        let user = self.active_user(user_id).await?;
+        self.policy
+            .check(new.expose(), &user.email)
+            .map_err(AuthError::WeakPassword)?;
+        let now = self.clock.now();
+        let charged = self.charge_login(&user.email, source_ip, now).await?;
+        let verification = self
+            .passwords
+            .verify(current, Some(&user.password_hash))
+            .await;
+        let right = matches!(verification, Ok(Verification::Match { .. }));
+        self.settle_login(charged, right).await;
+        if !right {
+            verification?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let hash = self.passwords.hash(new).await?;
+        if !self
+            .store
+            .change_password(user.id, &hash, user.session_epoch, session_id, now)
+            .await?
+        {
+            return Err(invalid_token("session ended during the password change"));
+        }
+        info!(user_id = %user.id, session_id = %session_id, "password changed; other sessions revoked");
+        Ok(())
+    }
+
     /// The user's live sessions, newest first.
     pub async fn sessions(
         &self,

@@ -515,6 +515,48 @@ impl UserStore for DynamoStore {
         )
         .await
     }
+
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let next = epoch + 1;
+        let items = vec![
+            update(
+                &self.users_table,
+                user_key(id),
+                "SET password_hash = :hash, updated_at = :now, session_epoch = :next",
+                "attribute_exists(pk) AND session_epoch = :epoch",
+                vec![
+                    (":hash", s(password_hash)),
+                    (":now", n(now)),
+                    (":next", n(next)),
+                    (":epoch", n(epoch)),
+                ],
+            )?,
+            update(
+                &self.sessions_table,
+                chain_key(keep),
+                "SET epoch = :next",
+                "attribute_exists(pk) AND user_id = :user AND epoch = :epoch AND attribute_not_exists(revoked_at) AND expires_at > :now",
+                vec![
+                    (":next", n(next)),
+                    (":user", s(id)),
+                    (":epoch", n(epoch)),
+                    (":now", n(now)),
+                ],
+            )?,
+        ];
+        // A fresh idempotency token: the same session may change its password again soon.
+        match self.transact(items, Uuid::new_v4()).await? {
+            Ok(()) => Ok(true),
+            Err(_) => Ok(false),
+        }
+    }
 }
 
 #[async_trait]

@@ -310,6 +310,35 @@ impl UserStore for EmbeddedStore {
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
         update_user(self, id, |user| user.session_epoch += 1).await
     }
+
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_owned();
+        self.write(move |txn| {
+            let Some(mut user) = load_user(txn, id)?.filter(|u| u.session_epoch == epoch) else {
+                return Ok(false);
+            };
+            let Some(mut chain) = load_chain(txn, keep)?.filter(|c| {
+                c.user_id == id && c.epoch == epoch && c.revoked_at.is_none() && c.expires_at > now
+            }) else {
+                return Ok(false);
+            };
+            user.password_hash = password_hash;
+            user.updated_at = now;
+            user.session_epoch = epoch + 1;
+            chain.epoch = epoch + 1;
+            put_user(txn, &user)?;
+            put_chain(txn, &chain)?;
+            Ok(true)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -79,6 +79,17 @@ pub trait UserStore: Send + Sync {
     async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError>;
     /// Ends every session of the user at once by moving to a new session epoch.
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Replaces the password hash and ends every session but `keep` in one step: the user moves
+    /// from session epoch `epoch` to the next and `keep` moves with it. `false` if the user is no
+    /// longer at `epoch` or `keep` is not a live chain of the user.
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

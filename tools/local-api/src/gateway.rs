@@ -59,7 +59,7 @@ impl Gateway {
         routes: RouteTable,
     ) -> Result<Self, String> {
         for route in routes.routes() {
-            if !is_known_function(&route.function) {
+            if Function::from_binary(&route.function).is_none() {
                 return Err(format!(
                     "template route {} runs {:?}, which has no local handler",
                     route.key(),
@@ -161,15 +161,48 @@ impl Gateway {
         request: lambda_http::Request,
     ) -> lambda_http::Response<lambda_http::Body> {
         let service = &*self.service;
-        match function {
-            "register" => handlers::register(service, request).await,
-            "login" => handlers::login(service, request).await,
-            "refresh" => handlers::refresh(service, request).await,
-            "logout" => handlers::logout(service, request).await,
-            "me" => handlers::me(service, request).await,
-            "sessions" => handlers::sessions(service, request).await,
-            _ => handlers::discovery::handle(&self.discovery, request).await,
+        match Function::from_binary(function) {
+            Some(Function::Register) => handlers::register(service, request).await,
+            Some(Function::Login) => handlers::login(service, request).await,
+            Some(Function::Refresh) => handlers::refresh(service, request).await,
+            Some(Function::Logout) => handlers::logout(service, request).await,
+            Some(Function::Password) => handlers::change_password(service, request).await,
+            Some(Function::Me) => handlers::me(service, request).await,
+            Some(Function::Sessions) => handlers::sessions(service, request).await,
+            // `new` refused templates naming any other function.
+            Some(Function::Jwks) | None => {
+                handlers::discovery::handle(&self.discovery, request).await
+            }
         }
+    }
+}
+
+/// The Lambda functions, by the binary name `template.yaml` gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Password,
+    Me,
+    Sessions,
+    Jwks,
+}
+
+impl Function {
+    fn from_binary(name: &str) -> Option<Self> {
+        Some(match name {
+            "register" => Self::Register,
+            "login" => Self::Login,
+            "refresh" => Self::Refresh,
+            "logout" => Self::Logout,
+            "password" => Self::Password,
+            "me" => Self::Me,
+            "sessions" => Self::Sessions,
+            "jwks" => Self::Jwks,
+            _ => return None,
+        })
     }
 }
 
@@ -186,13 +219,6 @@ fn with_request_id(
         body,
         request_id,
     }
-}
-
-fn is_known_function(name: &str) -> bool {
-    matches!(
-        name,
-        "register" | "login" | "refresh" | "logout" | "me" | "sessions" | "jwks"
-    )
 }
 
 /// API Gateway's own answers (not a function's): `{"message": "..."}`.
