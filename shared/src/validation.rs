@@ -26,8 +26,16 @@ impl FieldError {
     }
 }
 
+/// Characters that change how text displays without being visible: bidirectional overrides,
+/// zero-width characters, soft hyphens. In an email they only serve spoofing.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Trims and lower-cases an email, then checks it is a plain address (no display name, no
-/// domain literal, a dotted domain) of at most 254 characters.
+/// domain literal, a dotted domain) of at most 254 characters. An internationalised domain is
+/// brought to its canonical form (UTS 46), so `exämple.com` and `xn--exmple-cua.com` are one
+/// address and cannot hold two accounts.
 pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
     let email = raw.trim().to_lowercase();
     let invalid = |message: &str| FieldError::new("email", "invalid_email", message);
@@ -37,9 +45,24 @@ pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
     if email.chars().count() > MAX_EMAIL_CHARS {
         return Err(invalid("An email address has at most 254 characters."));
     }
-    if email.chars().any(char::is_control) {
-        return Err(invalid("The email address contains control characters."));
+    if email
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        return Err(invalid(
+            "The email address contains control or invisible characters.",
+        ));
     }
+    let email = match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let ascii = idna::domain_to_ascii(domain)
+                .map_err(|_| invalid("Enter a valid email address, like name@example.com."))?;
+            let (unicode, result) = idna::domain_to_unicode(&ascii);
+            result.map_err(|_| invalid("Enter a valid email address, like name@example.com."))?;
+            format!("{local}@{unicode}")
+        }
+        _ => email,
+    };
     let options = Options {
         minimum_sub_domains: 2,
         allow_domain_literal: false,
@@ -167,6 +190,26 @@ mod tests {
             let err = normalize_email(raw).unwrap_err();
             assert_eq!((err.field, err.code), ("email", "invalid_email"), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn invisible_and_bidirectional_characters_are_refused() {
+        for raw in [
+            "a\u{202e}b@example.com",
+            "a\u{200b}@example.com",
+            "\u{feff}a@example.com",
+            "a@exa\u{2066}mple.com",
+        ] {
+            assert!(normalize_email(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn internationalised_domains_have_one_canonical_form() {
+        let unicode = normalize_email("josé@Exämple.com").unwrap();
+        let punycode = normalize_email("josé@xn--exmple-cua.com").unwrap();
+        assert_eq!(unicode, "josé@exämple.com");
+        assert_eq!(unicode, punycode);
     }
 
     #[test]
