@@ -2,23 +2,34 @@
 //!
 //! ```text
 //! authctl keygen [--kid KID] [--public-keys FILE]
+//! authctl deactivate EMAIL [--data-dir DIR]
+//! authctl reactivate EMAIL [--data-dir DIR]
 //! ```
-//! Generates an Ed25519 signing key and prints the secret value to store in AWS Secrets Manager
-//! and the public JWK Set to configure (`JwtPublicKeys` / `JWT_PUBLIC_KEYS`). With
-//! `--public-keys`, the new key is added to an existing set, which is how a rotation starts:
-//! publish the new key first, switch the secret once verifiers have it.
+//! `keygen` generates an Ed25519 signing key and prints the secret value to store in AWS
+//! Secrets Manager and the public JWK Set to configure (`JwtPublicKeys` / `JWT_PUBLIC_KEYS`).
+//! With `--public-keys`, the new key is added to an existing set, which is how a rotation
+//! starts: publish the new key first, switch the secret once verifiers have it.
+//!
+//! `deactivate` refuses every further sign-in of an account and ends all its sessions at once;
+//! `reactivate` lets it sign in again (its old sessions stay ended). They work on the DynamoDB
+//! tables of the environment (`USERS_TABLE`, `SESSIONS_TABLE`, AWS credentials, and
+//! `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), or with `--data-dir` on the local server's
+//! embedded store (stop the server first: the store file is locked while it runs).
+
+mod accounts;
+mod keygen;
 
 use std::process::ExitCode;
 
-use shared::SigningKey;
-use shared::tokens::JwkSet;
+const USAGE: &str = "usage: authctl keygen [--kid KID] [--public-keys FILE]
+       authctl deactivate EMAIL [--data-dir DIR]
+       authctl reactivate EMAIL [--data-dir DIR]";
 
-const USAGE: &str = "usage: authctl keygen [--kid KID] [--public-keys FILE]";
-
-fn main() -> ExitCode {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("keygen") => keygen(&args[1..]).map(|generated| {
+        Some("keygen") => keygen::keygen(&args[1..]).map(|generated| {
             println!("# Secret value: the private signing key. Store it in AWS Secrets Manager and nowhere else:");
             println!("#   aws secretsmanager create-secret --name lambda-auth/signing-key --secret-string '<the line below>'");
             println!("{}", generated.private_jwk);
@@ -26,6 +37,9 @@ fn main() -> ExitCode {
             println!("# Public JWK Set: the JwtPublicKeys parameter of template.yaml (JWT_PUBLIC_KEYS):");
             println!("{}", generated.public_jwks);
         }),
+        Some(command @ ("deactivate" | "reactivate")) => {
+            accounts::set_active(&args[1..], command == "reactivate").await.map(|message| println!("{message}"))
+        }
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -38,114 +52,5 @@ fn main() -> ExitCode {
             eprintln!("authctl: {message}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A kid that sorts by creation date and is unique enough: `2026-11-27-3f9a`.
-fn default_kid() -> String {
-    let today = time::OffsetDateTime::now_utc().date();
-    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..4];
-    format!("{today}-{suffix}")
-}
-
-/// A new key: the secret value and the JWK Set to publish.
-struct Generated {
-    private_jwk: String,
-    public_jwks: String,
-}
-
-fn keygen(args: &[String]) -> Result<Generated, String> {
-    let mut kid = None;
-    let mut published = JwkSet::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--kid" => kid = Some(args.next().ok_or("--kid needs a value")?.clone()),
-            "--public-keys" => {
-                let path = args.next().ok_or("--public-keys needs a file")?;
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-                published = serde_json::from_str(&text)
-                    .map_err(|e| format!("{path}: not a JWK Set: {e}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    let kid = kid.unwrap_or_else(default_kid);
-    if published
-        .keys
-        .iter()
-        .any(|k| k.kid.as_deref() == Some(kid.as_str()))
-    {
-        return Err(format!("the set already has a key {kid:?}"));
-    }
-    let key = SigningKey::generate(&kid).map_err(|e| e.to_string())?;
-    let private = key.private_jwk_json().map_err(|e| e.to_string())?;
-    published.keys.push(key.public_jwk());
-    let public_jwks = serde_json::to_string(&published).map_err(|e| e.to_string())?;
-    Ok(Generated {
-        private_jwk: private,
-        public_jwks,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::KeyRing;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn generated_keys_load_as_a_signing_function_would() {
-        let generated = keygen(&args(&["--kid", "k1"])).unwrap();
-        let signing = SigningKey::from_private_jwk(&generated.private_jwk).unwrap();
-        assert_eq!(signing.kid(), "k1");
-        let published: JwkSet = serde_json::from_str(&generated.public_jwks).unwrap();
-        assert_eq!(published.keys.len(), 1);
-        assert!(
-            !generated.public_jwks.contains("\"d\""),
-            "no private part in the public set"
-        );
-        assert!(KeyRing::new(Some(signing), &published).is_ok());
-    }
-
-    #[test]
-    fn rotation_adds_the_new_key_to_the_published_set() {
-        let first = keygen(&args(&["--kid", "old"])).unwrap();
-        let dir = std::env::temp_dir().join(format!("authctl-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&dir, &first.public_jwks).unwrap();
-        let second = keygen(&args(&[
-            "--kid",
-            "new",
-            "--public-keys",
-            dir.to_str().unwrap(),
-        ]))
-        .unwrap();
-        let published: JwkSet = serde_json::from_str(&second.public_jwks).unwrap();
-        let kids: Vec<_> = published
-            .keys
-            .iter()
-            .filter_map(|k| k.kid.clone())
-            .collect();
-        assert_eq!(kids, ["old", "new"]);
-        assert!(
-            keygen(&args(&[
-                "--kid",
-                "old",
-                "--public-keys",
-                dir.to_str().unwrap()
-            ]))
-            .is_err()
-        );
-        std::fs::remove_file(dir).unwrap();
-    }
-
-    #[test]
-    fn default_kids_are_valid_and_distinct() {
-        let (a, b) = (default_kid(), default_kid());
-        assert!(shared::tokens::keys::is_valid_kid(&a), "{a}");
-        assert_ne!(a, b);
     }
 }
