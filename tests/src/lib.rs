@@ -96,31 +96,26 @@ impl Harness {
         harness
     }
 
-    /// A service whose DynamoDB endpoint refuses connections, with few retries so a test does
-    /// not wait long for the failure.
+    /// A service whose DynamoDB endpoint refuses connections, with the production client
+    /// settings (timeouts and retries).
     pub async fn unreachable_dynamo(config: Config) -> Self {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             listener.local_addr().expect("address").port()
         }; // dropped: nothing listens there any more
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region("us-east-1")
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .test_credentials()
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
-            .load()
-            .await;
-        let store = DynamoStore::new(
-            Client::new(&sdk),
-            &config.users_table,
-            &config.sessions_table,
-        );
+        Self::dynamo_at(&format!("http://127.0.0.1:{port}"), config).await
+    }
+
+    /// A service on the DynamoDB at `endpoint`, tables not created.
+    pub async fn dynamo_at(endpoint: &str, config: Config) -> Self {
+        let client = DynamoStore::client_for_endpoint(endpoint).await;
+        let store = DynamoStore::new(client, &config.users_table, &config.sessions_table);
         Self::build(Backend::Dynamo, Arc::new(store), Arc::new(config))
     }
 
-    /// A correctly signed access token for a user and session the store has never seen.
-    pub fn mint_access_token_for_unknown_session(&self) -> String {
-        use shared::model::{Claims, TokenType};
+    /// A correctly signed token for a user and session the store has never seen.
+    pub fn mint_token_for_unknown_session(&self, token_type: shared::model::TokenType) -> String {
+        use shared::model::Claims;
         let now = shared::Clock::now(&*self.clock);
         let user = uuid::Uuid::new_v4();
         let claims = Claims {
@@ -133,7 +128,7 @@ impl Harness {
             jti: uuid::Uuid::new_v4(),
             user_id: user,
             user_email: "ghost@example.com".into(),
-            token_type: TokenType::Access,
+            token_type,
             sid: uuid::Uuid::new_v4(),
         };
         self.service

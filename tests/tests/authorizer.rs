@@ -202,7 +202,7 @@ async fn an_allowed_request_writes_only_last_used_at_once_a_minute(h: Harness) {
 async fn an_unreachable_store_is_an_error_not_a_denial() {
     let config = integration_tests::test_config();
     let h = Harness::unreachable_dynamo(config).await;
-    let token = h.mint_access_token_for_unknown_session();
+    let token = h.mint_token_for_unknown_session(shared::model::TokenType::Access);
     let answer = authorizer::handle(&h.service, v2_event(Some(&format!("Bearer {token}")))).await;
     assert_eq!(answer, Err(AuthorizerError::Unavailable));
 }

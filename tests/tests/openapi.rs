@@ -467,6 +467,6 @@ async fn unavailable_replies_match_the_document() {
         assert!(reply.header("retry-after").is_some());
     }
     // A protected route: the authorizer cannot decide, so API Gateway answers 500.
-    let token = h.mint_access_token_for_unknown_session();
+    let token = h.mint_token_for_unknown_session(shared::model::TokenType::Access);
     assert_eq!(c.get("/auth/me", Some(&token)).await.status, 500);
 }

@@ -150,26 +150,29 @@ impl DynamoStore {
         }
     }
 
-    /// A client from the environment (region, credentials, `AWS_ENDPOINT_URL_DYNAMODB`), with
-    /// timeouts that keep a failing call well inside a Lambda's time limit.
-    pub async fn client_from_env() -> Client {
+    /// The SDK settings every client shares: timeouts and retries that keep a failing call,
+    /// retries included, well inside a Lambda's time limit, so the caller can still answer
+    /// `503` instead of timing out.
+    fn sdk_loader() -> aws_config::ConfigLoader {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
             .operation_attempt_timeout(Duration::from_secs(2))
             .operation_timeout(Duration::from_secs(5))
             .build();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .timeout_config(timeouts)
-            .load()
-            .await;
-        Client::new(&config)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+    }
+
+    /// A client from the environment: region, credentials, and `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub async fn client_from_env() -> Client {
+        Client::new(&Self::sdk_loader().load().await)
     }
 
     /// A client for a DynamoDB outside AWS (DynamoDB Local): region and credentials from the
     /// environment when set, placeholders otherwise, since such servers accept any.
     pub async fn client_for_endpoint(endpoint: &str) -> Client {
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(endpoint);
+        let mut loader = Self::sdk_loader().endpoint_url(endpoint);
         if std::env::var_os("AWS_REGION").is_none()
             && std::env::var_os("AWS_DEFAULT_REGION").is_none()
         {
