@@ -2,13 +2,17 @@
 //!
 //! Hashing is CPU- and memory-bound (19 MiB a hash at OWASP's parameters), so it runs under
 //! `spawn_blocking`, never on the async runtime, and a semaphore caps how many run at once so
-//! a burst of logins cannot exhaust memory.
+//! a burst of logins cannot exhaust memory. The 19 MiB of working memory are kept and reused:
+//! allocating them per hash makes the kernel zero fresh pages every time and leaves a copy in
+//! the allocator of every thread that ever hashed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use std::sync::Mutex;
+
+use argon2::password_hash::phc::{Output, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
@@ -71,6 +75,36 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
     /// Argon2 computations done so far (hashes and verifications).
     work: Arc<AtomicU64>,
+    memory: Arc<MemoryPool>,
+}
+
+/// Argon2 working memory, reused from one computation to the next.
+#[derive(Debug, Default)]
+struct MemoryPool {
+    free: Mutex<Vec<Vec<Block>>>,
+}
+
+impl MemoryPool {
+    /// Runs `work` with `blocks` blocks of memory; keeps buffers of the usual size for reuse.
+    fn with<T>(&self, blocks: usize, usual: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        let mut buffer = self
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        let result = work(&mut buffer[..blocks]);
+        // An older hash with larger parameters should not pin its memory for good.
+        if buffer.len() == usual
+            && let Ok(mut free) = self.free.lock()
+        {
+            free.push(buffer);
+        }
+        result
+    }
 }
 
 impl Default for Passwords {
@@ -89,6 +123,7 @@ impl Passwords {
             permits: Arc::new(Semaphore::new(parallelism())),
             dummy_hash: DUMMY_HASH.into(),
             work: Arc::default(),
+            memory: Arc::default(),
         }
     }
 
@@ -96,20 +131,26 @@ impl Passwords {
     pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self, PasswordError> {
         let params = Params::new(m_cost, t_cost, p_cost, None)
             .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        let dummy = hash_blocking(&params, uuid::Uuid::new_v4().to_string().as_bytes())?;
+        let memory = Arc::<MemoryPool>::default();
+        let dummy = hash_blocking(
+            &params,
+            uuid::Uuid::new_v4().to_string().as_bytes(),
+            &memory,
+        )?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(parallelism())),
             dummy_hash: dummy.into(),
             work: Arc::default(),
+            memory,
         })
     }
 
     /// A new PHC string for `password`, with a fresh random salt.
     pub async fn hash(&self, password: &Password) -> Result<String, PasswordError> {
-        let params = self.params.clone();
+        let (params, memory) = (self.params.clone(), self.memory.clone());
         let password = password.clone();
-        self.run_blocking(move || hash_blocking(&params, password.expose().as_bytes()))
+        self.run_blocking(move || hash_blocking(&params, password.expose().as_bytes(), &memory))
             .await?
     }
 
@@ -125,8 +166,11 @@ impl Passwords {
             .map(Arc::<str>::from)
             .unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.clone();
+        let (memory, usual) = (self.memory.clone(), self.params.block_count());
         let matched = self
-            .run_blocking(move || verify_blocking(password.expose().as_bytes(), &phc))
+            .run_blocking(move || {
+                verify_blocking(password.expose().as_bytes(), &phc, &memory, usual)
+            })
             .await??;
         Ok(match (exists, matched) {
             (true, true) => Verification::Match {
@@ -172,21 +216,74 @@ impl Passwords {
     }
 }
 
-fn hash_blocking(params: &Params, password: &[u8]) -> Result<String, PasswordError> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password)
-        .map(|hash| hash.to_string())
-        .map_err(|e| PasswordError::Hashing(e.to_string()))
+const SALT_BYTES: usize = 16;
+const OUTPUT_BYTES: usize = 32;
+
+fn malformed<E>(_: E) -> PasswordError {
+    PasswordError::MalformedHash
 }
 
-/// Verification takes its parameters from the PHC string, so old hashes keep working.
-fn verify_blocking(password: &[u8], phc: &str) -> Result<bool, PasswordError> {
-    let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::MalformedHash)?;
-    match Argon2::default().verify_password(password, &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(_) => Err(PasswordError::MalformedHash),
-    }
+fn hashing_error(e: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Hashing(e.to_string())
+}
+
+fn hash_blocking(
+    params: &Params,
+    password: &[u8],
+    memory: &MemoryPool,
+) -> Result<String, PasswordError> {
+    let mut salt = [0u8; SALT_BYTES];
+    aws_lc_rs::rand::fill(&mut salt).map_err(|_| PasswordError::Hashing("no randomness".into()))?;
+    let mut output = [0u8; OUTPUT_BYTES];
+    let blocks = params.block_count();
+    memory
+        .with(blocks, blocks, |memory| {
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+                .hash_password_into_with_memory(password, &salt, &mut output, memory)
+        })
+        .map_err(hashing_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: params.try_into().map_err(hashing_error)?,
+        salt: Some(Salt::new(&salt).map_err(hashing_error)?),
+        hash: Some(Output::new(&output).map_err(hashing_error)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Verification takes its parameters from the PHC string, so old hashes keep working. The
+/// comparison of the outputs is constant-time.
+fn verify_blocking(
+    password: &[u8],
+    phc: &str,
+    memory: &MemoryPool,
+    usual_blocks: usize,
+) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(phc).map_err(malformed)?;
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(malformed)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(malformed)?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(malformed)?;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(PasswordError::MalformedHash);
+    };
+    let mut output = vec![0u8; expected.len()];
+    memory
+        .with(params.block_count(), usual_blocks, |memory| {
+            Argon2::new(algorithm, version, params.clone()).hash_password_into_with_memory(
+                password,
+                salt.as_ref(),
+                &mut output,
+                memory,
+            )
+        })
+        .map_err(malformed)?;
+    Ok(Output::new(&output).map_err(malformed)? == *expected)
 }
 
 fn parallelism() -> usize {
@@ -300,6 +397,50 @@ mod tests {
             .verify(&Password::new("x"), Some("not-a-phc-string"))
             .await;
         assert!(matches!(result, Err(PasswordError::MalformedHash)));
+    }
+
+    #[tokio::test]
+    async fn working_memory_is_reused_not_reallocated() {
+        let passwords = Passwords::new();
+        let password = Password::new("correct horse battery staple");
+        let hashes = futures_hashes(&passwords, &password, 8).await;
+        assert!(hashes.iter().all(|h| passwords.is_current(h)));
+        let kept = passwords.memory.free.lock().unwrap().len();
+        assert!(kept >= 1 && kept <= parallelism(), "{kept} buffers kept");
+        // Verifying an older, smaller hash borrows a buffer and keeps the usual ones.
+        passwords
+            .verify(&Password::new(OLD_PARAMS_PASSWORD), Some(OLD_PARAMS_HASH))
+            .await
+            .unwrap();
+        let sizes: Vec<usize> = passwords
+            .memory
+            .free
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert!(
+            sizes
+                .iter()
+                .all(|&len| len == passwords.params.block_count()),
+            "{sizes:?}"
+        );
+    }
+
+    async fn futures_hashes(passwords: &Passwords, password: &Password, n: usize) -> Vec<String> {
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let (passwords, password) = (passwords.clone(), password.clone());
+            tasks.push(tokio::spawn(async move {
+                passwords.hash(&password).await.unwrap()
+            }));
+        }
+        let mut hashes = Vec::new();
+        for task in tasks {
+            hashes.push(task.await.unwrap());
+        }
+        hashes
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{
-    Database, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition,
-    WriteTransaction,
+    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
+    TableDefinition, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -97,12 +97,21 @@ impl EmbeddedStore {
         Ok(store)
     }
 
-    /// Runs `work` in one write transaction, committed when it returns `Ok`.
+    /// Runs `work` in one write transaction, committed durably when it returns `Ok`.
     fn write_now<T>(
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(internal)?;
+        self.write_now_with(Durability::Immediate, work)
+    }
+
+    fn write_now_with<T>(
+        &self,
+        durability: Durability,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.db.begin_write().map_err(internal)?;
+        txn.set_durability(durability).map_err(internal)?;
         let result = work(&txn)?;
         txn.commit().map_err(internal)?;
         Ok(result)
@@ -113,8 +122,25 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_with(Durability::Immediate, work).await
+    }
+
+    /// Throttle counters are written without waiting for the disk: losing the last few in a
+    /// crash only forgives a few failures, and an fsync per attempt would serialise logins.
+    async fn write_counter<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write_with(Durability::None, work).await
+    }
+
+    async fn write_with<T: Send + 'static>(
+        &self,
+        durability: Durability,
+        work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || store.write_now(work))
+        tokio::task::spawn_blocking(move || store.write_now_with(durability, work))
             .await
             .map_err(internal)?
     }
@@ -518,7 +544,7 @@ impl ThrottleStore for EmbeddedStore {
             counter: counter.clone(),
             expires_at,
         };
-        self.write(move |txn| {
+        self.write_counter(move |txn| {
             let mut table = txn.open_table(FAILURES).map_err(internal)?;
             let current: Option<StoredFailures> = get(&table, key.as_str())?;
             let current_version = current
@@ -537,7 +563,7 @@ impl ThrottleStore for EmbeddedStore {
 
     async fn clear_failure_counter(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.write(move |txn| {
+        self.write_counter(move |txn| {
             let mut table = txn.open_table(FAILURES).map_err(internal)?;
             table.remove(key.as_str()).map_err(internal)?;
             Ok(())
@@ -552,7 +578,7 @@ impl ThrottleStore for EmbeddedStore {
         window_end: UnixTime,
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
-        self.write(move |txn| {
+        self.write_counter(move |txn| {
             let mut table = txn.open_table(WINDOWS).map_err(internal)?;
             let used = get::<_, StoredWindow>(&table, key.as_str())?.map_or(0, |w| w.used);
             if used >= limit {
@@ -572,7 +598,7 @@ impl ThrottleStore for EmbeddedStore {
 
     async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.write(move |txn| {
+        self.write_counter(move |txn| {
             let mut table = txn.open_table(WINDOWS).map_err(internal)?;
             if let Some(mut window) = get::<_, StoredWindow>(&table, key.as_str())? {
                 window.used = window.used.saturating_sub(1);
