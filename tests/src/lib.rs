@@ -2,6 +2,7 @@
 //! the test moves, and a macro that runs one test body against both stores.
 
 mod counting;
+pub mod jwks_server;
 pub mod local;
 pub mod openapi;
 

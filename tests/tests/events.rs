@@ -324,6 +324,7 @@ async fn authorizer_v2_request_event(h: Harness) {
             "user_id": principal.user_id.to_string(),
             "user_email": EMAIL,
             "session_id": principal.session_id.to_string(),
+            "issuer": h.config.issuer,
         }})
     );
 }

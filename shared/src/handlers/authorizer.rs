@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::http::bearer_token;
-use crate::service::{AuthError, AuthService, Principal};
+use crate::service::{AuthError, AuthService, Caller};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthorizerError {
@@ -54,7 +54,7 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
             }
             Err(_) => None,
         };
-        return Ok(simple_response(allowed.as_ref()));
+        return Ok(simple_response(allowed));
     }
 
     let (method_arn, value) = match event.get("type").and_then(Value::as_str) {
@@ -72,7 +72,7 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
     };
     let method_arn = method_arn.ok_or(AuthorizerError::Unauthorized)?;
     match decide(service, value.as_deref()).await? {
-        Some(principal) => Ok(policy_response(&principal, &method_arn)),
+        Some(context) => Ok(policy_response(context, &method_arn)),
         None => Err(AuthorizerError::Unauthorized),
     }
 }
@@ -85,17 +85,17 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The service's decision for an `Authorization` value.
+/// The service's decision for an `Authorization` value: the context to pass on, or `None`.
 async fn decide(
     service: &AuthService,
     value: Option<&str>,
-) -> Result<Option<Principal>, AuthorizerError> {
+) -> Result<Option<Value>, AuthorizerError> {
     let Some(token) = value.and_then(bearer_token) else {
         info!(reason = "no bearer token", "access denied");
         return Ok(None);
     };
-    match service.authorize(token).await {
-        Ok(principal) => Ok(Some(principal)),
+    match service.authorize_bearer(token).await {
+        Ok(caller) => Ok(Some(context(&caller, &service.config().issuer))),
         Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
             error!(%detail, "authorizer could not decide");
             Err(AuthorizerError::Unavailable)
@@ -107,30 +107,40 @@ async fn decide(
     }
 }
 
-fn context(principal: &Principal) -> Value {
-    json!({
-        "user_id": principal.user_id.to_string(),
-        "user_email": principal.user_email,
-        "session_id": principal.session_id.to_string(),
-    })
+/// The same keys for every caller, so downstream functions work alike for both kinds.
+fn context(caller: &Caller, own_issuer: &str) -> Value {
+    match caller {
+        Caller::Own(principal) => json!({
+            "user_id": principal.user_id.to_string(),
+            "user_email": principal.user_email,
+            "session_id": principal.session_id.to_string(),
+            "issuer": own_issuer,
+        }),
+        Caller::External(identity) => json!({
+            "user_id": identity.user_id,
+            "user_email": identity.user_email,
+            "session_id": identity.session_id,
+            "issuer": identity.issuer,
+        }),
+    }
 }
 
 /// HTTP API simple response. The context is an object even on denial, never null.
-fn simple_response(principal: Option<&Principal>) -> Value {
-    match principal {
-        Some(principal) => json!({"isAuthorized": true, "context": context(principal)}),
+fn simple_response(context: Option<Value>) -> Value {
+    match context {
+        Some(context) => json!({"isAuthorized": true, "context": context}),
         None => json!({"isAuthorized": false, "context": {}}),
     }
 }
 
 /// REST API policy allowing exactly the requested method.
-fn policy_response(principal: &Principal, method_arn: &str) -> Value {
+fn policy_response(context: Value, method_arn: &str) -> Value {
     json!({
-        "principalId": principal.user_id.to_string(),
+        "principalId": context["user_id"],
         "policyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": method_arn}],
         },
-        "context": context(principal),
+        "context": context,
     })
 }

@@ -10,11 +10,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
 use crate::http::{
-    Caching, HttpError, RequestError, SessionsView, TokenResponse, UserView, UserWrapper,
-    json_object, json_response, no_content, principal, source_ip,
+    Caching, ExternalMe, HttpError, RequestError, SessionsView, TokenResponse, UserView,
+    UserWrapper, caller, json_object, json_response, no_content, principal, source_ip,
 };
 use crate::passwords::Password;
-use crate::service::{AuthError, AuthService};
+use crate::service::{AuthError, AuthService, Caller};
 
 type Outcome = Result<Response<Body>, HttpError>;
 
@@ -99,7 +99,7 @@ pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
             require_method(&request, Method::POST, "POST")?;
-            let principal = principal(&request)?;
+            let principal = principal(&request, &service.config().issuer)?;
             let all = match json_object(&request)? {
                 Some(body) => {
                     body.only(&["all"])?;
@@ -116,17 +116,25 @@ pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
     )
 }
 
-/// `GET /auth/me`: the signed-in user, read from the store.
+/// `GET /auth/me`: the signed-in user, read from the store; a user of a trusted external
+/// issuer is answered from the token's claims, since this service stores no row for it.
 pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
             require_method(&request, Method::GET, "GET")?;
-            let principal = principal(&request)?;
-            let user = service.me(principal.user_id).await?;
-            let body = UserWrapper {
-                user: UserView::from(&user),
-            };
-            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+            match caller(&request, &service.config().issuer)? {
+                Caller::Own(principal) => {
+                    let user = service.me(principal.user_id).await?;
+                    let body = UserWrapper {
+                        user: UserView::from(&user),
+                    };
+                    Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+                }
+                Caller::External(identity) => {
+                    let body = ExternalMe::from(&identity);
+                    Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+                }
+            }
         }
         .await,
     )
@@ -137,7 +145,7 @@ pub async fn change_password(service: &AuthService, request: Request) -> Respons
     finish(
         async {
             require_method(&request, Method::POST, "POST")?;
-            let principal = principal(&request)?;
+            let principal = principal(&request, &service.config().issuer)?;
             let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
             body.only(&["current_password", "new_password"])?;
             let current = Password::new(body.string("current_password")?);
@@ -162,7 +170,7 @@ pub async fn change_password(service: &AuthService, request: Request) -> Respons
 pub async fn sessions(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            let principal = principal(&request)?;
+            let principal = principal(&request, &service.config().issuer)?;
             match request.path_parameters_ref().and_then(|p| p.first("id")) {
                 None => {
                     require_method(&request, Method::GET, "GET")?;

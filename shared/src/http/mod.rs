@@ -12,8 +12,12 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 pub use problem::{HttpError, Problem, RequestError};
-pub use request::{JsonObject, MAX_BODY_BYTES, bearer_token, json_object, principal, source_ip};
-pub use views::{SessionView, SessionsView, TokenResponse, UserView, UserWrapper};
+pub use request::{
+    JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, principal, source_ip,
+};
+pub use views::{
+    ExternalMe, ExternalUserView, SessionView, SessionsView, TokenResponse, UserView, UserWrapper,
+};
 
 /// How a response may be cached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,9 @@ pub enum RequestError {
     MethodNotAllowed { allow: &'static str },
     #[error("no authorizer context on a protected route")]
     MissingPrincipal,
+    /// A user of an external issuer on a route that manages this service's own sessions.
+    #[error("a user of the external issuer {issuer} on a session route")]
+    ExternalCaller { issuer: String },
 }
 
 /// Anything a handler can fail with: a request it cannot read, or a refusal of the service.
@@ -177,6 +180,14 @@ impl From<RequestError> for Problem {
                 warn!("protected handler invoked without an authorizer context");
                 invalid_token()
             }
+            RequestError::ExternalCaller { issuer } => Problem::new(
+                StatusCode::FORBIDDEN,
+                "external_caller",
+                "External token",
+                format!(
+                    "This route manages sessions of this service; sign-ins from {issuer} are managed there."
+                ),
+            ),
         }
     }
 }

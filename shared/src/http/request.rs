@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::RequestError;
 use super::body_bytes;
-use crate::service::Principal;
+use crate::service::{Caller, Principal};
+use crate::tokens::external::ExternalIdentity;
 use crate::validation::FieldError;
 
 /// The contract's limit on request bodies.
@@ -126,23 +127,46 @@ pub fn bearer_token(value: &str) -> Option<&str> {
         .then_some(token)
 }
 
-/// Who the authorizer said the caller is: `user_id`, `user_email` and `session_id` from the
-/// Lambda authorizer's context. Downstream functions trust this and never the client's claims.
-pub fn principal(request: &Request) -> Result<Principal, RequestError> {
+/// Who the authorizer said the caller is: `user_id`, `user_email`, `session_id` and `issuer`
+/// from the Lambda authorizer's context. Downstream functions trust this and never the
+/// client's claims. A context without `issuer` is this service's own.
+pub fn caller(request: &Request, own_issuer: &str) -> Result<Caller, RequestError> {
     let fields = request
         .request_context_ref()
         .and_then(RequestContext::authorizer)
         .map(|a| &a.fields)
         .ok_or(RequestError::MissingPrincipal)?;
     let text = |key: &str| fields.get(key).and_then(Value::as_str);
+    if let Some(issuer) = text("issuer").filter(|issuer| *issuer != own_issuer) {
+        let user_id = text("user_id")
+            .filter(|id| !id.is_empty())
+            .ok_or(RequestError::MissingPrincipal)?;
+        return Ok(Caller::External(ExternalIdentity {
+            user_id: user_id.to_owned(),
+            user_email: text("user_email").unwrap_or_default().to_owned(),
+            session_id: text("session_id").unwrap_or_default().to_owned(),
+            issuer: issuer.to_owned(),
+        }));
+    }
     let uuid = |key: &str| text(key).and_then(|v| Uuid::parse_str(v).ok());
     match (uuid("user_id"), text("user_email"), uuid("session_id")) {
-        (Some(user_id), Some(email), Some(session_id)) => Ok(Principal {
+        (Some(user_id), Some(email), Some(session_id)) => Ok(Caller::Own(Principal {
             user_id,
             user_email: email.to_owned(),
             session_id,
-        }),
+        })),
         _ => Err(RequestError::MissingPrincipal),
+    }
+}
+
+/// This service's own signed-in user, for the routes that manage its sessions: an external
+/// issuer's user has no session here.
+pub fn principal(request: &Request, own_issuer: &str) -> Result<Principal, RequestError> {
+    match caller(request, own_issuer)? {
+        Caller::Own(principal) => Ok(principal),
+        Caller::External(identity) => Err(RequestError::ExternalCaller {
+            issuer: identity.issuer,
+        }),
     }
 }
 

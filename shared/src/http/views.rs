@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::clock::rfc3339;
 use crate::model::User;
 use crate::service::{SessionInfo, SignedIn};
+use crate::tokens::external::ExternalIdentity;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserView {
@@ -33,6 +34,34 @@ impl From<&User> for UserView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserWrapper {
     pub user: UserView,
+}
+
+/// `GET /auth/me` for a user of a trusted external issuer: what its token says, marked as such.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalMe {
+    pub user: ExternalUserView,
+    pub issuer: String,
+    /// Always true: the user is known from the token's claims, not from this service's store.
+    pub external: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalUserView {
+    pub id: String,
+    pub email: String,
+}
+
+impl From<&ExternalIdentity> for ExternalMe {
+    fn from(identity: &ExternalIdentity) -> Self {
+        Self {
+            user: ExternalUserView {
+                id: identity.user_id.clone(),
+                email: identity.user_email.clone(),
+            },
+            issuer: identity.issuer.clone(),
+            external: true,
+        }
+    }
 }
 
 /// The body of register, login and refresh.

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::model::{Claims, Rotation, Session, SessionChain, TokenType, User};
 use crate::passwords::{Password, PasswordError, Passwords, Verification};
 use crate::store::{RotateOutcome, RotationRequest, SessionSnapshot, Store, StoreError};
+use crate::tokens::external::{ExternalIdentity, ExternalIssuers, unverified_issuer};
 use crate::tokens::{KeyRing, TokenError, Tokens, hashes_match, token_hash};
 use crate::validation::{FieldError, PasswordPolicy, normalize_email};
 
@@ -90,6 +91,14 @@ pub struct Principal {
     pub session_id: Uuid,
 }
 
+/// Whoever a bearer token speaks for: one of our users, or a user of a trusted external
+/// issuer (whose sessions are not ours to check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Own(Principal),
+    External(ExternalIdentity),
+}
+
 /// One live session as `/auth/sessions` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionInfo {
@@ -112,6 +121,7 @@ pub struct AuthService {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     tokens: Tokens,
+    external: ExternalIssuers,
     passwords: Passwords,
     policy: PasswordPolicy,
     clock: Arc<dyn Clock>,
@@ -127,10 +137,12 @@ impl AuthService {
     ) -> Self {
         let tokens = Tokens::new(keys, config.issuer.clone(), config.audience.clone());
         let policy = PasswordPolicy::new(config.password_min_score);
+        let external = ExternalIssuers::new(&config.trusted_issuers);
         Self {
             config,
             store,
             tokens,
+            external,
             passwords,
             policy,
             clock,
@@ -436,6 +448,26 @@ impl AuthService {
             }
         }
         Ok(principal)
+    }
+
+    /// Decides for any bearer token: this service's own (checked against its session), or a
+    /// trusted external issuer's (checked against that issuer's keys). A token naming any other
+    /// issuer is refused without fetching anything.
+    pub async fn authorize_bearer(&self, token: &str) -> Result<Caller, AuthError> {
+        if !self.external.is_empty()
+            && let Some(issuer) = unverified_issuer(token).filter(|iss| *iss != self.config.issuer)
+        {
+            if !self.external.is_trusted(&issuer) {
+                return Err(invalid_token("issuer is neither this service nor trusted"));
+            }
+            let identity = self
+                .external
+                .verify(token, self.clock.now())
+                .await
+                .map_err(|e| invalid_token(format!("external token: {e}")))?;
+            return Ok(Caller::External(identity));
+        }
+        self.authorize(token).await.map(Caller::Own)
     }
 
     /// The first half of [`Self::authorize`]: the token alone, no store.

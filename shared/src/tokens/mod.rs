@@ -5,6 +5,7 @@
 //! (EdDSA only for our own tokens), `typ`, `kid`, the signature, then every claim against the
 //! injected clock with a leeway of 30 seconds.
 
+pub mod external;
 pub mod jws;
 pub mod keys;
 
