@@ -83,6 +83,18 @@ impl OpenApi {
 
     fn check_schema(&self, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
         let schema = self.resolve(schema);
+        if let Some(any) = schema.get("anyOf").and_then(Value::as_array) {
+            let errors: Vec<String> = any
+                .iter()
+                .filter_map(|option| self.check_schema(option, value, at).err())
+                .collect();
+            if errors.len() == any.len() {
+                return Err(format!(
+                    "{at}: matches no alternative: {}",
+                    errors.join("; ")
+                ));
+            }
+        }
         if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
             for part in all {
                 self.check_schema(part, value, at)?;
@@ -160,6 +172,17 @@ mod tests {
         OpenApi::load()
             .check("GET", "/auth/me", &reply(200, "application/json", USER))
             .unwrap();
+        let external =
+            r#"{"user":{"id":"abc","email":"e@x.co"},"issuer":"https://app","external":true}"#;
+        OpenApi::load()
+            .check("GET", "/auth/me", &reply(200, "application/json", external))
+            .unwrap();
+        let half = r#"{"user":{"id":"abc"},"issuer":"https://app","external":true}"#;
+        assert!(
+            OpenApi::load()
+                .check("GET", "/auth/me", &reply(200, "application/json", half))
+                .is_err()
+        );
     }
 
     #[test]

@@ -179,6 +179,11 @@ async fn better_auth_tokens_through_the_local_server() {
         )
         .await;
     assert_eq!(logout.json()["code"], "external_caller");
+    // All of it as openapi.yaml documents.
+    let spec = integration_tests::openapi::OpenApi::load();
+    spec.check("GET", "/auth/me", &me).unwrap();
+    spec.check("GET", "/auth/sessions", &sessions).unwrap();
+    spec.check("POST", "/auth/logout", &logout).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
