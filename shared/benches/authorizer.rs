@@ -1,5 +1,6 @@
 //! The authorizer's decision for a valid access token, with the store call left out, beside a
-//! bare Ed25519 verification of the same token's signature in the same run.
+//! bare Ed25519 verification of the same token's signature in the same run; and the decision
+//! for an external issuer's token with its keys cached.
 //!
 //! `cargo bench -p shared --bench authorizer`
 
@@ -88,5 +89,61 @@ fn decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision);
+/// Serves one JWK Set over plain HTTP on loopback, forever, for the external issuer's keys.
+fn serve_jwks(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/auth/jwks", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    url
+}
+
+fn external_decision(c: &mut Criterion) {
+    use shared::config::{ExternalAlgorithm, TrustedIssuer};
+    use shared::tokens::external::ExternalIssuers;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let key = SigningKey::generate("better-auth").unwrap();
+    let issuer = "https://app.example.com";
+    let jwks = serde_json::json!({"keys": [key.public_jwk()]}).to_string();
+    let external = ExternalIssuers::new(&[TrustedIssuer {
+        issuer: issuer.into(),
+        jwks_uri: serve_jwks(jwks),
+        audience: issuer.into(),
+        algorithms: vec![ExternalAlgorithm::EdDSA],
+        user_id_claim: "sub".into(),
+        email_claim: "email".into(),
+    }]);
+    let now = shared::SystemClock.now();
+    let claims = serde_json::json!({"sub": "454jGuzk83cBMHEpqDZPGVskGzVJ21s6", "email": "a@example.com",
+        "iss": issuer, "aud": issuer, "iat": now, "exp": now + 3600});
+    let header = serde_json::json!({"alg": "EdDSA", "kid": "better-auth"});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let token = format!("{input}.{}", B64.encode(key.sign(input.as_bytes())));
+    // The first verification fetches the keys; the benchmark measures the warm path after it.
+    runtime.block_on(external.verify(&token, now)).unwrap();
+
+    let mut group = c.benchmark_group("authorizer");
+    group.bench_function("external token, keys cached", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { external.verify(&token, now).await.unwrap() })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decision, external_decision);
 criterion_main!(benches);
