@@ -180,6 +180,21 @@ impl Harness {
         }
     }
 
+    /// A user whose stored password hash the service cannot read, to provoke an internal error.
+    pub async fn create_user_with_unreadable_hash(&self, email: &str) {
+        let now = shared::Clock::now(&*self.clock);
+        let user = shared::model::User {
+            id: uuid::Uuid::new_v4(),
+            email: email.into(),
+            password_hash: "not-a-phc-string".into(),
+            created_at: now,
+            updated_at: now,
+            is_active: true,
+            session_epoch: 0,
+        };
+        self.store.create_user(&user).await.expect("create user");
+    }
+
     /// How many users the backend holds, read from the backend itself rather than through the
     /// store trait under test.
     pub async fn stored_user_count(&self) -> usize {

@@ -7,7 +7,6 @@ use integration_tests::local::{LocalApi, Reply, template_routes};
 use integration_tests::{Harness, on_both_stores};
 use serde_json::{Value, json};
 use shared::Clock;
-use shared::model::User;
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -419,16 +418,8 @@ async fn every_error_code_of_the_contract(h: Harness) {
     );
 
     // A stored hash the service cannot read: the generic 500, with nothing internal in it.
-    let broken = User {
-        id: uuid::Uuid::new_v4(),
-        email: "broken@example.com".into(),
-        password_hash: "not-a-phc-string".into(),
-        created_at: h.clock.now(),
-        updated_at: h.clock.now(),
-        is_active: true,
-        session_epoch: 0,
-    };
-    h.store.create_user(&broken).await.unwrap();
+    h.create_user_with_unreadable_hash("broken@example.com")
+        .await;
     let internal = api
         .post_json(
             "/auth/login",

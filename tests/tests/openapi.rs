@@ -8,7 +8,6 @@ use integration_tests::openapi::OpenApi;
 use integration_tests::{Harness, on_both_stores};
 use serde_json::{Value, json};
 use shared::Clock;
-use shared::model::User;
 
 const EMAIL: &str = "spec@example.com";
 const PASSWORD: &str = "correct horse battery staple";
@@ -423,16 +422,8 @@ async fn every_reply_matches_the_document(h: Harness) {
         .await
         .unwrap();
     assert_eq!(c.post("/auth/login", &creds, None).await.status, 403);
-    let broken = User {
-        id: uuid::Uuid::new_v4(),
-        email: "broken@example.com".into(),
-        password_hash: "not-a-phc-string".into(),
-        created_at: h.clock.now(),
-        updated_at: h.clock.now(),
-        is_active: true,
-        session_epoch: 0,
-    };
-    h.store.create_user(&broken).await.unwrap();
+    h.create_user_with_unreadable_hash("broken@example.com")
+        .await;
     assert_eq!(
         c.post(
             "/auth/login",

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::{
     FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError,
-    ThrottleStore, UserStore,
+    StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::model::{Session, SessionChain, User};
@@ -795,19 +795,10 @@ impl ThrottleStore for DynamoStore {
         key: &str,
         now: UnixTime,
     ) -> Result<FailureCounter, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Stored {
-            #[serde(flatten)]
-            counter: FailureCounter,
-            expires_at: UnixTime,
-        }
-        let stored: Option<Stored> = self
+        let stored = self
             .get_item(&self.sessions_table, throttle_key(key))
             .await?;
-        Ok(stored
-            .filter(|s| s.expires_at > now)
-            .map(|s| s.counter)
-            .unwrap_or_default())
+        Ok(StoredFailures::live(stored, now))
     }
 
     async fn replace_failure_counter(

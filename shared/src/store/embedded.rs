@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{
     FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError,
-    ThrottleStore, UserStore,
+    StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{Session, SessionChain, User};
@@ -33,13 +33,6 @@ const USER_CHAINS: MultimapTableDefinition<u128, u128> =
 /// Throttling counters: consecutive failures and per-window budgets, with their expiry.
 const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_failures");
 const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_windows");
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredFailures {
-    #[serde(flatten)]
-    counter: FailureCounter,
-    expires_at: UnixTime,
-}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredWindow {
@@ -523,11 +516,7 @@ impl ThrottleStore for EmbeddedStore {
     ) -> Result<FailureCounter, StoreError> {
         self.read(|txn| {
             let table = txn.open_table(FAILURES).map_err(internal)?;
-            let stored: Option<StoredFailures> = get(&table, key)?;
-            Ok(stored
-                .filter(|s| s.expires_at > now)
-                .map(|s| s.counter)
-                .unwrap_or_default())
+            Ok(StoredFailures::live(get(&table, key)?, now))
         })
     }
 

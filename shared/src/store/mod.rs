@@ -152,6 +152,24 @@ pub struct FailureCounter {
     pub version: u64,
 }
 
+/// A failure counter as both stores keep it: with its expiry, after which it counts as absent.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredFailures {
+    #[serde(flatten)]
+    pub counter: FailureCounter,
+    pub expires_at: UnixTime,
+}
+
+impl StoredFailures {
+    /// The counter, or the default when there is none or it has expired.
+    pub fn live(stored: Option<Self>, now: UnixTime) -> FailureCounter {
+        stored
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.counter)
+            .unwrap_or_default()
+    }
+}
+
 /// Counters for throttling, kept in the store with a TTL so every Lambda instance sees the same
 /// counts.
 #[async_trait]
