@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use redb::{
@@ -43,6 +44,8 @@ struct StoredWindow {
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// Whether a lazy write may not be on disk yet.
+    lazy_writes: Arc<AtomicBool>,
 }
 
 fn internal(e: impl std::fmt::Display) -> StoreError {
@@ -76,7 +79,10 @@ impl EmbeddedStore {
         let db = Database::create(path.as_ref()).map_err(|e| {
             StoreError::Unavailable(format!("cannot open {}: {e}", path.as_ref().display()))
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self {
+            db: Arc::new(db),
+            lazy_writes: Arc::default(),
+        };
         store.write_now(|txn| {
             txn.open_table(USERS).map_err(internal)?;
             txn.open_table(EMAILS).map_err(internal)?;
@@ -118,13 +124,26 @@ impl EmbeddedStore {
         self.write_with(Durability::Immediate, work).await
     }
 
-    /// Throttle counters are written without waiting for the disk: losing the last few in a
-    /// crash only forgives a few failures, and an fsync per attempt would serialise logins.
-    async fn write_counter<T: Send + 'static>(
+    /// Writes whose loss in a crash is harmless go to disk with the next durable commit (or
+    /// [`Self::flush`]) instead of waiting for their own fsync, which would serialise logins on
+    /// the disk: throttle counters (a crash forgives a few failures), new sessions (their tokens
+    /// stop working; the user signs in again) and `last_used_at`. Users, revocations and
+    /// rotations are always durable: losing one of those could resurrect a session.
+    async fn write_lazily<T: Send + 'static>(
         &self,
         work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.lazy_writes.store(true, Ordering::Release);
         self.write_with(Durability::None, work).await
+    }
+
+    /// Makes every earlier write durable. The local server calls it every second and on
+    /// shutdown.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        if self.lazy_writes.swap(false, Ordering::AcqRel) {
+            self.write(|_| Ok(())).await?;
+        }
+        Ok(())
     }
 
     async fn write_with<T: Send + 'static>(
@@ -369,7 +388,7 @@ impl SessionStore for EmbeddedStore {
         refresh: &Session,
     ) -> Result<(), StoreError> {
         let (chain, access, refresh) = (chain.clone(), access.clone(), refresh.clone());
-        self.write(move |txn| {
+        self.write_lazily(move |txn| {
             put_chain(txn, &chain)?;
             let mut index = txn.open_multimap_table(USER_CHAINS).map_err(internal)?;
             index
@@ -494,7 +513,7 @@ impl SessionStore for EmbeddedStore {
         now: UnixTime,
         min_interval: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |txn| {
+        self.write_lazily(move |txn| {
             if let Some(mut chain) = load_chain(txn, sid)?
                 && now - chain.last_used_at >= min_interval
             {
@@ -533,7 +552,7 @@ impl ThrottleStore for EmbeddedStore {
             counter: counter.clone(),
             expires_at,
         };
-        self.write_counter(move |txn| {
+        self.write_lazily(move |txn| {
             let mut table = txn.open_table(FAILURES).map_err(internal)?;
             let current: Option<StoredFailures> = get(&table, key.as_str())?;
             let current_version = current
@@ -552,7 +571,7 @@ impl ThrottleStore for EmbeddedStore {
 
     async fn clear_failure_counter(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.write_counter(move |txn| {
+        self.write_lazily(move |txn| {
             let mut table = txn.open_table(FAILURES).map_err(internal)?;
             table.remove(key.as_str()).map_err(internal)?;
             Ok(())
@@ -567,7 +586,7 @@ impl ThrottleStore for EmbeddedStore {
         window_end: UnixTime,
     ) -> Result<bool, StoreError> {
         let key = key.to_owned();
-        self.write_counter(move |txn| {
+        self.write_lazily(move |txn| {
             let mut table = txn.open_table(WINDOWS).map_err(internal)?;
             let used = get::<_, StoredWindow>(&table, key.as_str())?.map_or(0, |w| w.used);
             if used >= limit {
@@ -587,7 +606,7 @@ impl ThrottleStore for EmbeddedStore {
 
     async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_owned();
-        self.write_counter(move |txn| {
+        self.write_lazily(move |txn| {
             let mut table = txn.open_table(WINDOWS).map_err(internal)?;
             if let Some(mut window) = get::<_, StoredWindow>(&table, key.as_str())? {
                 window.used = window.used.saturating_sub(1);
@@ -598,5 +617,61 @@ impl ThrottleStore for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::TokenType;
+
+    fn chain(user: Uuid, now: UnixTime) -> (SessionChain, Session, Session) {
+        let sid = Uuid::new_v4();
+        let session = |token_type| Session {
+            session_id: Uuid::new_v4(),
+            sid,
+            user_id: user,
+            token_type,
+            token_hash: "00".repeat(32),
+            created_at: now,
+            expires_at: now + 900,
+            last_used_at: None,
+            rotation: None,
+        };
+        let chain = SessionChain {
+            sid,
+            user_id: user,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + 900,
+            revoked_at: None,
+            epoch: 0,
+        };
+        (
+            chain,
+            session(TokenType::Access),
+            session(TokenType::Refresh),
+        )
+    }
+
+    #[tokio::test]
+    async fn lazy_writes_are_on_disk_after_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let now = SystemClock.now();
+        let user = Uuid::new_v4();
+        let (chain, access, refresh) = chain(user, now);
+        {
+            let store = EmbeddedStore::open(&path).unwrap();
+            store.start_chain(&chain, &access, &refresh).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = EmbeddedStore::open(&path).unwrap();
+        let snapshot = store
+            .snapshot(user, chain.sid, access.session_id, now)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.chain, Some(chain));
+        assert_eq!(snapshot.token, Some(access));
     }
 }

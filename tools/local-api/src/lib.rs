@@ -60,28 +60,52 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// The store: DynamoDB at `endpoint` (tables created if missing), else the embedded store in
-/// `data_dir`.
-pub async fn open_store(
-    data_dir: &Path,
-    dynamodb_endpoint: Option<&str>,
-    users_table: &str,
-    sessions_table: &str,
-) -> Result<Arc<dyn Store>, String> {
-    match dynamodb_endpoint {
-        Some(endpoint) => {
-            let client = DynamoStore::client_for_endpoint(endpoint).await;
-            let store = DynamoStore::new(client, users_table, sessions_table);
-            store
-                .create_tables()
-                .await
-                .map_err(|e| format!("DynamoDB at {endpoint}: {e}"))?;
-            Ok(Arc::new(store))
+/// The store the local server runs on.
+pub enum LocalStore {
+    Embedded(EmbeddedStore),
+    Dynamo(DynamoStore),
+}
+
+impl LocalStore {
+    /// DynamoDB at `endpoint` (tables created if missing), else the embedded store in
+    /// `data_dir`.
+    pub async fn open(
+        data_dir: &Path,
+        dynamodb_endpoint: Option<&str>,
+        users_table: &str,
+        sessions_table: &str,
+    ) -> Result<Self, String> {
+        match dynamodb_endpoint {
+            Some(endpoint) => {
+                let client = DynamoStore::client_for_endpoint(endpoint).await;
+                let store = DynamoStore::new(client, users_table, sessions_table);
+                store
+                    .create_tables()
+                    .await
+                    .map_err(|e| format!("DynamoDB at {endpoint}: {e}"))?;
+                Ok(Self::Dynamo(store))
+            }
+            None => {
+                let store =
+                    EmbeddedStore::open(data_dir.join(STORE_FILE)).map_err(|e| e.to_string())?;
+                Ok(Self::Embedded(store))
+            }
         }
-        None => {
-            let store =
-                EmbeddedStore::open(data_dir.join(STORE_FILE)).map_err(|e| e.to_string())?;
-            Ok(Arc::new(store))
+    }
+
+    pub fn as_store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Embedded(store) => Arc::new(store.clone()),
+            Self::Dynamo(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Makes the embedded store's lazy writes durable (DynamoDB writes always are).
+    pub async fn flush(&self) {
+        if let Self::Embedded(store) = self
+            && let Err(e) = store.flush().await
+        {
+            tracing::warn!(error = %e, "could not flush the store");
         }
     }
 }

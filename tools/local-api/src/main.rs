@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use local_api::{
-    Gateway, RouteTable, default_template_path, load_or_create_keys, open_store, server,
+    Gateway, LocalStore, RouteTable, default_template_path, load_or_create_keys, server,
 };
 use shared::handlers::discovery::Discovery;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
@@ -108,17 +108,19 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", options.data_dir.display()))?;
     let (keys, key_created) = load_or_create_keys(&options.data_dir)?;
     let keys = Arc::new(keys);
-    let store = open_store(
-        &options.data_dir,
-        options.dynamodb.as_deref(),
-        &config.users_table,
-        &config.sessions_table,
-    )
-    .await?;
+    let store = Arc::new(
+        LocalStore::open(
+            &options.data_dir,
+            options.dynamodb.as_deref(),
+            &config.users_table,
+            &config.sessions_table,
+        )
+        .await?,
+    );
     let discovery = Discovery::new(config.issuer.clone(), &keys);
     let service = Arc::new(AuthService::new(
         config,
-        store,
+        store.as_store(),
         keys,
         Passwords::new(),
         Arc::new(SystemClock),
@@ -150,9 +152,19 @@ async fn run() -> Result<(), String> {
     println!("  Ctrl-C to stop.");
     println!();
 
+    // Sessions and counters reach the disk within a second (users and revocations at once).
+    let flusher = store.clone();
+    tokio::spawn(async move {
+        let mut every_second = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every_second.tick().await;
+            flusher.flush().await;
+        }
+    });
     server::serve(listener, gateway, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    store.flush().await;
     println!("local-api: stopped");
     Ok(())
 }

@@ -137,40 +137,51 @@ fn the_readme_quickstart_works_as_written() {
 #[test]
 fn data_survives_a_restart() {
     let data_dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let register = |port: u16| {
-        Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-H",
-                "content-type: application/json",
-            ])
-            .args([
-                "-d",
-                r#"{"email":"ada@example.com","password":"correct horse battery staple"}"#,
-            ])
-            .arg(format!("http://127.0.0.1:{port}/auth/register"))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap()
+    let credentials = r#"{"email":"ada@example.com","password":"correct horse battery staple"}"#;
+    let post = |port: u16, path: &str| {
+        curl(&[
+            "-H",
+            "content-type: application/json",
+            "-d",
+            credentials,
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
     };
-    {
-        let _server = start(port, data_dir.path(), "warn");
-        assert_eq!(register(port), "201");
-    }
-    let key = std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap();
+    let me = |port: u16, token: &str| {
+        let authorization = format!("authorization: Bearer {token}");
+        curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &authorization,
+            &format!("http://127.0.0.1:{port}/auth/me"),
+        ])
+    };
+
+    // A user and a session, then a crash (SIGKILL) a little later: users are written durably at
+    // once, sessions within a second.
     let port = free_port();
+    let mut server = start(port, data_dir.path(), "warn");
+    let registered: serde_json::Value =
+        serde_json::from_str(&post(port, "/auth/register")).unwrap();
+    let token = registered["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(port, &token), "200");
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let key = std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap();
+
+    // The same port: the issuer (and so the token's `iss`) is the server's own base URL.
     let _server = start(port, data_dir.path(), "warn");
-    assert_eq!(register(port), "409", "the user is still there");
-    assert_eq!(
-        std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap(),
-        key,
-        "same key"
+    assert!(
+        post(port, "/auth/register").contains("email_taken"),
+        "the user is still there"
     );
+    assert_eq!(me(port, &token), "200", "the session is still there");
+    let key_now = std::fs::read_to_string(data_dir.path().join("signing-key.json")).unwrap();
+    assert_eq!(key_now, key, "same signing key");
 }
 
 fn curl(args: &[&str]) -> String {
