@@ -204,15 +204,22 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::Task)?;
         self.work.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| PasswordError::Task)
+        // The permit goes back as soon as the work ends, on the blocking thread, so the next
+        // waiter starts without first waiting for this task to be polled again.
+        tokio::task::spawn_blocking(move || {
+            let output = work();
+            drop(permit);
+            output
+        })
+        .await
+        .map_err(|_| PasswordError::Task)
     }
 }
 
