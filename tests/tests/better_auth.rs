@@ -1,5 +1,5 @@
 //! Tokens from a Better Auth server, accepted by the authorizer beside this service's own:
-//! the real artefacts in `../shared/fixtures/better-auth/` through the authorizer handler and
+//! the real artefacts in `tests/fixtures/better-auth/` through the authorizer handler and
 //! the local server, and the JWK Set cache (rotation, unknown-kid flood, outage, untrusted
 //! issuer) against a JWKS endpoint on loopback.
 
@@ -18,10 +18,7 @@ use shared::{Clock, Password, SigningKey};
 const BETTER_AUTH: &str = "http://127.0.0.1:3100";
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../../shared/fixtures/better-auth/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/fixtures/better-auth/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .trim()
