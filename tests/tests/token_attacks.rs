@@ -50,12 +50,13 @@ async fn sign_in(h: &Harness, email: &str) -> SignedIn {
 fn stateless_attacks(h: &Harness, signed_in: &SignedIn, typ: &str, jku: &str) -> Vec<Attack> {
     let key = h.keys.signing().unwrap();
     let kid = key.kid().to_owned();
-    let access = claims_of(&signed_in.access_token);
-    let base = if typ == "rt+jwt" {
-        claims_of(&signed_in.refresh_token)
+    // The genuine token of the kind under attack, and its claims.
+    let real = if typ == "rt+jwt" {
+        &signed_in.refresh_token
     } else {
-        access.clone()
+        &signed_in.access_token
     };
+    let base = claims_of(real);
     let header = json!({"alg": "EdDSA", "typ": typ, "kid": kid});
     let sign = |header: &Value, claims: &Value| forge(key, header, claims);
     let now = h.clock.now();
@@ -192,24 +193,14 @@ fn stateless_attacks(h: &Harness, signed_in: &SignedIn, typ: &str, jku: &str) ->
         Attack {
             name: "tampered payload",
             token: {
-                let real = if typ == "rt+jwt" {
-                    &signed_in.refresh_token
-                } else {
-                    &signed_in.access_token
-                };
                 let parts: Vec<&str> = real.split('.').collect();
-                let changed = with(claims_of(real), "user_email", json!("admin@example.com"));
+                let changed = with(base.clone(), "user_email", json!("admin@example.com"));
                 format!("{}.{}.{}", parts[0], encode(&changed), parts[2])
             },
         },
         Attack {
             name: "tampered header",
             token: {
-                let real = if typ == "rt+jwt" {
-                    &signed_in.refresh_token
-                } else {
-                    &signed_in.access_token
-                };
                 let parts: Vec<&str> = real.split('.').collect();
                 format!(
                     "{}.{}.{}",
@@ -221,14 +212,7 @@ fn stateless_attacks(h: &Harness, signed_in: &SignedIn, typ: &str, jku: &str) ->
         },
         Attack {
             name: "truncated signature",
-            token: {
-                let real = if typ == "rt+jwt" {
-                    &signed_in.refresh_token
-                } else {
-                    &signed_in.access_token
-                };
-                real[..real.len() - 4].to_owned()
-            },
+            token: { real[..real.len() - 4].to_owned() },
         },
         Attack {
             name: "oversized (over 8 KiB)",
