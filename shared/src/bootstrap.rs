@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
+use crate::handlers::authorizer;
 use crate::passwords::Passwords;
+use crate::routes::{FunctionRoutes, HandlerState};
 use crate::service::AuthService;
 use crate::store::dynamo::DynamoStore;
 use crate::tokens::{JwkSet, KeyError, KeyRing, SigningKey};
@@ -43,6 +45,29 @@ pub enum BootstrapError {
 pub enum KeyAccess {
     Verify,
     None,
+}
+
+/// Serves a function's routes until the runtime stops: each invocation goes to the handler of
+/// the route it came in on. `routes` is `const { Function::X.routes() }`, so the binary links
+/// only its own handlers.
+pub async fn serve_http(
+    state: &impl HandlerState,
+    routes: FunctionRoutes,
+) -> Result<(), lambda_http::Error> {
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        Ok::<_, lambda_http::Error>(routes.serve(state, request).await)
+    }))
+    .await
+}
+
+/// Serves the API Gateway authorizer until the runtime stops.
+pub async fn serve_authorizer(service: &AuthService) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            authorizer::handle(service, event.payload).await
+        },
+    ))
+    .await
 }
 
 /// Initialises logging the way the Lambda runtime expects (text or JSON per the function's

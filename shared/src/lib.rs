@@ -5,7 +5,8 @@
 //! [`store`] (a trait with a DynamoDB and an embedded implementation) and [`service`] (the
 //! operations of the contract, independent of the store). [`http`] parses requests and maps
 //! every error to `problem+json` in one place; [`handlers`] are the endpoints the Lambda
-//! functions and the local server share; [`bootstrap`] wires a function at cold start.
+//! functions and the local server share, [`routes`] the one table of which function serves
+//! which route with which handler; [`bootstrap`] wires a function at cold start.
 
 pub mod bootstrap;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod handlers;
 pub mod http;
 pub mod model;
 pub mod passwords;
+pub mod routes;
 pub mod service;
 pub mod store;
 pub mod tokens;

@@ -5,10 +5,13 @@ mod counting;
 pub mod jwks_server;
 pub mod local;
 pub mod openapi;
+pub mod template;
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use lambda_http::{Body, Response};
+use shared::routes::{HandlerState, ROUTES};
 use shared::store::Store;
 use shared::tokens::JwkSet;
 use shared::{
@@ -260,6 +263,21 @@ impl Harness {
             .token_count(sid)
             .expect("count tokens")
     }
+}
+
+/// Hands an API Gateway (HTTP API) event to the function whose route its `routeKey` names, the
+/// way Lambda would: that function's own routes (`Function::X.routes()`) dispatch it.
+pub async fn invoke(state: &impl HandlerState, event: &serde_json::Value) -> Response<Body> {
+    let key = event["routeKey"]
+        .as_str()
+        .expect("the event has a routeKey");
+    let route = ROUTES
+        .iter()
+        .find(|r| r.key() == key)
+        .unwrap_or_else(|| panic!("no route {key} in shared::routes::ROUTES"));
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
+    route.function.routes().serve(state, request).await
 }
 
 /// Runs each listed `async fn name(h: Harness)` as two tests, `dynamodb::name` and

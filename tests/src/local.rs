@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
-use local_api::{Gateway, RouteTable, default_template_path, server};
+use local_api::{Gateway, server};
 use serde_json::Value;
 use shared::handlers::discovery::Discovery;
 use tokio::net::{TcpListener, TcpStream};
@@ -30,18 +30,11 @@ impl Drop for LocalApi {
     }
 }
 
-/// The route table of the repository's `template.yaml`.
-pub fn template_routes() -> RouteTable {
-    let template = std::fs::read_to_string(default_template_path()).expect("template.yaml");
-    RouteTable::from_template(&template).expect("routes")
-}
-
 impl Harness {
     /// Serves this harness's service the way `local-api` does.
     pub async fn serve_local_api(&self) -> LocalApi {
         let discovery = Discovery::new(self.config.issuer.clone(), &self.keys);
-        let gateway =
-            Gateway::new(self.service.clone(), discovery, template_routes()).expect("gateway");
+        let gateway = Gateway::new(self.service.clone(), discovery);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, stopped) = oneshot::channel::<()>();

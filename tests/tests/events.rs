@@ -2,10 +2,10 @@
 //! and ids that the store does not know) and once patched with a live session, and the answer is
 //! checked. A new event file without a test here fails the suite, so the folder cannot rot.
 
-use integration_tests::{Harness, on_both_stores};
-use lambda_http::{Body, Request, Response};
+use integration_tests::{Harness, invoke, on_both_stores};
+use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use shared::handlers::{self, authorizer, discovery::Discovery};
+use shared::handlers::{authorizer, discovery::Discovery};
 use shared::http::body_bytes;
 use shared::{Password, Principal, SignedIn};
 
@@ -33,11 +33,6 @@ fn event(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The request the Lambda runtime would hand the function for this event.
-fn request(event: &Value) -> Request {
-    lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event")
 }
 
 fn json_body(response: &Response<Body>) -> Value {
@@ -107,7 +102,7 @@ on_both_stores!(
 );
 
 async fn register_event(h: Harness) {
-    let response = handlers::register(&h.service, request(&event("register.json"))).await;
+    let response = invoke(&*h.service, &event("register.json")).await;
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body = json_body(&response);
@@ -121,38 +116,38 @@ async fn register_event(h: Harness) {
             .is_ok()
     );
 
-    let again = handlers::register(&h.service, request(&event("register.json"))).await;
+    let again = invoke(&*h.service, &event("register.json")).await;
     assert_eq!(again.status(), 409);
     assert_eq!(json_body(&again)["code"], "email_taken");
 }
 
 async fn login_event(h: Harness) {
-    let before = handlers::login(&h.service, request(&event("login.json"))).await;
+    let before = invoke(&*h.service, &event("login.json")).await;
     assert_eq!(before.status(), 401);
     assert_eq!(json_body(&before)["code"], "invalid_credentials");
 
     sign_in(&h).await;
-    let response = handlers::login(&h.service, request(&event("login.json"))).await;
+    let response = invoke(&*h.service, &event("login.json")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(json_body(&response)["user"]["email"], EMAIL);
 }
 
 async fn refresh_event(h: Harness) {
-    let sample = handlers::refresh(&h.service, request(&event("refresh.json"))).await;
+    let sample = invoke(&*h.service, &event("refresh.json")).await;
     assert_eq!(sample.status(), 401);
     assert_eq!(json_body(&sample)["code"], "invalid_token");
 
     let (signed_in, _) = sign_in(&h).await;
     let mut live = event("refresh.json");
     live["body"] = json!(json!({"refresh_token": signed_in.refresh_token}).to_string());
-    let response = handlers::refresh(&h.service, request(&live)).await;
+    let response = invoke(&*h.service, &live).await;
     assert_eq!(response.status(), 200);
     let body = json_body(&response);
     assert_ne!(body["refresh_token"], json!(signed_in.refresh_token));
 }
 
 async fn logout_event(h: Harness) {
-    let sample = handlers::logout(&h.service, request(&event("logout.json"))).await;
+    let sample = invoke(&*h.service, &event("logout.json")).await;
     assert_eq!(sample.status(), 401, "the sample principal does not exist");
 
     let (signed_in, principal) = sign_in(&h).await;
@@ -161,9 +156,9 @@ async fn logout_event(h: Harness) {
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
-    let response = handlers::logout(
-        &h.service,
-        request(&with_principal(event("logout.json"), &principal)),
+    let response = invoke(
+        &*h.service,
+        &with_principal(event("logout.json"), &principal),
     )
     .await;
     assert_eq!(response.status(), 204);
@@ -178,9 +173,9 @@ async fn logout_all_event(h: Harness) {
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
         .unwrap();
-    let response = handlers::logout(
-        &h.service,
-        request(&with_principal(event("logout-all.json"), &principal)),
+    let response = invoke(
+        &*h.service,
+        &with_principal(event("logout-all.json"), &principal),
     )
     .await;
     assert_eq!(response.status(), 204);
@@ -189,15 +184,11 @@ async fn logout_all_event(h: Harness) {
 }
 
 async fn me_event(h: Harness) {
-    let sample = handlers::me(&h.service, request(&event("me.json"))).await;
+    let sample = invoke(&*h.service, &event("me.json")).await;
     assert_eq!(sample.status(), 401);
 
     let (signed_in, principal) = sign_in(&h).await;
-    let response = handlers::me(
-        &h.service,
-        request(&with_principal(event("me.json"), &principal)),
-    )
-    .await;
+    let response = invoke(&*h.service, &with_principal(event("me.json"), &principal)).await;
     assert_eq!(response.status(), 200);
     let body = json_body(&response);
     assert_eq!(body["user"]["id"], json!(signed_in.user.id));
@@ -208,7 +199,7 @@ async fn me_event(h: Harness) {
 }
 
 async fn password_event(h: Harness) {
-    let sample = handlers::change_password(&h.service, request(&event("password.json"))).await;
+    let sample = invoke(&*h.service, &event("password.json")).await;
     assert_eq!(sample.status(), 401, "the sample principal does not exist");
 
     let (signed_in, principal) = sign_in(&h).await;
@@ -218,7 +209,7 @@ async fn password_event(h: Harness) {
         .await
         .unwrap();
     let live = with_principal(event("password.json"), &principal);
-    let response = handlers::change_password(&h.service, request(&live)).await;
+    let response = invoke(&*h.service, &live).await;
     assert_eq!(response.status(), 204);
     assert!(
         h.service.authorize(&signed_in.access_token).await.is_ok(),
@@ -234,9 +225,9 @@ async fn password_event(h: Harness) {
 
 async fn sessions_list_event(h: Harness) {
     let (_, principal) = sign_in(&h).await;
-    let response = handlers::sessions(
-        &h.service,
-        request(&with_principal(event("sessions-list.json"), &principal)),
+    let response = invoke(
+        &*h.service,
+        &with_principal(event("sessions-list.json"), &principal),
     )
     .await;
     assert_eq!(response.status(), 200);
@@ -253,9 +244,9 @@ async fn sessions_list_event(h: Harness) {
 async fn sessions_revoke_event(h: Harness) {
     let (_, principal) = sign_in(&h).await;
     // The sample's session id is not this user's: not found.
-    let sample = handlers::sessions(
-        &h.service,
-        request(&with_principal(event("sessions-revoke.json"), &principal)),
+    let sample = invoke(
+        &*h.service,
+        &with_principal(event("sessions-revoke.json"), &principal),
     )
     .await;
     assert_eq!(sample.status(), 404);
@@ -275,15 +266,14 @@ async fn sessions_revoke_event(h: Harness) {
     let mut live = with_principal(event("sessions-revoke.json"), &principal);
     live["pathParameters"]["id"] = json!(other_sid.to_string());
     live["rawPath"] = json!(format!("/auth/sessions/{other_sid}"));
-    let response = handlers::sessions(&h.service, request(&live)).await;
+    let response = invoke(&*h.service, &live).await;
     assert_eq!(response.status(), 204);
     assert!(h.service.authorize(&other.access_token).await.is_err());
 }
 
 async fn jwks_and_openid_configuration_events(h: Harness) {
     let discovery = Discovery::new(&h.config.issuer, &h.keys);
-    let response =
-        shared::handlers::discovery::handle(&discovery, request(&event("jwks.json"))).await;
+    let response = invoke(&discovery, &event("jwks.json")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=300");
     let jwks = json_body(&response);
@@ -291,11 +281,7 @@ async fn jwks_and_openid_configuration_events(h: Harness) {
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
     assert!(jwks["keys"][0].get("d").is_none());
 
-    let response = shared::handlers::discovery::handle(
-        &discovery,
-        request(&event("openid-configuration.json")),
-    )
-    .await;
+    let response = invoke(&discovery, &event("openid-configuration.json")).await;
     assert_eq!(response.status(), 200);
     let document = json_body(&response);
     assert_eq!(document["issuer"], json!(h.config.issuer));

@@ -9,7 +9,6 @@ use lambda_http::{Body, Response};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::AuthService;
-use shared::handlers;
 use shared::http::body_bytes;
 
 const CONTRACT_CODES: &[&str] = &[
@@ -58,15 +57,8 @@ fn event(path: &str, content_type: Option<&str>, body: &[u8], base64: bool) -> V
     })
 }
 
-async fn call(service: &AuthService, path: &str, event: &Value) -> Response<Body> {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("a v2 event");
-    match path {
-        "/auth/register" => handlers::register(service, request).await,
-        "/auth/login" => handlers::login(service, request).await,
-        "/auth/refresh" => handlers::refresh(service, request).await,
-        "/auth/logout" => handlers::logout(service, request).await,
-        other => panic!("no route {other}"),
-    }
+async fn call(service: &AuthService, _path: &str, event: &Value) -> Response<Body> {
+    integration_tests::invoke(service, event).await
 }
 
 /// A success of the route, or exactly one of the contract's problems.

@@ -1,9 +1,7 @@
-//! Black-box tests of the local API with a real HTTP client, on both stores: routing from
-//! `template.yaml`, the full journey, and every error code of the contract.
+//! Black-box tests of the local API with a real HTTP client, on both stores: routing by the
+//! route table, the full journey, and every error code of the contract.
 
-use std::collections::BTreeSet;
-
-use integration_tests::local::{LocalApi, Reply, template_routes};
+use integration_tests::local::{LocalApi, Reply};
 use integration_tests::{Harness, on_both_stores};
 use serde_json::{Value, json};
 use shared::Clock;
@@ -44,23 +42,6 @@ fn assert_gateway(reply: &Reply, status: u16, message: &str) {
     assert_eq!(reply.json(), json!({ "message": message }));
 }
 
-#[test]
-fn the_template_routes_are_the_contract_routes() {
-    let from_template: BTreeSet<(String, String)> = template_routes()
-        .routes()
-        .filter_map(|r| r.path.clone().map(|p| (r.method.clone(), p)))
-        .collect();
-    let contract: BTreeSet<(String, String)> = shared::http::routes::ROUTES
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
-    assert_eq!(from_template, contract);
-    assert!(
-        template_routes().routes().any(|r| r.path.is_none()),
-        "a $default route answers 404/405"
-    );
-}
-
 on_both_stores!(
     every_template_route_is_served_and_protected_as_declared,
     nothing_else_is_served,
@@ -80,21 +61,15 @@ async fn every_template_route_is_served_and_protected_as_declared(h: Harness) {
         .unwrap()
         .to_owned();
 
-    for route in template_routes().routes() {
-        let Some(pattern) = &route.path else { continue };
-        let path = pattern.replace("{id}", &session_id);
+    for route in shared::routes::ROUTES.iter().filter(|r| !r.is_default()) {
+        let path = route.path.replace("{id}", &session_id);
         // Without credentials.
-        let anonymous = api.send(&route.method, &path, &[], "").await;
-        if route.protected {
+        let anonymous = api.send(route.method, &path, &[], "").await;
+        if route.is_protected() {
             assert_gateway(&anonymous, 401, "Unauthorized");
             // A wrong token: the authorizer denies.
             let denied = api
-                .send(
-                    &route.method,
-                    &path,
-                    &[("authorization", "Bearer nope")],
-                    "",
-                )
+                .send(route.method, &path, &[("authorization", "Bearer nope")], "")
                 .await;
             assert_gateway(&denied, 403, "Forbidden");
         } else {

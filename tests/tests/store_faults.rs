@@ -92,17 +92,8 @@ async fn every_route(h: &Harness) -> Vec<(&'static str, Response<Body>)> {
     ];
     let mut answers = Vec::new();
     for (route, event) in routes {
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let service: &AuthService = &h.service;
-        let answer = match route {
-            "register" => within(handlers::register(service, request)).await,
-            "login" => within(handlers::login(service, request)).await,
-            "refresh" => within(handlers::refresh(service, request)).await,
-            "logout" | "logout all" => within(handlers::logout(service, request)).await,
-            "password" => within(handlers::change_password(service, request)).await,
-            "me" => within(handlers::me(service, request)).await,
-            _ => within(handlers::sessions(service, request)).await,
-        };
+        let answer = within(integration_tests::invoke(service, &event)).await;
         answers.push((route, answer));
     }
     answers
@@ -130,12 +121,9 @@ async fn assert_every_route_is_unavailable(h: &Harness) {
     assert_eq!(decision, Err(authorizer::AuthorizerError::Unavailable));
     // The key routes need no store at all.
     let discovery = Discovery::new(&h.config.issuer, &h.keys);
-    let jwks = handlers::discovery::handle(
+    let jwks = integration_tests::invoke(
         &discovery,
-        lambda_http::request::from_str(
-            &event("GET", "/.well-known/jwks.json", None, None).to_string(),
-        )
-        .unwrap(),
+        &event("GET", "/.well-known/jwks.json", None, None),
     )
     .await;
     assert_eq!(jwks.status(), 200);

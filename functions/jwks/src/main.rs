@@ -1,16 +1,13 @@
-//! GET /.well-known/jwks.json and GET /.well-known/openid-configuration: the public keys.
+//! Key discovery (the JWK Set and the OpenID configuration) and the API's catch-all 404/405.
+//! Serves the routes that `shared::routes::ROUTES` gives `Function::Jwks`.
 
-use lambda_http::{Error, Request, run, service_fn};
-use shared::bootstrap::{discovery_from_env, init_tracing};
-use shared::handlers::discovery;
+use lambda_http::Error;
+use shared::bootstrap;
+use shared::routes::Function;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let discovery = discovery_from_env()?;
-    let discovery = &discovery;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(discovery::handle(discovery, request).await)
-    }))
-    .await
+    bootstrap::init_tracing();
+    let discovery = bootstrap::discovery_from_env()?;
+    bootstrap::serve_http(&discovery, const { Function::Jwks.routes() }).await
 }

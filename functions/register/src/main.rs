@@ -1,16 +1,13 @@
-//! POST /auth/register: create a user, then sign it in.
+//! Registration: create a user, then sign it in.
+//! Serves the routes that `shared::routes::ROUTES` gives `Function::Register`.
 
-use lambda_http::{Error, Request, run, service_fn};
-use shared::bootstrap::{init_tracing, signing_service_from_env};
-use shared::handlers;
+use lambda_http::Error;
+use shared::bootstrap;
+use shared::routes::Function;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let service = signing_service_from_env().await?;
-    let service = &*service;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handlers::register(service, request).await)
-    }))
-    .await
+    bootstrap::init_tracing();
+    let service = bootstrap::signing_service_from_env().await?;
+    bootstrap::serve_http(&*service, const { Function::Register.routes() }).await
 }

@@ -1,16 +1,13 @@
-//! GET /auth/sessions and DELETE /auth/sessions/{id}: list and revoke sessions.
+//! The user's sessions: list them, revoke one.
+//! Serves the routes that `shared::routes::ROUTES` gives `Function::Sessions`.
 
-use lambda_http::{Error, Request, run, service_fn};
-use shared::bootstrap::{KeyAccess, init_tracing, service_from_env};
-use shared::handlers;
+use lambda_http::Error;
+use shared::bootstrap::{self, KeyAccess};
+use shared::routes::Function;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    init_tracing();
-    let service = service_from_env(KeyAccess::None).await?;
-    let service = &*service;
-    run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(handlers::sessions(service, request).await)
-    }))
-    .await
+    bootstrap::init_tracing();
+    let service = bootstrap::service_from_env(KeyAccess::None).await?;
+    bootstrap::serve_http(&*service, const { Function::Sessions.routes() }).await
 }

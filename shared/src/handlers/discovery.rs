@@ -2,12 +2,13 @@
 //! verifiers can find the keys. The same function is the API's catch-all route, answering
 //! `404 not_found` for unknown paths and `405 method_not_allowed` for known paths.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
-use crate::http::{Caching, HttpError, RequestError, json_response, routes};
+use crate::http::{Caching, HttpError, json_response};
+use crate::routes;
 use crate::tokens::{JwkSet, KeyRing};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -48,39 +49,25 @@ impl Discovery {
     }
 }
 
-/// `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`, and every request no
-/// other route takes.
-pub async fn handle(discovery: &Discovery, request: Request) -> Response<Body> {
-    let outcome = (|| {
-        let path = request.raw_http_path();
-        let path = if path.is_empty() {
-            request.uri().path()
-        } else {
-            path
-        };
-        let is_discovery = path == JWKS_PATH || path == OPENID_CONFIGURATION_PATH;
-        if !is_discovery || request.method() != Method::GET {
-            return Err(HttpError::from(match routes::allowed_methods(path) {
-                Some(allow) => RequestError::MethodNotAllowed { allow },
-                None => RequestError::NotFound,
-            }));
-        }
-        if path == JWKS_PATH {
-            return Ok(json_response(
-                StatusCode::OK,
-                &discovery.jwks,
-                Caching::Public,
-            ));
-        }
-        let document = json!({
-            "issuer": discovery.issuer,
-            "jwks_uri": discovery.jwks_uri(&request),
-            "id_token_signing_alg_values_supported": ["EdDSA"],
-            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["public"],
-        });
-        Ok(json_response(StatusCode::OK, &document, Caching::Public))
-    })();
-    outcome.unwrap_or_else(HttpError::into_response)
+/// `GET /.well-known/jwks.json`: the public signing keys.
+pub async fn jwks(discovery: &Discovery, _request: Request) -> Response<Body> {
+    json_response(StatusCode::OK, &discovery.jwks, Caching::Public)
+}
+
+/// `GET /.well-known/openid-configuration`: where the keys are and which algorithms sign.
+pub async fn openid_configuration(discovery: &Discovery, request: Request) -> Response<Body> {
+    let document = json!({
+        "issuer": discovery.issuer,
+        "jwks_uri": discovery.jwks_uri(&request),
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+    });
+    json_response(StatusCode::OK, &document, Caching::Public)
+}
+
+/// The catch-all route: `405` with `Allow` for a known path, else `404`.
+pub async fn not_routed(_discovery: &Discovery, request: Request) -> Response<Body> {
+    HttpError::from(routes::not_routed(routes::request_path(&request))).into_response()
 }

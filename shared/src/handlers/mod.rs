@@ -1,11 +1,11 @@
 //! The endpoint handlers, one per route: parse the request, call the service, map the result.
-//! Every Lambda function wires exactly one of these in its `main`, and the local server calls
-//! the very same ones.
+//! [`crate::routes`] says which route runs which; the Lambda functions and the local server
+//! dispatch through that table to the very same handlers.
 
 pub mod authorizer;
 pub mod discovery;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
@@ -23,14 +23,6 @@ fn finish(outcome: Outcome) -> Response<Body> {
     outcome.unwrap_or_else(HttpError::into_response)
 }
 
-fn require_method(request: &Request, method: Method, allow: &'static str) -> Result<(), HttpError> {
-    if request.method() == method {
-        Ok(())
-    } else {
-        Err(RequestError::MethodNotAllowed { allow }.into())
-    }
-}
-
 /// `{"email", "password"}`, as register and login take them.
 fn credentials(request: &Request) -> Result<(String, Password), HttpError> {
     let body = json_object(request)?.ok_or(RequestError::InvalidJson)?;
@@ -44,7 +36,6 @@ fn credentials(request: &Request) -> Result<(String, Password), HttpError> {
 pub async fn register(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::POST, "POST")?;
             let (email, password) = credentials(&request)?;
             let ip = source_ip(&request);
             let signed_in = service.register(&email, &password, ip.as_deref()).await?;
@@ -62,7 +53,6 @@ pub async fn register(service: &AuthService, request: Request) -> Response<Body>
 pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::POST, "POST")?;
             let (email, password) = credentials(&request)?;
             let ip = source_ip(&request);
             let signed_in = service.login(&email, &password, ip.as_deref()).await?;
@@ -80,7 +70,6 @@ pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
 pub async fn refresh(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::POST, "POST")?;
             let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
             body.only(&["refresh_token"])?;
             let signed_in = service.refresh(body.string("refresh_token")?).await?;
@@ -98,7 +87,6 @@ pub async fn refresh(service: &AuthService, request: Request) -> Response<Body> 
 pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::POST, "POST")?;
             let principal = principal(&request, &service.config().issuer)?;
             let all = match json_object(&request)? {
                 Some(body) => {
@@ -121,7 +109,6 @@ pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
 pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::GET, "GET")?;
             match caller(&request, &service.config().issuer)? {
                 Caller::Own(principal) => {
                     let user = service.me(principal.user_id).await?;
@@ -144,7 +131,6 @@ pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
 pub async fn change_password(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            require_method(&request, Method::POST, "POST")?;
             let principal = principal(&request, &service.config().issuer)?;
             let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
             body.only(&["current_password", "new_password"])?;
@@ -166,31 +152,37 @@ pub async fn change_password(service: &AuthService, request: Request) -> Respons
     )
 }
 
-/// `GET /auth/sessions` lists the user's live sessions; `DELETE /auth/sessions/{id}` revokes one.
-pub async fn sessions(service: &AuthService, request: Request) -> Response<Body> {
+/// `GET /auth/sessions`: the user's live sessions.
+pub async fn list_sessions(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
             let principal = principal(&request, &service.config().issuer)?;
-            match request.path_parameters_ref().and_then(|p| p.first("id")) {
-                None => {
-                    require_method(&request, Method::GET, "GET")?;
-                    let sessions = service
-                        .sessions(principal.user_id, principal.session_id)
-                        .await?;
-                    Ok(json_response(
-                        StatusCode::OK,
-                        &SessionsView::from(sessions.as_slice()),
-                        Caching::NoStore,
-                    ))
-                }
-                Some(id) => {
-                    require_method(&request, Method::DELETE, "DELETE")?;
-                    // An id that is not even a UUID cannot name a session: not found, like any other.
-                    let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
-                    service.revoke_session(principal.user_id, id).await?;
-                    Ok(no_content())
-                }
-            }
+            let sessions = service
+                .sessions(principal.user_id, principal.session_id)
+                .await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &SessionsView::from(sessions.as_slice()),
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /auth/sessions/{id}`: revokes one of the user's own sessions.
+pub async fn revoke_session(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let id = request
+                .path_parameters_ref()
+                .and_then(|p| p.first("id"))
+                .unwrap_or_default();
+            // An id that is not even a UUID cannot name a session: not found, like any other.
+            let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
+            service.revoke_session(principal.user_id, id).await?;
+            Ok(no_content())
         }
         .await,
     )

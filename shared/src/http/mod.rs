@@ -4,7 +4,6 @@
 
 mod problem;
 mod request;
-pub mod routes;
 mod views;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};

@@ -30,7 +30,7 @@ pub enum RequestError {
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed { allow: String },
     #[error("no authorizer context on a protected route")]
     MissingPrincipal,
     /// A user of an external issuer on a route that manages this service's own sessions.
@@ -76,7 +76,7 @@ pub struct Problem {
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
     #[serde(skip)]
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 impl Problem {
@@ -125,8 +125,8 @@ impl Problem {
         if let Some(seconds) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            headers.insert(header::ALLOW, allow);
         }
         response
     }
@@ -334,7 +334,12 @@ mod tests {
 
     #[test]
     fn method_not_allowed_says_what_is() {
-        let (response, json) = body(RequestError::MethodNotAllowed { allow: "POST" }.into());
+        let (response, json) = body(
+            RequestError::MethodNotAllowed {
+                allow: "POST".into(),
+            }
+            .into(),
+        );
         assert_eq!(response.status(), 405);
         assert_eq!(response.headers()["allow"], "POST");
         assert_eq!(json["code"], "method_not_allowed");

@@ -109,6 +109,15 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
+/// What one attempt to spend a refresh token came to.
+enum Rotated {
+    Done(SignedIn),
+    /// A concurrent refresh spent the token first.
+    SpentMeanwhile,
+    /// Concurrent writers collided before anything was decided.
+    Contended,
+}
+
 /// A token pair being minted: the tokens and their Session items.
 struct Minted {
     access_token: String,
@@ -253,25 +262,15 @@ impl AuthService {
     }
 
     async fn start_session(&self, user: User, now: UnixTime) -> Result<SignedIn, AuthError> {
-        let kid = self.signing_kid()?;
         let sid = Uuid::new_v4();
-        let deadline = now + self.config.session_max_lifetime_secs;
-        let access_expires_at = (now + self.config.access_token_ttl_secs).min(deadline);
-        let refresh_expires_at = (now + self.config.refresh_token_ttl_secs).min(deadline);
-        let minted = self.mint_pair(
-            &user,
-            sid,
-            now,
-            &kid,
-            (Uuid::new_v4(), access_expires_at),
-            (Uuid::new_v4(), refresh_expires_at),
-        )?;
+        let pair = self.plan_pair(now, now)?;
+        let minted = self.mint_pair(&user, sid, &pair)?;
         let chain = SessionChain {
             sid,
             user_id: user.id,
             created_at: now,
             last_used_at: now,
-            expires_at: refresh_expires_at,
+            expires_at: pair.refresh_expires_at,
             revoked_at: None,
             epoch: user.session_epoch,
         };
@@ -289,17 +288,25 @@ impl AuthService {
             .ok_or_else(|| AuthError::Internal("this function holds no signing key".into()))
     }
 
-    /// Mints an access and a refresh token issued at `iat`. Deterministic in its inputs, which
-    /// is what lets the grace window hand out the very same pair again.
-    fn mint_pair(
-        &self,
-        user: &User,
-        sid: Uuid,
-        iat: UnixTime,
-        kid: &str,
-        (access_id, access_expires_at): (Uuid, UnixTime),
-        (refresh_id, refresh_expires_at): (Uuid, UnixTime),
-    ) -> Result<Minted, AuthError> {
+    /// The key, ids and times of a new pair issued at `now` in a chain started at
+    /// `chain_started_at`: no token outlives the chain's maximum lifetime.
+    fn plan_pair(&self, chain_started_at: UnixTime, now: UnixTime) -> Result<Rotation, AuthError> {
+        let deadline = chain_started_at + self.config.session_max_lifetime_secs;
+        Ok(Rotation {
+            rotated_at: now,
+            kid: self.signing_kid()?,
+            access_id: Uuid::new_v4(),
+            access_expires_at: (now + self.config.access_token_ttl_secs).min(deadline),
+            refresh_id: Uuid::new_v4(),
+            refresh_expires_at: (now + self.config.refresh_token_ttl_secs).min(deadline),
+        })
+    }
+
+    /// Mints the access and refresh token that `pair` describes, issued at `pair.rotated_at`.
+    /// Deterministic in its inputs, which is what lets the grace window hand out the very same
+    /// pair again.
+    fn mint_pair(&self, user: &User, sid: Uuid, pair: &Rotation) -> Result<Minted, AuthError> {
+        let iat = pair.rotated_at;
         let claims = |jti, token_type, exp| Claims {
             iss: self.tokens.issuer().to_owned(),
             sub: user.id,
@@ -313,15 +320,23 @@ impl AuthService {
             token_type,
             sid,
         };
-        let mint = |c: &Claims| match self.tokens.mint(c, kid) {
+        let mint = |c: &Claims| match self.tokens.mint(c, &pair.kid) {
             Ok(token) => Ok(token),
             Err(TokenError::KeyRetired(kid)) => {
                 Err(invalid_token(format!("signing key {kid} retired")))
             }
             Err(e) => Err(AuthError::Internal(e.to_string())),
         };
-        let access_token = mint(&claims(access_id, TokenType::Access, access_expires_at))?;
-        let refresh_token = mint(&claims(refresh_id, TokenType::Refresh, refresh_expires_at))?;
+        let access_token = mint(&claims(
+            pair.access_id,
+            TokenType::Access,
+            pair.access_expires_at,
+        ))?;
+        let refresh_token = mint(&claims(
+            pair.refresh_id,
+            TokenType::Refresh,
+            pair.refresh_expires_at,
+        ))?;
         let session = |id, token_type, token: &str, expires_at| Session {
             session_id: id,
             sid,
@@ -335,16 +350,16 @@ impl AuthService {
         };
         Ok(Minted {
             access: session(
-                access_id,
+                pair.access_id,
                 TokenType::Access,
                 &access_token,
-                access_expires_at,
+                pair.access_expires_at,
             ),
             refresh: session(
-                refresh_id,
+                pair.refresh_id,
                 TokenType::Refresh,
                 &refresh_token,
-                refresh_expires_at,
+                pair.refresh_expires_at,
             ),
             access_token,
             refresh_token,
@@ -367,63 +382,75 @@ impl AuthService {
                 .await?;
             let (user, chain, spent) =
                 check_snapshot(snapshot, &claims, refresh_token, TokenType::Refresh, now)?;
-
             if let Some(rotation) = &spent.rotation {
-                if now - rotation.rotated_at <= self.config.refresh_reuse_grace_secs {
-                    let minted = self.mint_pair(
-                        &user,
-                        chain.sid,
-                        rotation.rotated_at,
-                        &rotation.kid,
-                        (rotation.access_id, rotation.access_expires_at),
-                        (rotation.refresh_id, rotation.refresh_expires_at),
-                    )?;
-                    info!(user_id = %user.id, session_id = %chain.sid, "refresh replayed within grace window");
-                    return Ok(signed_in(minted, user, rotation.rotated_at));
-                }
-                self.store
-                    .revoke_chain(user.id, chain.sid, chain.epoch, now)
-                    .await?;
-                warn!(user_id = %user.id, session_id = %chain.sid, "refresh token reuse detected; session revoked");
-                return Err(invalid_token("refresh token reused after rotation"));
+                return if now - rotation.rotated_at <= self.config.refresh_reuse_grace_secs {
+                    self.replay_within_grace(user, &chain, rotation)
+                } else {
+                    Err(self.reuse_detected(&user, &chain, now).await)
+                };
             }
-
-            let kid = self.signing_kid()?;
-            let deadline = chain.created_at + self.config.session_max_lifetime_secs;
-            let rotation = Rotation {
-                rotated_at: now,
-                kid: kid.clone(),
-                access_id: Uuid::new_v4(),
-                access_expires_at: (now + self.config.access_token_ttl_secs).min(deadline),
-                refresh_id: Uuid::new_v4(),
-                refresh_expires_at: (now + self.config.refresh_token_ttl_secs).min(deadline),
-            };
-            let minted = self.mint_pair(
-                &user,
-                chain.sid,
-                now,
-                &kid,
-                (rotation.access_id, rotation.access_expires_at),
-                (rotation.refresh_id, rotation.refresh_expires_at),
-            )?;
-            let request = RotationRequest {
-                spent: &spent,
-                rotation: &rotation,
-                access: &minted.access,
-                refresh: &minted.refresh,
-                now,
-            };
-            match self.store.rotate(request).await? {
-                RotateOutcome::Rotated => return Ok(signed_in(minted, user, now)),
+            match self.rotate(user, &chain, &spent, now).await? {
+                Rotated::Done(signed_in) => return Ok(signed_in),
                 // Someone else spent it first: read again, and the grace window decides.
-                RotateOutcome::AlreadyRotated => continue,
-                RotateOutcome::Contended => tokio::time::sleep(retry_delay(attempt)).await,
-                RotateOutcome::ChainGone => return Err(invalid_token("session revoked")),
+                Rotated::SpentMeanwhile => continue,
+                Rotated::Contended => tokio::time::sleep(retry_delay(attempt)).await,
             }
         }
         Err(AuthError::Unavailable(
             "refresh kept colliding with concurrent refreshes".into(),
         ))
+    }
+
+    /// A client that retried (or two tabs racing) presents a token spent moments ago: it gets
+    /// the very pair the first exchange issued, minted again from what the rotation recorded.
+    fn replay_within_grace(
+        &self,
+        user: User,
+        chain: &SessionChain,
+        rotation: &Rotation,
+    ) -> Result<SignedIn, AuthError> {
+        let minted = self.mint_pair(&user, chain.sid, rotation)?;
+        info!(user_id = %user.id, session_id = %chain.sid, "refresh replayed within grace window");
+        Ok(signed_in(minted, user, rotation.rotated_at))
+    }
+
+    /// A spent token presented after the grace window: someone holds a copy it should not have.
+    /// The whole chain ends, for the thief and the owner alike.
+    async fn reuse_detected(&self, user: &User, chain: &SessionChain, now: UnixTime) -> AuthError {
+        if let Err(e) = self
+            .store
+            .revoke_chain(user.id, chain.sid, chain.epoch, now)
+            .await
+        {
+            return e.into();
+        }
+        warn!(user_id = %user.id, session_id = %chain.sid, "refresh token reuse detected; session revoked");
+        invalid_token("refresh token reused after rotation")
+    }
+
+    /// Spends `spent` for a new pair, unless a concurrent refresh spent it first.
+    async fn rotate(
+        &self,
+        user: User,
+        chain: &SessionChain,
+        spent: &Session,
+        now: UnixTime,
+    ) -> Result<Rotated, AuthError> {
+        let rotation = self.plan_pair(chain.created_at, now)?;
+        let minted = self.mint_pair(&user, chain.sid, &rotation)?;
+        let request = RotationRequest {
+            spent,
+            rotation: &rotation,
+            access: &minted.access,
+            refresh: &minted.refresh,
+            now,
+        };
+        Ok(match self.store.rotate(request).await? {
+            RotateOutcome::Rotated => Rotated::Done(signed_in(minted, user, now)),
+            RotateOutcome::AlreadyRotated => Rotated::SpentMeanwhile,
+            RotateOutcome::Contended => Rotated::Contended,
+            RotateOutcome::ChainGone => return Err(invalid_token("session revoked")),
+        })
     }
 
     /// Decides whether an access token may call a protected route: verify the token, read its

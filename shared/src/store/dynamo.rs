@@ -37,11 +37,7 @@ use crate::model::{Session, SessionChain, User};
 
 type Item = HashMap<String, AttributeValue>;
 
-pub const PARTITION_KEY: &str = "pk";
-pub const TTL_ATTRIBUTE: &str = "expires_at";
-pub const USER_INDEX: &str = "by_user";
-pub const USER_INDEX_KEY: &str = "chain_user_id";
-pub const USER_INDEX_SORT: &str = "created_at";
+use super::schema::{self, PARTITION_KEY, TTL_ATTRIBUTE, TableSchema, USER_INDEX, USER_INDEX_KEY};
 
 /// Attempts for transactions that DynamoDB cancels because another one held an item.
 const CONFLICT_ATTEMPTS: u32 = 8;
@@ -113,16 +109,66 @@ where
     }
 }
 
-/// The cancellation reason codes of a cancelled transaction, or `None` for any other failure.
-fn cancellation_codes(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<String>> {
-    match err.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(e) => Some(
-            e.cancellation_reasons()
-                .iter()
-                .map(|r| r.code().unwrap_or("None").to_owned())
-                .collect(),
-        ),
-        _ => None,
+/// The items of one `TransactWriteItems` call, each under a name of its own, so that a
+/// cancellation reason is read by the item it belongs to, never by its position.
+struct Transaction<Part> {
+    parts: Vec<Part>,
+    items: Vec<TransactWriteItem>,
+}
+
+impl<Part: Copy> Transaction<Part> {
+    fn new() -> Self {
+        Self {
+            parts: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn with(mut self, part: Part, item: TransactWriteItem) -> Self {
+        self.parts.push(part);
+        self.items.push(item);
+        self
+    }
+
+    /// Why DynamoDB cancelled it, item by item; `None` for any other failure.
+    fn cancellation(&self, err: &SdkError<TransactWriteItemsError>) -> Option<Cancelled<Part>> {
+        match err.as_service_error()? {
+            TransactWriteItemsError::TransactionCanceledException(e) => Some(Cancelled {
+                reasons: self
+                    .parts
+                    .iter()
+                    .zip(e.cancellation_reasons())
+                    .map(|(part, reason)| (*part, reason.code().unwrap_or("None").to_owned()))
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The reasons of a cancelled transaction, by item.
+#[derive(Debug)]
+struct Cancelled<Part> {
+    reasons: Vec<(Part, String)>,
+}
+
+impl<Part: PartialEq> Cancelled<Part> {
+    /// Whether this item's condition failed.
+    fn failed(&self, part: Part) -> bool {
+        self.reasons
+            .iter()
+            .any(|(p, code)| *p == part && code == "ConditionalCheckFailed")
+    }
+
+    fn any_failed(&self) -> bool {
+        self.reasons
+            .iter()
+            .any(|(_, c)| c == "ConditionalCheckFailed")
+    }
+
+    /// Whether another transaction held one of the items: trying again may succeed.
+    fn conflicted(&self) -> bool {
+        self.reasons.iter().any(|(_, c)| c == "TransactionConflict")
     }
 }
 
@@ -188,73 +234,80 @@ impl DynamoStore {
         &self.client
     }
 
-    /// Creates both tables (keys, GSI, TTL) if they do not exist: the shape `template.yaml`
-    /// declares, for local use and tests.
+    /// Creates both tables if they do not exist, in the shape of [`schema`] (which a test holds
+    /// `template.yaml` to), for local use and tests.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
-        let attribute = |name: &str, kind: ScalarAttributeType| {
-            build(
-                AttributeDefinition::builder()
-                    .attribute_name(name)
-                    .attribute_type(kind)
-                    .build(),
-            )
-        };
-        let key_element = |name: &str, kind: KeyType| {
+        for (table, schema) in [
+            (&self.users_table, &schema::USERS),
+            (&self.sessions_table, &schema::SESSIONS),
+        ] {
+            self.create_table(table, schema).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_table(&self, table: &str, schema: &TableSchema) -> Result<(), StoreError> {
+        let key_element = |key: &schema::Key, kind: KeyType| {
             build(
                 KeySchemaElement::builder()
-                    .attribute_name(name)
+                    .attribute_name(key.name)
                     .key_type(kind)
                     .build(),
             )
         };
-
-        let users = self
+        let key_schema = |partition: &schema::Key, sort: Option<&schema::Key>| {
+            let mut elements = vec![key_element(partition, KeyType::Hash)?];
+            if let Some(sort) = sort {
+                elements.push(key_element(sort, KeyType::Range)?);
+            }
+            Ok::<_, StoreError>(elements)
+        };
+        let mut request = self
             .client
             .create_table()
-            .table_name(&self.users_table)
+            .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S)?)
-            .key_schema(key_element(PARTITION_KEY, KeyType::Hash)?)
-            .send()
-            .await;
-        ignore_existing(users)?;
-
-        let by_user = build(
-            GlobalSecondaryIndex::builder()
-                .index_name(USER_INDEX)
-                .key_schema(key_element(USER_INDEX_KEY, KeyType::Hash)?)
-                .key_schema(key_element(USER_INDEX_SORT, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build(),
-        )?;
-        let sessions = self
-            .client
-            .create_table()
-            .table_name(&self.sessions_table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(PARTITION_KEY, ScalarAttributeType::S)?)
-            .attribute_definitions(attribute(USER_INDEX_KEY, ScalarAttributeType::S)?)
-            .attribute_definitions(attribute(USER_INDEX_SORT, ScalarAttributeType::N)?)
-            .key_schema(key_element(PARTITION_KEY, KeyType::Hash)?)
-            .global_secondary_indexes(by_user)
-            .send()
-            .await;
-        let created = ignore_existing(sessions)?;
-
-        for table in [&self.users_table, &self.sessions_table] {
-            self.wait_until_active(table).await?;
+            .set_key_schema(Some(key_schema(
+                &schema.partition_key,
+                schema.sort_key.as_ref(),
+            )?));
+        for key in schema.key_attributes() {
+            let kind = match key.kind {
+                schema::KeyType::String => ScalarAttributeType::S,
+                schema::KeyType::Number => ScalarAttributeType::N,
+            };
+            request = request.attribute_definitions(build(
+                AttributeDefinition::builder()
+                    .attribute_name(key.name)
+                    .attribute_type(kind)
+                    .build(),
+            )?);
         }
-        if created {
+        for index in schema.indexes {
+            request = request.global_secondary_indexes(build(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(key_schema(
+                        &index.partition_key,
+                        index.sort_key.as_ref(),
+                    )?))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build(),
+            )?);
+        }
+        let created = ignore_existing(request.send().await)?;
+        self.wait_until_active(table).await?;
+        if let (true, Some(attribute)) = (created, schema.ttl_attribute) {
             self.client
                 .update_time_to_live()
-                .table_name(&self.sessions_table)
+                .table_name(table)
                 .time_to_live_specification(build(
                     TimeToLiveSpecification::builder()
-                        .attribute_name(TTL_ATTRIBUTE)
+                        .attribute_name(attribute)
                         .enabled(true)
                         .build(),
                 )?)
@@ -334,12 +387,12 @@ impl DynamoStore {
     }
 
     /// Sends a transaction, retrying while DynamoDB cancels it only for conflicts with other
-    /// transactions. Returns the cancellation codes when a condition failed.
-    async fn transact(
+    /// transactions. Returns the cancellation when a condition failed.
+    async fn transact<Part: Copy + PartialEq>(
         &self,
-        items: Vec<TransactWriteItem>,
+        transaction: Transaction<Part>,
         token: Uuid,
-    ) -> Result<Result<(), Vec<String>>, StoreError> {
+    ) -> Result<Result<(), Cancelled<Part>>, StoreError> {
         for attempt in 0..CONFLICT_ATTEMPTS {
             // The idempotency token makes the SDK's own retries of one attempt safe; each attempt
             // after a cancellation is a new request and gets its own.
@@ -347,17 +400,15 @@ impl DynamoStore {
             let result = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(items.clone()))
+                .set_transact_items(Some(transaction.items.clone()))
                 .client_request_token(request_token)
                 .send()
                 .await;
             match result {
                 Ok(_) => return Ok(Ok(())),
-                Err(err) => match cancellation_codes(&err) {
-                    Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
-                        return Ok(Err(codes));
-                    }
-                    Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
+                Err(err) => match transaction.cancellation(&err) {
+                    Some(cancelled) if cancelled.any_failed() => return Ok(Err(cancelled)),
+                    Some(cancelled) if cancelled.conflicted() => {
                         tokio::time::sleep(backoff(attempt)).await;
                     }
                     _ => return Err(classify(err)),
@@ -433,22 +484,27 @@ impl UserStore for DynamoStore {
             (PARTITION_KEY.to_owned(), email_key(&user.email)),
             ("user_id".to_owned(), s(user.id)),
         ]);
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Part {
+            EmailGuard,
+            User,
+        }
         let not_exists = Some("attribute_not_exists(pk)");
-        let items = vec![
-            put(&self.users_table, guard, not_exists)?,
-            put(
-                &self.users_table,
-                to_item(user, user_key(user.id))?,
-                not_exists,
-            )?,
-        ];
-        match self.transact(items, user.id).await? {
+        let transaction = Transaction::new()
+            .with(Part::EmailGuard, put(&self.users_table, guard, not_exists)?)
+            .with(
+                Part::User,
+                put(
+                    &self.users_table,
+                    to_item(user, user_key(user.id))?,
+                    not_exists,
+                )?,
+            );
+        match self.transact(transaction, user.id).await? {
             Ok(()) => Ok(()),
-            Err(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                Err(StoreError::EmailTaken)
-            }
-            Err(codes) => Err(StoreError::Internal(format!(
-                "create_user cancelled: {codes:?}"
+            Err(cancelled) if cancelled.failed(Part::EmailGuard) => Err(StoreError::EmailTaken),
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "create_user cancelled: {cancelled:?}"
             ))),
         }
     }
@@ -528,8 +584,10 @@ impl UserStore for DynamoStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let next = epoch + 1;
-        let items = vec![
-            update(
+        let transaction = Transaction::new()
+            .with(
+                "user",
+                update(
                 &self.users_table,
                 user_key(id),
                 "SET password_hash = :hash, updated_at = :now, session_epoch = :next",
@@ -541,7 +599,10 @@ impl UserStore for DynamoStore {
                     (":epoch", n(epoch)),
                 ],
             )?,
-            update(
+            )
+            .with(
+                "kept chain",
+                update(
                 &self.sessions_table,
                 chain_key(keep),
                 "SET epoch = :next",
@@ -553,9 +614,9 @@ impl UserStore for DynamoStore {
                     (":now", n(now)),
                 ],
             )?,
-        ];
+            );
         // A fresh idempotency token: the same session may change its password again soon.
-        match self.transact(items, Uuid::new_v4()).await? {
+        match self.transact(transaction, Uuid::new_v4()).await? {
             Ok(()) => Ok(true),
             Err(_) => Ok(false),
         }
@@ -571,23 +632,31 @@ impl SessionStore for DynamoStore {
         refresh: &Session,
     ) -> Result<(), StoreError> {
         let not_exists = Some("attribute_not_exists(pk)");
-        let items = vec![
-            put(&self.sessions_table, chain_item(chain)?, not_exists)?,
-            put(
-                &self.sessions_table,
-                to_item(access, token_key(access.session_id))?,
-                not_exists,
-            )?,
-            put(
-                &self.sessions_table,
-                to_item(refresh, token_key(refresh.session_id))?,
-                not_exists,
-            )?,
-        ];
-        match self.transact(items, chain.sid).await? {
+        let transaction = Transaction::new()
+            .with(
+                "chain",
+                put(&self.sessions_table, chain_item(chain)?, not_exists)?,
+            )
+            .with(
+                "access token",
+                put(
+                    &self.sessions_table,
+                    to_item(access, token_key(access.session_id))?,
+                    not_exists,
+                )?,
+            )
+            .with(
+                "refresh token",
+                put(
+                    &self.sessions_table,
+                    to_item(refresh, token_key(refresh.session_id))?,
+                    not_exists,
+                )?,
+            );
+        match self.transact(transaction, chain.sid).await? {
             Ok(()) => Ok(()),
-            Err(codes) => Err(StoreError::Internal(format!(
-                "start_chain cancelled: {codes:?}"
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "start_chain cancelled: {cancelled:?}"
             ))),
         }
     }
@@ -666,62 +735,78 @@ impl SessionStore for DynamoStore {
     async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError> {
         let rotation: AttributeValue =
             serde_dynamo::to_attribute_value(request.rotation).map_err(internal)?;
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Part {
+            SpentToken,
+            AccessToken,
+            RefreshToken,
+            Chain,
+        }
         let now = request.now;
-        let items = vec![
-            update(
-                &self.sessions_table,
-                token_key(request.spent.session_id),
-                "SET rotation = :rotation, last_used_at = :now",
-                "attribute_exists(pk) AND attribute_not_exists(rotation) AND token_hash = :hash AND expires_at > :now",
-                vec![
-                    (":rotation", rotation),
-                    (":now", n(now)),
-                    (":hash", s(&request.spent.token_hash)),
-                ],
-            )?,
-            put(
-                &self.sessions_table,
-                to_item(request.access, token_key(request.access.session_id))?,
-                Some("attribute_not_exists(pk)"),
-            )?,
-            put(
-                &self.sessions_table,
-                to_item(request.refresh, token_key(request.refresh.session_id))?,
-                Some("attribute_not_exists(pk)"),
-            )?,
-            update(
-                &self.sessions_table,
-                chain_key(request.spent.sid),
-                "SET expires_at = :expires, last_used_at = :now",
-                "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND expires_at > :now",
-                vec![
-                    (":expires", n(request.refresh.expires_at)),
-                    (":now", n(now)),
-                ],
-            )?,
-        ];
+        let transaction = Transaction::new()
+            .with(
+                Part::SpentToken,
+                update(
+                    &self.sessions_table,
+                    token_key(request.spent.session_id),
+                    "SET rotation = :rotation, last_used_at = :now",
+                    "attribute_exists(pk) AND attribute_not_exists(rotation) AND token_hash = :hash AND expires_at > :now",
+                    vec![
+                        (":rotation", rotation),
+                        (":now", n(now)),
+                        (":hash", s(&request.spent.token_hash)),
+                    ],
+                )?,
+            )
+            .with(
+                Part::AccessToken,
+                put(
+                    &self.sessions_table,
+                    to_item(request.access, token_key(request.access.session_id))?,
+                    Some("attribute_not_exists(pk)"),
+                )?,
+            )
+            .with(
+                Part::RefreshToken,
+                put(
+                    &self.sessions_table,
+                    to_item(request.refresh, token_key(request.refresh.session_id))?,
+                    Some("attribute_not_exists(pk)"),
+                )?,
+            )
+            .with(
+                Part::Chain,
+                update(
+                    &self.sessions_table,
+                    chain_key(request.spent.sid),
+                    "SET expires_at = :expires, last_used_at = :now",
+                    "attribute_exists(pk) AND attribute_not_exists(revoked_at) AND expires_at > :now",
+                    vec![
+                        (":expires", n(request.refresh.expires_at)),
+                        (":now", n(now)),
+                    ],
+                )?,
+            );
         // One attempt only: on a conflict the caller re-reads, because the winner may have
         // spent the token in the meantime.
         let result = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(items))
+            .set_transact_items(Some(transaction.items.clone()))
             .client_request_token(request.refresh.session_id.simple().to_string())
             .send()
             .await;
         match result {
             Ok(_) => Ok(RotateOutcome::Rotated),
-            Err(err) => match cancellation_codes(&err) {
-                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+            Err(err) => match transaction.cancellation(&err) {
+                Some(cancelled) if cancelled.failed(Part::SpentToken) => {
                     Ok(RotateOutcome::AlreadyRotated)
                 }
-                Some(codes) if codes.get(3).is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Ok(RotateOutcome::ChainGone)
-                }
-                Some(codes) if codes.iter().any(|c| c == "TransactionConflict") => {
-                    Ok(RotateOutcome::Contended)
-                }
-                Some(codes) => Err(StoreError::Internal(format!("rotate cancelled: {codes:?}"))),
+                Some(cancelled) if cancelled.failed(Part::Chain) => Ok(RotateOutcome::ChainGone),
+                Some(cancelled) if cancelled.conflicted() => Ok(RotateOutcome::Contended),
+                Some(cancelled) => Err(StoreError::Internal(format!(
+                    "rotate cancelled: {cancelled:?}"
+                ))),
                 None => Err(classify(err)),
             },
         }

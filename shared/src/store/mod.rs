@@ -10,6 +10,7 @@
 
 pub mod dynamo;
 pub mod embedded;
+pub mod schema;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

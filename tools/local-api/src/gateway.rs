@@ -1,6 +1,7 @@
 //! API Gateway (HTTP API, payload 2.0), emulated: each HTTP request becomes the v2 event the
 //! function would receive; protected routes first run the authorizer on the v2 authorizer
-//! event; the function is the very handler its Lambda binary runs.
+//! event; the function is the very handler its Lambda binary runs, picked from the one route
+//! table, `shared::routes::ROUTES`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,10 +14,9 @@ use bytes::Bytes;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 use shared::AuthService;
-use shared::handlers::{self, authorizer, discovery::Discovery};
+use shared::handlers::{authorizer, discovery::Discovery};
 use shared::http::body_bytes;
-
-use crate::routes::{Resolution, Route, RouteTable};
+use shared::routes::{self, HandlerState, ROUTES, Route};
 
 /// Body size API Gateway accepts for HTTP APIs; larger requests never reach a function.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -46,41 +46,31 @@ pub struct GatewayResponse {
 }
 
 pub struct Gateway {
+    state: LocalState,
+}
+
+/// What the handlers run on: the local server holds both the service and the discovery
+/// documents, where each Lambda function holds one.
+struct LocalState {
     service: Arc<AuthService>,
     discovery: Discovery,
-    routes: RouteTable,
+}
+
+impl HandlerState for LocalState {
+    fn service(&self) -> Option<&AuthService> {
+        Some(&self.service)
+    }
+    fn discovery(&self) -> Option<&Discovery> {
+        Some(&self.discovery)
+    }
 }
 
 impl Gateway {
-    /// Checks that every function of the template has a handler here.
-    pub fn new(
-        service: Arc<AuthService>,
-        discovery: Discovery,
-        routes: RouteTable,
-    ) -> Result<Self, String> {
-        for route in routes.routes() {
-            if Function::from_binary(&route.function).is_none() {
-                return Err(format!(
-                    "template route {} runs {:?}, which has no local handler",
-                    route.key(),
-                    route.function
-                ));
-            }
+    /// Serves every route of `shared::routes::ROUTES`.
+    pub fn new(service: Arc<AuthService>, discovery: Discovery) -> Self {
+        Self {
+            state: LocalState { service, discovery },
         }
-        if let Some(name) = routes.authorizer().filter(|name| *name != "authorizer") {
-            return Err(format!(
-                "the template's authorizer {name:?} has no local handler"
-            ));
-        }
-        Ok(Self {
-            service,
-            discovery,
-            routes,
-        })
-    }
-
-    pub fn routes(&self) -> &RouteTable {
-        &self.routes
     }
 
     pub async fn handle(&self, incoming: ClientRequest) -> GatewayResponse {
@@ -106,26 +96,20 @@ impl Gateway {
         incoming: &ClientRequest,
         request_id: &str,
     ) -> (StatusCode, HeaderMap, Bytes) {
-        let (route, path_parameters) = match self
-            .routes
-            .resolve(incoming.method.as_str(), &incoming.path)
-        {
-            Resolution::Route {
-                route,
-                path_parameters,
-            } => (route, path_parameters),
-            Resolution::NotFound => return gateway_message(StatusCode::NOT_FOUND, "Not Found"),
-        };
+        // Like API Gateway: a route whose method and path match, else the catch-all.
+        let (route, path_parameters) =
+            routes::resolve(ROUTES, incoming.method.as_str(), &incoming.path)
+                .unwrap_or_else(|| (routes::default_route(), BTreeMap::new()));
         let context = RequestContext::new(incoming, route, request_id);
 
-        let authorizer_context = if route.protected {
+        let authorizer_context = if route.is_protected() {
             // API Gateway refuses a request without the identity source before calling anyone.
             let Some(authorization) = incoming.headers.get(header::AUTHORIZATION) else {
                 return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
             };
             let authorization = String::from_utf8_lossy(authorization.as_bytes()).into_owned();
             let event = authorizer_event(incoming, &context, &authorization);
-            match authorizer::handle(&self.service, event).await {
+            match authorizer::handle(&self.state.service, event).await {
                 Ok(answer) if answer["isAuthorized"] == true => Some(answer["context"].clone()),
                 Ok(_) => return gateway_message(StatusCode::FORBIDDEN, "Forbidden"),
                 Err(_) => {
@@ -146,63 +130,13 @@ impl Gateway {
                 return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }
         };
-        let response = self.invoke(&route.function, request).await;
+        let response = route.handler.call(&self.state, request).await;
         let (parts, body) = response.into_parts();
         (
             parts.status,
             parts.headers,
             Bytes::copy_from_slice(body_bytes(&body)),
         )
-    }
-
-    async fn invoke(
-        &self,
-        function: &str,
-        request: lambda_http::Request,
-    ) -> lambda_http::Response<lambda_http::Body> {
-        let service = &*self.service;
-        match Function::from_binary(function) {
-            Some(Function::Register) => handlers::register(service, request).await,
-            Some(Function::Login) => handlers::login(service, request).await,
-            Some(Function::Refresh) => handlers::refresh(service, request).await,
-            Some(Function::Logout) => handlers::logout(service, request).await,
-            Some(Function::Password) => handlers::change_password(service, request).await,
-            Some(Function::Me) => handlers::me(service, request).await,
-            Some(Function::Sessions) => handlers::sessions(service, request).await,
-            // `new` refused templates naming any other function.
-            Some(Function::Jwks) | None => {
-                handlers::discovery::handle(&self.discovery, request).await
-            }
-        }
-    }
-}
-
-/// The Lambda functions, by the binary name `template.yaml` gives them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Function {
-    Register,
-    Login,
-    Refresh,
-    Logout,
-    Password,
-    Me,
-    Sessions,
-    Jwks,
-}
-
-impl Function {
-    fn from_binary(name: &str) -> Option<Self> {
-        Some(match name {
-            "register" => Self::Register,
-            "login" => Self::Login,
-            "refresh" => Self::Refresh,
-            "logout" => Self::Logout,
-            "password" => Self::Password,
-            "me" => Self::Me,
-            "sessions" => Self::Sessions,
-            "jwks" => Self::Jwks,
-            _ => return None,
-        })
     }
 }
 
@@ -464,19 +398,14 @@ mod tests {
         }
     }
 
-    fn route() -> Route {
-        Route {
-            method: "POST".into(),
-            path: Some("/auth/login".into()),
-            function: "login".into(),
-            protected: false,
-        }
+    fn route() -> &'static Route {
+        routes::resolve(ROUTES, "POST", "/auth/login").unwrap().0
     }
 
     #[test]
     fn builds_the_v2_event_api_gateway_would_send() {
         let incoming = incoming(Some("application/json"), br#"{"a":1}"#);
-        let context = RequestContext::new(&incoming, &route(), "req-1");
+        let context = RequestContext::new(&incoming, route(), "req-1");
         let event = request_event(&incoming, &context, &BTreeMap::new(), None);
         assert_eq!(event["version"], "2.0");
         assert_eq!(event["routeKey"], "POST /auth/login");
@@ -497,7 +426,7 @@ mod tests {
     #[test]
     fn binary_bodies_are_base64_encoded() {
         let incoming = incoming(Some("application/octet-stream"), &[0, 159, 146, 150]);
-        let context = RequestContext::new(&incoming, &route(), "req-1");
+        let context = RequestContext::new(&incoming, route(), "req-1");
         let event = request_event(&incoming, &context, &BTreeMap::new(), None);
         assert_eq!(event["isBase64Encoded"], true);
         assert_eq!(event["body"], B64.encode([0, 159, 146, 150]));

@@ -1,15 +1,15 @@
 //! The local API: the whole API on one command, served the way API Gateway serves it, on the
 //! embedded store (or DynamoDB), with no AWS account, no Docker and no Java.
 //!
-//! [`routes`] reads the routes from `template.yaml`; [`gateway`] turns HTTP requests into the
-//! API Gateway events the Lambda handlers take and runs the authorizer first where the template
-//! says so; [`server`] is the HTTP server around it.
+//! [`gateway`] turns HTTP requests into the API Gateway events the Lambda handlers take, routes
+//! them by the one route table (`shared::routes::ROUTES`, which tests hold equal to
+//! `template.yaml`) and runs the authorizer first on protected routes; [`server`] is the HTTP
+//! server around it.
 
 pub mod gateway;
-pub mod routes;
 pub mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use shared::store::Store;
@@ -17,17 +17,11 @@ use shared::tokens::JwkSet;
 use shared::{DynamoStore, EmbeddedStore, KeyRing, SigningKey};
 
 pub use gateway::Gateway;
-pub use routes::RouteTable;
 
 /// Where the development signing key is kept, inside the data directory.
 pub const SIGNING_KEY_FILE: &str = "signing-key.json";
 /// The embedded store's file, inside the data directory.
 pub const STORE_FILE: &str = "auth.redb";
-
-/// The template shipped with this repository.
-pub fn default_template_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
-}
 
 /// The development signing key of `data_dir`, created on first run (readable by its owner
 /// only), and the key ring around it.

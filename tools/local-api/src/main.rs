@@ -1,7 +1,7 @@
 //! `local-api`: the whole API on http://127.0.0.1:3000.
 //!
 //! ```text
-//! local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--template FILE]
+//! local-api [--port N] [--data-dir DIR] [--dynamodb URL]
 //! ```
 //! `PORT`, `DATA_DIR` and `AWS_ENDPOINT_URL_DYNAMODB` do the same as the flags; every variable of
 //! the contract's configuration applies too.
@@ -10,21 +10,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use local_api::{
-    Gateway, LocalStore, RouteTable, default_template_path, load_or_create_keys, server,
-};
+use local_api::{Gateway, LocalStore, load_or_create_keys, server};
 use shared::handlers::discovery::Discovery;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
 use tokio::net::TcpListener;
 
-const USAGE: &str =
-    "usage: local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--template FILE]";
+const USAGE: &str = "usage: local-api [--port N] [--data-dir DIR] [--dynamodb URL]";
 
 struct Options {
     port: u16,
     data_dir: PathBuf,
     dynamodb: Option<String>,
-    template: PathBuf,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -41,7 +37,6 @@ fn options() -> Result<Options, String> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".data")),
         dynamodb: env("AWS_ENDPOINT_URL_DYNAMODB"),
-        template: default_template_path(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,7 +50,6 @@ fn options() -> Result<Options, String> {
             }
             "--data-dir" => options.data_dir = PathBuf::from(value("--data-dir")?),
             "--dynamodb" => options.dynamodb = Some(value("--dynamodb")?),
-            "--template" => options.template = PathBuf::from(value("--template")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -84,9 +78,6 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let options = options()?;
-    let template = std::fs::read_to_string(&options.template)
-        .map_err(|e| format!("{}: {e} (use --template)", options.template.display()))?;
-    let routes = RouteTable::from_template(&template).map_err(|e| e.to_string())?;
 
     let listener = TcpListener::bind(("127.0.0.1", options.port))
         .await
@@ -125,7 +116,7 @@ async fn run() -> Result<(), String> {
         Passwords::new(),
         Arc::new(SystemClock),
     ));
-    let gateway = Arc::new(Gateway::new(service, discovery, routes)?);
+    let gateway = Arc::new(Gateway::new(service, discovery));
 
     let store_description = match &options.dynamodb {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
@@ -138,9 +129,8 @@ async fn run() -> Result<(), String> {
     println!();
     println!("  Local API on {base_url}  ({store_description})");
     println!(
-        "  {} routes from {}; development signing key {key_note} in {}",
-        gateway.routes().routes().count(),
-        options.template.display(),
+        "  {} routes; development signing key {key_note} in {}",
+        shared::routes::ENDPOINTS.len(),
         options.data_dir.join(local_api::SIGNING_KEY_FILE).display()
     );
     println!();

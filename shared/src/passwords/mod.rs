@@ -1,22 +1,20 @@
 //! Password hashing: Argon2id in PHC strings, always on a blocking thread.
 //!
-//! Hashing is CPU- and memory-bound (19 MiB a hash at OWASP's parameters), so it runs under
-//! `spawn_blocking`, never on the async runtime, on at most one thread per CPU so a burst of
-//! logins cannot exhaust memory. Jobs wait in a queue that those threads drain: a thread that
-//! finishes a hash starts the next one at once, instead of waking an async task to hand the
-//! turn on, which on a busy machine left a core idle for a millisecond or more per hash. The
-//! 19 MiB of working memory are kept and reused: allocating them per hash makes the kernel zero
-//! fresh pages every time and leaves a copy in the allocator of every thread that ever hashed.
+//! Hashing is CPU- and memory-bound (19 MiB a hash at OWASP's parameters), so it runs on the
+//! blocking threads of [`queue`], never on the async runtime, at most one per CPU so a burst of
+//! logins cannot exhaust memory. The 19 MiB of working memory are kept and reused
+//! ([`MemoryPool`]): allocating them per hash makes the kernel zero fresh pages every time and
+//! leaves a copy in the allocator of every thread that ever hashed.
 
-use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod queue;
+
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
-use tokio::sync::oneshot;
+
+use queue::WorkQueue;
 
 /// OWASP's recommended minimum for Argon2id: m=19456 KiB, t=2, p=1.
 pub const OWASP_M_COST: u32 = 19 * 1024;
@@ -75,8 +73,6 @@ pub struct Passwords {
     params: Params,
     queue: Arc<WorkQueue>,
     dummy_hash: Arc<str>,
-    /// Argon2 computations done so far (hashes and verifications).
-    work: Arc<AtomicU64>,
     memory: Arc<MemoryPool>,
 }
 
@@ -124,7 +120,6 @@ impl Passwords {
             params,
             queue: Arc::new(WorkQueue::new(parallelism())),
             dummy_hash: DUMMY_HASH.into(),
-            work: Arc::default(),
             memory: Arc::default(),
         }
     }
@@ -143,7 +138,6 @@ impl Passwords {
             params,
             queue: Arc::new(WorkQueue::new(parallelism())),
             dummy_hash: dummy.into(),
-            work: Arc::default(),
             memory,
         })
     }
@@ -199,85 +193,14 @@ impl Passwords {
 
     /// How many Argon2 hashes and verifications this instance has computed.
     pub fn work_done(&self) -> u64 {
-        self.work.load(Ordering::Relaxed)
+        self.queue.jobs_run()
     }
 
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let (sender, receiver) = oneshot::channel();
-        let done = self.work.clone();
-        self.queue.submit(Box::new(move || {
-            // Nobody waits for the answer any more (the request was dropped): skip the work.
-            if !sender.is_closed() {
-                done.fetch_add(1, Ordering::Relaxed);
-                let _ = sender.send(work());
-            }
-        }));
-        // A job that panicked dropped its sender.
-        receiver.await.map_err(|_| PasswordError::Task)
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Argon2 jobs waiting for a thread, drained by at most `max_threads` blocking threads.
-#[derive(Debug)]
-struct WorkQueue {
-    state: Mutex<QueueState>,
-    max_threads: usize,
-}
-
-#[derive(Default)]
-struct QueueState {
-    jobs: VecDeque<Job>,
-    threads: usize,
-}
-
-impl std::fmt::Debug for QueueState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueState")
-            .field("jobs", &self.jobs.len())
-            .field("threads", &self.threads)
-            .finish()
-    }
-}
-
-impl WorkQueue {
-    fn new(max_threads: usize) -> Self {
-        Self {
-            state: Mutex::default(),
-            max_threads: max_threads.max(1),
-        }
-    }
-
-    fn submit(self: &Arc<Self>, job: Job) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.jobs.push_back(job);
-        if state.threads < self.max_threads {
-            state.threads += 1;
-            drop(state);
-            let queue = self.clone();
-            tokio::task::spawn_blocking(move || queue.drain());
-        }
-    }
-
-    /// Runs jobs until none is left; a panicking job loses its answer, not the thread's turn.
-    fn drain(&self) {
-        loop {
-            let job = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                match state.jobs.pop_front() {
-                    Some(job) => job,
-                    None => {
-                        state.threads -= 1;
-                        return;
-                    }
-                }
-            };
-            let _ = catch_unwind(AssertUnwindSafe(job));
-        }
+        self.queue.run(work).await.map_err(|_| PasswordError::Task)
     }
 }
 
@@ -360,7 +283,6 @@ fn parallelism() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     /// Made by the reference implementation (argon2-cffi) at OWASP's parameters.
     const KNOWN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$8CNOl4KW75vJGD2GKl8TWw$DYDkV3bMvotayCUViKaPwhzJaXud7+/dPwr549UgB6c";
@@ -492,86 +414,6 @@ mod tests {
                 .all(|&len| len == passwords.params.block_count()),
             "{sizes:?}"
         );
-    }
-
-    fn with_threads(max_threads: usize) -> Passwords {
-        Passwords {
-            queue: Arc::new(WorkQueue::new(max_threads)),
-            ..Passwords::new()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn no_more_jobs_run_at_once_than_threads_allowed_and_all_finish() {
-        let passwords = with_threads(2);
-        let running = Arc::new(AtomicU64::new(0));
-        let most = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for i in 0..12u64 {
-            let (passwords, running, most) = (passwords.clone(), running.clone(), most.clone());
-            tasks.push(tokio::spawn(async move {
-                passwords
-                    .run_blocking(move || {
-                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                        running.fetch_sub(1, Ordering::SeqCst);
-                        i
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut answers = Vec::new();
-        for task in tasks {
-            answers.push(task.await.unwrap());
-        }
-        assert_eq!(answers, (0..12).collect::<Vec<_>>());
-        assert_eq!(most.load(Ordering::SeqCst), 2);
-        let state = passwords.queue.state.lock().unwrap();
-        assert_eq!((state.jobs.len(), state.threads), (0, 0), "{state:?}");
-    }
-
-    #[tokio::test]
-    async fn a_panicking_job_is_an_error_and_the_queue_keeps_working() {
-        let passwords = with_threads(1);
-        let failed = passwords.run_blocking(|| -> u32 { panic!("boom") }).await;
-        assert!(matches!(failed, Err(PasswordError::Task)));
-        let next = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            passwords.run_blocking(|| 7),
-        );
-        assert_eq!(next.await.expect("the queue stalled").unwrap(), 7);
-    }
-
-    #[tokio::test]
-    async fn a_job_nobody_waits_for_any_more_is_skipped() {
-        let passwords = with_threads(1);
-        // Hold the only thread until the second job's caller has gone away.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let first = tokio::spawn({
-            let passwords = passwords.clone();
-            async move { passwords.run_blocking(move || held.recv().is_ok()).await }
-        });
-        let ran = Arc::new(AtomicBool::new(false));
-        let abandoned = {
-            let ran = ran.clone();
-            passwords.run_blocking(move || ran.store(true, Ordering::SeqCst))
-        };
-        // Polled once, so the job is queued; then dropped, as a cancelled request would be.
-        assert!(futures_poll_once(abandoned).await);
-        release.send(()).unwrap();
-        assert!(first.await.unwrap().unwrap());
-        assert_eq!(passwords.run_blocking(|| 1).await.unwrap(), 1);
-        assert!(!ran.load(Ordering::SeqCst), "the abandoned job ran");
-        assert_eq!(passwords.work_done(), 2);
-    }
-
-    /// Polls `future` once and drops it; true when it was still pending.
-    async fn futures_poll_once<F: std::future::Future>(future: F) -> bool {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx).is_pending()))
-            .await
     }
 
     async fn futures_hashes(passwords: &Passwords, password: &Password, n: usize) -> Vec<String> {

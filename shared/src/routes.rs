@@ -1,0 +1,543 @@
+//! The API's routes, in one table: per route its method, path, the Lambda function that serves
+//! it, whether the authorizer guards it, and its handler.
+//!
+//! Everything else follows from [`ROUTES`]: each Lambda function serves the routes the table
+//! gives it (dispatching by API Gateway's route key), the local server routes every request
+//! through it, and the catch-all answers `404`/`405` with an `Allow` header derived from it.
+//! Tests hold `template.yaml`, `openapi.yaml` and `events/` to it, naming the file to edit when
+//! a route is missing there.
+//!
+//! A function's routes are picked from the table at compile time ([`Function::routes`]), so a
+//! binary links only its own handlers (the `me` binary carries no Argon2id or zxcvbn).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use crate::handlers::{self, discovery, discovery::Discovery};
+use crate::http::{HttpError, RequestError};
+use crate::service::{AuthError, AuthService};
+
+/// The Lambda functions, one binary each (`functions/<name>`, `Binary: <name>` in the template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Function {
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Password,
+    Me,
+    Sessions,
+    Jwks,
+    /// The API's Lambda authorizer: it serves no route, it guards the protected ones.
+    Authorizer,
+}
+
+impl Function {
+    pub const ALL: &[Function] = &[
+        Function::Register,
+        Function::Login,
+        Function::Refresh,
+        Function::Logout,
+        Function::Password,
+        Function::Me,
+        Function::Sessions,
+        Function::Jwks,
+        Function::Authorizer,
+    ];
+
+    /// The binary's name, which is also its directory under `functions/`.
+    pub const fn binary(self) -> &'static str {
+        match self {
+            Function::Register => "register",
+            Function::Login => "login",
+            Function::Refresh => "refresh",
+            Function::Logout => "logout",
+            Function::Password => "password",
+            Function::Me => "me",
+            Function::Sessions => "sessions",
+            Function::Jwks => "jwks",
+            Function::Authorizer => "authorizer",
+        }
+    }
+
+    pub fn from_binary(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|f| f.binary() == name)
+    }
+
+    /// The routes this function serves, picked from [`ROUTES`] at compile time when called in a
+    /// constant (`const { Function::Login.routes() }`), so that only these handlers are linked.
+    pub const fn routes(self) -> FunctionRoutes {
+        let mut routes = [None; MAX_ROUTES_PER_FUNCTION];
+        let mut found = 0;
+        let mut i = 0;
+        while i < ROUTES.len() {
+            if ROUTES[i].function as u8 == self as u8 {
+                assert!(
+                    found < MAX_ROUTES_PER_FUNCTION,
+                    "a function serves more routes than MAX_ROUTES_PER_FUNCTION"
+                );
+                routes[found] = Some(ROUTES[i]);
+                found += 1;
+            }
+            i += 1;
+        }
+        FunctionRoutes { routes }
+    }
+}
+
+/// Whether the API's authorizer runs before the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    /// `Authorization: Bearer <access token>`, checked by the authorizer with its session.
+    Protected,
+}
+
+type Answer<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+
+/// A handler that runs on the auth service (configuration, store, keys).
+pub type ServiceHandler = for<'a> fn(&'a AuthService, Request) -> Answer<'a>;
+/// A handler that runs on the published keys alone: its function builds no store client.
+pub type DiscoveryHandler = for<'a> fn(&'a Discovery, Request) -> Answer<'a>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Service(ServiceHandler),
+    Discovery(DiscoveryHandler),
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handler::Service(_) => "Handler::Service",
+            Handler::Discovery(_) => "Handler::Discovery",
+        })
+    }
+}
+
+/// What handlers run on. A Lambda function holds one of the two; the local server both.
+pub trait HandlerState: Sync {
+    fn service(&self) -> Option<&AuthService> {
+        None
+    }
+    fn discovery(&self) -> Option<&Discovery> {
+        None
+    }
+}
+
+impl HandlerState for AuthService {
+    fn service(&self) -> Option<&AuthService> {
+        Some(self)
+    }
+}
+
+impl HandlerState for Discovery {
+    fn discovery(&self) -> Option<&Discovery> {
+        Some(self)
+    }
+}
+
+impl Handler {
+    pub async fn call(self, state: &impl HandlerState, request: Request) -> Response<Body> {
+        match (self, state.service(), state.discovery()) {
+            (Handler::Service(handler), Some(service), _) => handler(service, request).await,
+            (Handler::Discovery(handler), _, Some(discovery)) => handler(discovery, request).await,
+            _ => {
+                // A function wired with the wrong state: a deployment mistake, never the caller's.
+                tracing::error!(
+                    ?self,
+                    "this function does not hold what the route's handler needs"
+                );
+                HttpError::from(AuthError::Internal("handler state mismatch".into()))
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// Wraps an `async fn(&AuthService, Request) -> Response<Body>` as a [`ServiceHandler`].
+macro_rules! service {
+    ($handler:path) => {{
+        fn call(service: &AuthService, request: Request) -> Answer<'_> {
+            Box::pin($handler(service, request))
+        }
+        Handler::Service(call)
+    }};
+}
+
+/// Wraps an `async fn(&Discovery, Request) -> Response<Body>` as a [`DiscoveryHandler`].
+macro_rules! discovery {
+    ($handler:path) => {{
+        fn call(discovery: &Discovery, request: Request) -> Answer<'_> {
+            Box::pin($handler(discovery, request))
+        }
+        Handler::Discovery(call)
+    }};
+}
+
+/// The path of API Gateway's catch-all route: it takes every request no other route matches.
+pub const DEFAULT_ROUTE: &str = "$default";
+
+/// One route of the API.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Upper case; `ANY` for the catch-all.
+    pub method: &'static str,
+    /// With `{name}` for a path parameter (one segment), or [`DEFAULT_ROUTE`].
+    pub path: &'static str,
+    pub function: Function,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+impl Route {
+    /// API Gateway's route key: `POST /auth/login`, or `$default`.
+    pub fn key(&self) -> String {
+        if self.is_default() {
+            DEFAULT_ROUTE.to_owned()
+        } else {
+            format!("{} {}", self.method, self.path)
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.path == DEFAULT_ROUTE
+    }
+
+    pub fn is_protected(&self) -> bool {
+        self.access == Access::Protected
+    }
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    function: Function,
+    access: Access,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        function,
+        access,
+        handler,
+    }
+}
+
+use Access::{Protected, Public};
+use Function as F;
+
+/// Every route of the API. Adding one: an entry here, its handler in `handlers`, its function,
+/// its template entry, its OpenAPI path and an event file; a test names each one forgotten.
+pub const ROUTES: &[Route] = &[
+    route(
+        "POST",
+        "/auth/register",
+        F::Register,
+        Public,
+        service!(handlers::register),
+    ),
+    route(
+        "POST",
+        "/auth/login",
+        F::Login,
+        Public,
+        service!(handlers::login),
+    ),
+    route(
+        "POST",
+        "/auth/refresh",
+        F::Refresh,
+        Public,
+        service!(handlers::refresh),
+    ),
+    route(
+        "POST",
+        "/auth/logout",
+        F::Logout,
+        Protected,
+        service!(handlers::logout),
+    ),
+    route(
+        "POST",
+        "/auth/password",
+        F::Password,
+        Protected,
+        service!(handlers::change_password),
+    ),
+    route("GET", "/auth/me", F::Me, Protected, service!(handlers::me)),
+    route(
+        "GET",
+        "/auth/sessions",
+        F::Sessions,
+        Protected,
+        service!(handlers::list_sessions),
+    ),
+    route(
+        "DELETE",
+        "/auth/sessions/{id}",
+        F::Sessions,
+        Protected,
+        service!(handlers::revoke_session),
+    ),
+    route(
+        "GET",
+        discovery::JWKS_PATH,
+        F::Jwks,
+        Public,
+        discovery!(discovery::jwks),
+    ),
+    route(
+        "GET",
+        discovery::OPENID_CONFIGURATION_PATH,
+        F::Jwks,
+        Public,
+        discovery!(discovery::openid_configuration),
+    ),
+    // Last: it answers the contract's 404 and 405 for every request no route above takes.
+    route(
+        "ANY",
+        DEFAULT_ROUTE,
+        F::Jwks,
+        Public,
+        discovery!(discovery::not_routed),
+    ),
+];
+
+/// The most routes one function serves; [`Function::routes`] fails to compile beyond it.
+pub const MAX_ROUTES_PER_FUNCTION: usize = 4;
+
+/// Method and path of a route, without its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// [`ROUTES`] without handlers (and without the catch-all): what the catch-all needs to tell
+/// `404` from `405`, copied at compile time so that its binary links no other handler.
+pub const ENDPOINTS: [Endpoint; ROUTES.len() - 1] = {
+    let mut endpoints = [Endpoint {
+        method: "",
+        path: "",
+    }; ROUTES.len() - 1];
+    let mut i = 0;
+    while i < endpoints.len() {
+        endpoints[i] = Endpoint {
+            method: ROUTES[i].method,
+            path: ROUTES[i].path,
+        };
+        i += 1;
+    }
+    endpoints
+};
+
+/// The routes of one function, as [`Function::routes`] picks them.
+#[derive(Debug, Clone, Copy)]
+pub struct FunctionRoutes {
+    routes: [Option<Route>; MAX_ROUTES_PER_FUNCTION],
+}
+
+impl FunctionRoutes {
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().flatten()
+    }
+
+    /// Runs the handler of the route this request came in on. API Gateway names it in the
+    /// event (`routeKey`); without one, the method and path decide as API Gateway would.
+    pub async fn serve(&self, state: &impl HandlerState, request: Request) -> Response<Body> {
+        let route = match route_key(&request) {
+            Some(key) => self.iter().find(|r| r.key() == key),
+            None => resolve(
+                self.iter(),
+                request.method().as_str(),
+                request_path(&request),
+            )
+            .map(|(route, _)| route),
+        };
+        match route {
+            Some(route) => route.handler.call(state, request).await,
+            None => HttpError::from(not_routed(request_path(&request))).into_response(),
+        }
+    }
+}
+
+/// The route key API Gateway put in an HTTP API event.
+fn route_key(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context.route_key.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The request's path as API Gateway received it.
+pub fn request_path(request: &Request) -> &str {
+    let path = request.raw_http_path();
+    if path.is_empty() {
+        request.uri().path()
+    } else {
+        path
+    }
+}
+
+/// Why no route takes this request: `405` with the methods its path accepts, else `404`.
+pub fn not_routed(path: &str) -> RequestError {
+    match allowed_methods(path) {
+        Some(allow) => RequestError::MethodNotAllowed { allow },
+        None => RequestError::NotFound,
+    }
+}
+
+/// The methods `path` accepts, as an `Allow` header value (`GET, DELETE`); `None` for a path
+/// no route has.
+pub fn allowed_methods(path: &str) -> Option<String> {
+    let methods: Vec<&str> = ENDPOINTS
+        .iter()
+        .filter(|e| match_path(e.path, path).is_some())
+        .map(|e| e.method)
+        .collect();
+    (!methods.is_empty()).then(|| methods.join(", "))
+}
+
+/// The route among `routes` that takes `method path`, with its path parameters, as API Gateway
+/// matches: the method and every segment; `{name}` takes one non-empty segment. The catch-all
+/// is not considered.
+pub fn resolve<'r>(
+    routes: impl IntoIterator<Item = &'r Route>,
+    method: &str,
+    path: &str,
+) -> Option<(&'r Route, BTreeMap<String, String>)> {
+    routes
+        .into_iter()
+        .filter(|r| !r.is_default() && (r.method == "ANY" || r.method == method))
+        .find_map(|r| match_path(r.path, path).map(|parameters| (r, parameters)))
+}
+
+/// The catch-all route of the API.
+pub fn default_route() -> &'static Route {
+    ROUTES
+        .iter()
+        .find(|r| r.is_default())
+        .expect("the table has a catch-all")
+}
+
+/// The path parameters if `path` matches `pattern`.
+pub fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
+    let mut parameters = BTreeMap::new();
+    let mut pattern_segments = pattern.split('/');
+    let mut path_segments = path.split('/');
+    loop {
+        match (pattern_segments.next(), path_segments.next()) {
+            (None, None) => return Some(parameters),
+            (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {
+                parameters.insert(p[1..p.len() - 1].to_owned(), s.to_owned());
+            }
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_literal_and_parameter_segments() {
+        assert!(match_path("/auth/me", "/auth/me").is_some());
+        assert_eq!(
+            match_path("/auth/sessions/{id}", "/auth/sessions/abc").unwrap()["id"],
+            "abc"
+        );
+        assert!(match_path("/auth/sessions/{id}", "/auth/sessions/").is_none());
+        assert!(match_path("/auth/sessions/{id}", "/auth/sessions/a/b").is_none());
+        assert!(match_path("/auth/me", "/auth/me/").is_none());
+        assert!(match_path("/auth/me", "/auth").is_none());
+    }
+
+    #[test]
+    fn allowed_methods_per_path() {
+        assert_eq!(allowed_methods("/auth/login").as_deref(), Some("POST"));
+        assert_eq!(
+            allowed_methods("/auth/sessions/123").as_deref(),
+            Some("DELETE")
+        );
+        assert_eq!(allowed_methods("/nope"), None);
+    }
+
+    #[test]
+    fn a_path_with_several_methods_allows_them_all() {
+        // No contract path has two methods yet; the derivation must not assume one.
+        let two = [
+            Endpoint {
+                method: "GET",
+                path: "/x/{id}",
+            },
+            Endpoint {
+                method: "DELETE",
+                path: "/x/{id}",
+            },
+        ];
+        let methods: Vec<&str> = two
+            .iter()
+            .filter(|e| match_path(e.path, "/x/1").is_some())
+            .map(|e| e.method)
+            .collect();
+        assert_eq!(methods.join(", "), "GET, DELETE");
+    }
+
+    #[test]
+    fn every_route_is_unique_and_the_catch_all_is_last() {
+        let mut keys: Vec<String> = ROUTES.iter().map(Route::key).collect();
+        assert_eq!(keys.last().map(String::as_str), Some(DEFAULT_ROUTE));
+        keys.sort();
+        let before = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), before, "a route appears twice");
+        assert_eq!(ROUTES.iter().filter(|r| r.is_default()).count(), 1);
+    }
+
+    #[test]
+    fn each_function_gets_exactly_its_routes() {
+        for function in Function::ALL {
+            let picked: Vec<String> = function.routes().iter().map(Route::key).collect();
+            let expected: Vec<String> = ROUTES
+                .iter()
+                .filter(|r| r.function == *function)
+                .map(Route::key)
+                .collect();
+            assert_eq!(picked, expected, "{function:?}");
+        }
+        assert_eq!(Function::Authorizer.routes().iter().count(), 0);
+    }
+
+    #[test]
+    fn one_function_serves_routes_of_one_kind() {
+        // Its binary holds either the service or the discovery documents, never both.
+        for function in Function::ALL {
+            let kinds: std::collections::BTreeSet<&str> = function
+                .routes()
+                .iter()
+                .map(|r| match r.handler {
+                    Handler::Service(_) => "service",
+                    Handler::Discovery(_) => "discovery",
+                })
+                .collect();
+            assert!(kinds.len() <= 1, "{function:?} mixes {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn binaries_round_trip() {
+        for function in Function::ALL {
+            assert_eq!(Function::from_binary(function.binary()), Some(*function));
+        }
+        assert_eq!(Function::from_binary("nope"), None);
+    }
+}
