@@ -48,10 +48,10 @@ fn the_reference_lists_exactly_the_routes_of_the_table() {
         .filter(|r| !r.is_default())
         .map(|r| r.key())
         .collect();
-    for key in served.difference(&listed) {
+    if let Some(key) = served.difference(&listed).next() {
         panic!("docs/api.md: add `{key}` to the routes table");
     }
-    for key in listed.difference(&served) {
+    if let Some(key) = listed.difference(&served).next() {
         panic!("docs/api.md lists `{key}`, which shared/src/routes.rs (ROUTES) does not have");
     }
 }
