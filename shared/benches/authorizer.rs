@@ -25,6 +25,7 @@ fn decision(c: &mut Criterion) {
         sessions_table: Some("sessions".into()),
         issuer: Some("https://auth.bench.example".into()),
         audience: Some("https://api.bench.example".into()),
+        ..Defaults::default()
     };
     let config = Arc::new(Config::from_lookup(|_| None, &defaults).unwrap());
     let store = Arc::new(EmbeddedStore::open(dir.path().join("bench.redb")).unwrap());

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::handlers::authorizer;
+use crate::mail::ses::SesMailer;
 use crate::passwords::Passwords;
 use crate::routes::{FunctionRoutes, HandlerState};
 use crate::service::AuthService;
@@ -50,14 +51,53 @@ pub enum KeyAccess {
 /// Serves a function's routes until the runtime stops: each invocation goes to the handler of
 /// the route it came in on. `routes` is `const { Function::X.routes() }`, so the binary links
 /// only its own handlers.
+///
+/// A function that sends mail answers first and mails after: an internal extension holds the
+/// execution environment until the mail of each invocation is out, since Lambda freezes it only
+/// once every extension has asked for its next event.
 pub async fn serve_http(
     state: &impl HandlerState,
     routes: FunctionRoutes,
 ) -> Result<(), lambda_http::Error> {
-    lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, lambda_http::Error>(routes.serve(state, request).await)
-    }))
-    .await
+    let Some(outbox) = state.service().and_then(AuthService::outbox) else {
+        return lambda_http::run(lambda_http::service_fn(move |request| async move {
+            Ok::<_, lambda_http::Error>(routes.serve(state, request).await)
+        }))
+        .await;
+    };
+
+    /// Tells the extension that an invocation's handler is done (or panicked): all of its
+    /// background work has been handed to the outbox by then.
+    struct Done(tokio::sync::mpsc::UnboundedSender<()>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let (done, handlers_done) = tokio::sync::mpsc::unbounded_channel();
+    let handlers_done = Arc::new(tokio::sync::Mutex::new(handlers_done));
+    let extension = lambda_extension::Extension::new()
+        .with_extension_name("outbox")
+        .with_events(&["INVOKE"])
+        .with_events_processor(lambda_extension::service_fn(move |_| {
+            let (handlers_done, outbox) = (handlers_done.clone(), outbox.clone());
+            async move {
+                handlers_done.lock().await.recv().await;
+                outbox.idle().await;
+                Ok::<_, lambda_http::Error>(())
+            }
+        }))
+        .register()
+        .await?;
+    let runtime = lambda_http::run(lambda_http::service_fn(move |request| {
+        let done = Done(done.clone());
+        async move {
+            let response = routes.serve(state, request).await;
+            drop(done);
+            Ok::<_, lambda_http::Error>(response)
+        }
+    }));
+    tokio::try_join!(extension.run(), runtime).map(|_| ())
 }
 
 /// Serves the API Gateway authorizer until the runtime stops.
@@ -191,22 +231,34 @@ async fn read_secret(arn: &str) -> Result<String, BootstrapError> {
 
 /// The service on DynamoDB for a function that does not sign. A failure is logged, so the
 /// reason for a failed cold start is in the function's log.
-pub async fn service_from_env(access: KeyAccess) -> Result<Arc<AuthService>, BootstrapError> {
+pub async fn service_from_env(access: KeyAccess) -> Result<AuthService, BootstrapError> {
     let keys = key_ring(access, &KeySource::from_env());
     logged(async { build_service(keys?).await }.await)
 }
 
 /// The service on DynamoDB for a signing function (register, login, refresh).
-pub async fn signing_service_from_env() -> Result<Arc<AuthService>, BootstrapError> {
+pub async fn signing_service_from_env() -> Result<AuthService, BootstrapError> {
     let keys = signing_key_ring(&KeySource::from_env()).await;
     logged(async { build_service(keys?).await }.await)
+}
+
+/// The same service, sending mail through Amazon SES v2 from `MAIL_FROM`.
+pub async fn with_ses_mail(service: AuthService) -> Result<AuthService, BootstrapError> {
+    let from = service
+        .config()
+        .mail_from
+        .clone()
+        .ok_or(ConfigError::Missing { name: "MAIL_FROM" });
+    let from = logged(from.map_err(BootstrapError::from))?;
+    let sdk = DynamoStore::sdk_loader().load().await;
+    Ok(service.with_mailer(Arc::new(SesMailer::new(&sdk, from))))
 }
 
 fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {
     result.inspect_err(|e| tracing::error!(error = %e, "cold start failed"))
 }
 
-async fn build_service(keys: KeyRing) -> Result<Arc<AuthService>, BootstrapError> {
+async fn build_service(keys: KeyRing) -> Result<AuthService, BootstrapError> {
     let config = Arc::new(Config::from_env()?);
     let client = DynamoStore::client_from_env().await;
     let store = Arc::new(DynamoStore::new(
@@ -214,14 +266,13 @@ async fn build_service(keys: KeyRing) -> Result<Arc<AuthService>, BootstrapError
         &config.users_table,
         &config.sessions_table,
     ));
-    let service = AuthService::new(
+    Ok(AuthService::new(
         config,
         store,
         Arc::new(keys),
         Passwords::new(),
         Arc::new(SystemClock),
-    );
-    Ok(Arc::new(service))
+    ))
 }
 
 /// The discovery documents: the issuer and the published keys, no store.

@@ -65,6 +65,16 @@ pub struct Config {
     pub ip_max_failed_logins: u32,
     pub ip_max_registrations: u32,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Where emailed links point, without a trailing slash; `None`: the API's own base URL, as
+    /// the request to it shows.
+    pub app_url: Option<String>,
+    /// The sender of mail (SES v2's `FromEmailAddress`); required where mail is sent through SES.
+    pub mail_from: Option<String>,
+    pub email_verification_ttl_secs: i64,
+    pub password_reset_ttl_secs: i64,
+    /// Whether the authorizer admits users with an unverified address only to the routes that
+    /// get it verified.
+    pub require_verified_email: bool,
 }
 
 /// Fallbacks for variables that are required in AWS but have a natural value elsewhere
@@ -75,6 +85,8 @@ pub struct Defaults {
     pub sessions_table: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    pub app_url: Option<String>,
+    pub mail_from: Option<String>,
 }
 
 impl Config {
@@ -146,6 +158,30 @@ impl Config {
                 1..=100_000,
             )?,
             trusted_issuers: trusted_issuers(get("TRUSTED_ISSUERS"))?,
+            app_url: get("APP_URL")
+                .or_else(|| defaults.app_url.clone())
+                .map(|url| base_url(&url, "APP_URL"))
+                .transpose()?,
+            mail_from: get("MAIL_FROM")
+                .or_else(|| defaults.mail_from.clone())
+                .map(|from| sender(&from))
+                .transpose()?,
+            email_verification_ttl_secs: number(
+                get("EMAIL_VERIFICATION_TTL_SECONDS"),
+                "EMAIL_VERIFICATION_TTL_SECONDS",
+                86_400,
+                300..=7 * 86_400,
+            )?,
+            password_reset_ttl_secs: number(
+                get("PASSWORD_RESET_TTL_SECONDS"),
+                "PASSWORD_RESET_TTL_SECONDS",
+                1_800,
+                300..=86_400,
+            )?,
+            require_verified_email: boolean(
+                get("REQUIRE_VERIFIED_EMAIL"),
+                "REQUIRE_VERIFIED_EMAIL",
+            )?,
         };
         config.check_consistency()?;
         Ok(config)
@@ -195,6 +231,51 @@ where
         });
     }
     Ok(value)
+}
+
+fn boolean(raw: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some(value) if value.eq_ignore_ascii_case("true") => Ok(true),
+        Some(value) if value.eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected true or false, got {other:?}"),
+        }),
+    }
+}
+
+/// An `http(s)://host[/path]` base URL without query or fragment, its trailing slash removed.
+fn base_url(raw: &str, name: &'static str) -> Result<String, ConfigError> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.and_then(|r| r.split('/').next()).unwrap_or_default();
+    if host.is_empty() || url.contains(['?', '#', ' ']) {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("expected a base URL such as https://app.example.com, got {url:?}"),
+        });
+    }
+    Ok(url.to_owned())
+}
+
+/// `ada@example.com` or `Example <no-reply@example.com>`, as SES takes a sender.
+fn sender(raw: &str) -> Result<String, ConfigError> {
+    let from = raw.trim();
+    let address = match (from.rfind('<'), from.strip_suffix('>')) {
+        (Some(open), Some(inner)) => &inner[open + 1..],
+        _ => from,
+    };
+    if email_address::EmailAddress::is_valid(address) && !from.contains(['\r', '\n']) {
+        Ok(from.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "MAIL_FROM",
+            reason: format!("expected an address such as no-reply@example.com, got {from:?}"),
+        })
+    }
 }
 
 fn trusted_issuers(raw: Option<String>) -> Result<Vec<TrustedIssuer>, ConfigError> {
@@ -367,6 +448,7 @@ mod tests {
             sessions_table: Some("sessions".into()),
             issuer: Some("http://127.0.0.1:3000".into()),
             audience: Some("http://127.0.0.1:3000".into()),
+            ..Defaults::default()
         };
         let config = Config::from_lookup(|_| None, &defaults).unwrap();
         assert_eq!(config.issuer, "http://127.0.0.1:3000");

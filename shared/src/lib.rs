@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod handlers;
 pub mod http;
+pub mod mail;
 pub mod model;
 pub mod passwords;
 pub mod routes;

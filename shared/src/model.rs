@@ -24,6 +24,79 @@ pub struct User {
     /// dead. One write revokes every session, with no scan that could miss a concurrent login.
     #[serde(default)]
     pub session_epoch: u64,
+    /// Whether a link mailed to `email` was followed (or a password reset reached the mailbox).
+    #[serde(default)]
+    pub email_verified: bool,
+    /// The newest emailed link of each kind; an older one no longer matches.
+    #[serde(flatten)]
+    pub links: CurrentLinks,
+}
+
+/// The token hash of the user's newest emailed link of each kind. Issuing a link replaces its
+/// kind's entry, so every older link of that kind stops working; spending one removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentLinks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_verify_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_reset_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_change_email: Option<String>,
+}
+
+impl CurrentLinks {
+    pub fn current(&self, kind: LinkKind) -> Option<&str> {
+        match kind {
+            LinkKind::VerifyEmail => self.link_verify_email.as_deref(),
+            LinkKind::ResetPassword => self.link_reset_password.as_deref(),
+            LinkKind::ChangeEmail => self.link_change_email.as_deref(),
+        }
+    }
+
+    pub fn slot(&mut self, kind: LinkKind) -> &mut Option<String> {
+        match kind {
+            LinkKind::VerifyEmail => &mut self.link_verify_email,
+            LinkKind::ResetPassword => &mut self.link_reset_password,
+            LinkKind::ChangeEmail => &mut self.link_change_email,
+        }
+    }
+}
+
+/// What an emailed link does when its token is posted back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// Confirms the address it was sent to (after registration, or asked for again).
+    VerifyEmail,
+    /// Sets a new password; every session ends.
+    ResetPassword,
+    /// Makes the address it was sent to the account's new address.
+    ChangeEmail,
+}
+
+impl LinkKind {
+    /// The user attribute that holds this kind's current link: [`CurrentLinks`]'s field.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            LinkKind::VerifyEmail => "link_verify_email",
+            LinkKind::ResetPassword => "link_reset_password",
+            LinkKind::ChangeEmail => "link_change_email",
+        }
+    }
+}
+
+/// An emailed link's token, as stored: only the SHA-256 of the token, never the token itself,
+/// until it is spent or expires (the TTL attribute `expires_at` removes it in DynamoDB).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailLink {
+    /// Lower-case hex SHA-256 of the token.
+    pub token_hash: String,
+    pub kind: LinkKind,
+    pub user_id: Uuid,
+    /// The address the link was sent to: the one it confirms.
+    pub email: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
 }
 
 // Hand-written so that a stray `{:?}` can never print the password hash.
@@ -37,7 +110,8 @@ impl std::fmt::Debug for User {
             .field("updated_at", &self.updated_at)
             .field("is_active", &self.is_active)
             .field("session_epoch", &self.session_epoch)
-            .finish()
+            .field("email_verified", &self.email_verified)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,6 +163,13 @@ pub struct Rotation {
     pub access_expires_at: UnixTime,
     pub refresh_id: Uuid,
     pub refresh_expires_at: UnixTime,
+    /// The user's address and its verification when the pair was minted: the replay must not
+    /// pick up a change made since. `None` in rotations recorded before these were kept, whose
+    /// pairs carried the address of the user's item and no `email_verified` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 /// A sign-in chain: what one login started, shared by every rotation of its refresh token.
@@ -133,4 +214,8 @@ pub struct Claims {
     pub user_email: String,
     pub token_type: TokenType,
     pub sid: Uuid,
+    /// Absent only in a pair replayed from a rotation recorded before the claim existed, which
+    /// must come back byte for byte as it was first minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }

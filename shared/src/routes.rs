@@ -17,7 +17,7 @@ use std::pin::Pin;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::handlers::{self, discovery, discovery::Discovery};
+use crate::handlers::{self, discovery, discovery::Discovery, pages};
 use crate::http::{HttpError, RequestError};
 use crate::service::{AuthError, AuthService};
 
@@ -31,6 +31,10 @@ pub enum Function {
     Password,
     Me,
     Sessions,
+    /// The signed-in user's address: a new verification link, an address change.
+    Email,
+    /// The public routes that emailed links lead to (and "forgot password", which sends one).
+    EmailLinks,
     Jwks,
     /// The API's Lambda authorizer: it serves no route, it guards the protected ones.
     Authorizer,
@@ -45,6 +49,8 @@ impl Function {
         Function::Password,
         Function::Me,
         Function::Sessions,
+        Function::Email,
+        Function::EmailLinks,
         Function::Jwks,
         Function::Authorizer,
     ];
@@ -59,6 +65,8 @@ impl Function {
             Function::Password => "password",
             Function::Me => "me",
             Function::Sessions => "sessions",
+            Function::Email => "email",
+            Function::EmailLinks => "email-links",
             Function::Jwks => "jwks",
             Function::Authorizer => "authorizer",
         }
@@ -93,8 +101,12 @@ impl Function {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Public,
-    /// `Authorization: Bearer <access token>`, checked by the authorizer with its session.
+    /// `Authorization: Bearer <access token>`, checked by the authorizer with its session; with
+    /// `REQUIRE_VERIFIED_EMAIL`, of a user whose address is verified.
     Protected,
+    /// As `Protected`, but open to a user whose address is not verified yet even with
+    /// `REQUIRE_VERIFIED_EMAIL`: the routes such a user needs to get verified.
+    SignedIn,
 }
 
 type Answer<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
@@ -209,7 +221,7 @@ impl Route {
     }
 
     pub fn is_protected(&self) -> bool {
-        self.access == Access::Protected
+        self.access != Access::Public
     }
 }
 
@@ -229,108 +241,60 @@ const fn route(
     }
 }
 
-use Access::{Protected, Public};
+use Access::{Protected, Public, SignedIn};
 use Function as F;
 
 /// Every route of the API. Adding one: an entry here, its handler in `handlers`, its function,
 /// its template entry, its OpenAPI path and an event file; a test names each one forgotten.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    route(
-        "POST",
-        "/auth/register",
-        F::Register,
-        Public,
-        service!(handlers::register),
-    ),
-    route(
-        "POST",
-        "/auth/login",
-        F::Login,
-        Public,
-        service!(handlers::login),
-    ),
-    route(
-        "POST",
-        "/auth/refresh",
-        F::Refresh,
-        Public,
-        service!(handlers::refresh),
-    ),
-    route(
-        "POST",
-        "/auth/logout",
-        F::Logout,
-        Protected,
-        service!(handlers::logout),
-    ),
-    route(
-        "POST",
-        "/auth/password",
-        F::Password,
-        Protected,
-        service!(handlers::change_password),
-    ),
-    route("GET", "/auth/me", F::Me, Protected, service!(handlers::me)),
-    route(
-        "GET",
-        "/auth/sessions",
-        F::Sessions,
-        Protected,
-        service!(handlers::list_sessions),
-    ),
-    route(
-        "DELETE",
-        "/auth/sessions/{id}",
-        F::Sessions,
-        Protected,
-        service!(handlers::revoke_session),
-    ),
-    route(
-        "GET",
-        discovery::JWKS_PATH,
-        F::Jwks,
-        Public,
-        discovery!(discovery::jwks),
-    ),
-    route(
-        "GET",
-        discovery::OPENID_CONFIGURATION_PATH,
-        F::Jwks,
-        Public,
-        discovery!(discovery::openid_configuration),
-    ),
+    route("POST",   "/auth/register",            F::Register,   Public,    service!(handlers::register)),
+    route("POST",   "/auth/login",               F::Login,      Public,    service!(handlers::login)),
+    route("POST",   "/auth/refresh",             F::Refresh,    Public,    service!(handlers::refresh)),
+    route("POST",   "/auth/logout",              F::Logout,     SignedIn,  service!(handlers::logout)),
+    route("POST",   "/auth/password",            F::Password,   Protected, service!(handlers::change_password)),
+    route("GET",    "/auth/me",                  F::Me,         SignedIn,  service!(handlers::me)),
+    route("GET",    "/auth/sessions",            F::Sessions,   Protected, service!(handlers::list_sessions)),
+    route("DELETE", "/auth/sessions/{id}",       F::Sessions,   Protected, service!(handlers::revoke_session)),
+    route("POST",   "/auth/email/verification",  F::Email,      SignedIn,  service!(handlers::request_verification)),
+    route("POST",   "/auth/email",               F::Email,      SignedIn,  service!(handlers::change_email)),
+    route("POST",   "/auth/email/verify",        F::EmailLinks, Public,    service!(handlers::verify_email)),
+    route("POST",   "/auth/password/forgot",     F::EmailLinks, Public,    service!(handlers::forgot_password)),
+    route("POST",   "/auth/password/reset",      F::EmailLinks, Public,    service!(handlers::reset_password)),
+    route("GET",    "/verify-email",             F::Jwks,       Public,    discovery!(pages::verify_email)),
+    route("GET",    "/reset-password",           F::Jwks,       Public,    discovery!(pages::reset_password)),
+    route("GET",    discovery::JWKS_PATH,        F::Jwks,       Public,    discovery!(discovery::jwks)),
+    route("GET",    discovery::OPENID_CONFIGURATION_PATH, F::Jwks, Public, discovery!(discovery::openid_configuration)),
     // Last: it answers the contract's 404 and 405 for every request no route above takes.
-    route(
-        "ANY",
-        DEFAULT_ROUTE,
-        F::Jwks,
-        Public,
-        discovery!(discovery::not_routed),
-    ),
+    route("ANY",    DEFAULT_ROUTE,               F::Jwks,       Public,    discovery!(discovery::not_routed)),
 ];
 
 /// The most routes one function serves; [`Function::routes`] fails to compile beyond it.
-pub const MAX_ROUTES_PER_FUNCTION: usize = 4;
+pub const MAX_ROUTES_PER_FUNCTION: usize = 6;
 
-/// Method and path of a route, without its handler.
+/// Method, path and access of a route, without its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoint {
     pub method: &'static str,
     pub path: &'static str,
+    pub access: Access,
 }
 
 /// [`ROUTES`] without handlers (and without the catch-all): what the catch-all needs to tell
-/// `404` from `405`, copied at compile time so that its binary links no other handler.
+/// `404` from `405` and the authorizer to tell which routes a user with an unverified address
+/// may call, copied at compile time so that their binaries link no handler.
 pub const ENDPOINTS: [Endpoint; ROUTES.len() - 1] = {
     let mut endpoints = [Endpoint {
         method: "",
         path: "",
+        access: Access::Public,
     }; ROUTES.len() - 1];
     let mut i = 0;
     while i < endpoints.len() {
         endpoints[i] = Endpoint {
             method: ROUTES[i].method,
             path: ROUTES[i].path,
+            access: ROUTES[i].access,
         };
         i += 1;
     }
@@ -403,6 +367,13 @@ pub fn allowed_methods(path: &str) -> Option<String> {
         .map(|e| e.method)
         .collect();
     (!methods.is_empty()).then(|| methods.join(", "))
+}
+
+/// The endpoint that takes `method path`, as API Gateway matches (the catch-all aside).
+pub fn endpoint(method: &str, path: &str) -> Option<&'static Endpoint> {
+    ENDPOINTS
+        .iter()
+        .find(|e| (e.method == "ANY" || e.method == method) && match_path(e.path, path).is_some())
 }
 
 /// The route among `routes` that takes `method path`, with its path parameters, as API Gateway
@@ -478,10 +449,12 @@ mod tests {
             Endpoint {
                 method: "GET",
                 path: "/x/{id}",
+                access: Access::Protected,
             },
             Endpoint {
                 method: "DELETE",
                 path: "/x/{id}",
+                access: Access::Protected,
             },
         ];
         let methods: Vec<&str> = two

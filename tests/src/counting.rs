@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use shared::UnixTime;
-use shared::model::{Session, SessionChain, User};
+use shared::model::{EmailLink, Session, SessionChain, User};
 use shared::store::{
-    FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, Store,
-    StoreError, ThrottleStore, UserStore,
+    EmailChange, FailureCounter, LinkStore, RotateOutcome, RotationRequest, SessionSnapshot,
+    SessionStore, Store, StoreError, ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 
@@ -198,5 +198,43 @@ impl ThrottleStore for CountingStore {
     async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.give_back_to_window(key).await
+    }
+}
+
+#[async_trait]
+impl LinkStore for CountingStore {
+    async fn issue_link(&self, link: &EmailLink) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.issue_link(link).await
+    }
+    async fn link(&self, token_hash: &str, now: UnixTime) -> Result<Option<EmailLink>, StoreError> {
+        self.calls.read();
+        self.inner.link(token_hash, now).await
+    }
+    async fn spend_verification(
+        &self,
+        link: &EmailLink,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.spend_verification(link, now).await
+    }
+    async fn spend_reset(
+        &self,
+        link: &EmailLink,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.spend_reset(link, password_hash, now).await
+    }
+    async fn spend_email_change(
+        &self,
+        link: &EmailLink,
+        old_email: &str,
+        now: UnixTime,
+    ) -> Result<EmailChange, StoreError> {
+        self.calls.write();
+        self.inner.spend_email_change(link, old_email, now).await
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use lambda_http::{Body, Response};
+use local_api::mail::{FolderMailer, StoredMessage};
 use shared::routes::{HandlerState, ROUTES};
 use shared::store::Store;
 use shared::tokens::JwkSet;
@@ -39,6 +40,9 @@ pub struct Harness {
     pub keys: Arc<KeyRing>,
     /// Every call the service made to the store.
     pub calls: Arc<StoreCalls>,
+    /// Where the service's mail goes (the local server's mail folder).
+    pub mail: FolderMailer,
+    _mail_dir: TempDir,
     dynamo: Option<(Client, Arc<Config>)>,
     embedded: Option<Arc<EmbeddedStore>>,
     _dir: Option<TempDir>,
@@ -52,6 +56,7 @@ pub fn test_config() -> Config {
         sessions_table: Some(format!("sessions-{id}")),
         issuer: Some("https://auth.test.example".into()),
         audience: Some("https://api.test.example".into()),
+        ..Defaults::default()
     };
     Config::from_lookup(|_| None, &defaults).expect("test configuration is valid")
 }
@@ -134,6 +139,7 @@ impl Harness {
             user_email: "ghost@example.com".into(),
             token_type,
             sid: uuid::Uuid::new_v4(),
+            email_verified: Some(false),
         };
         self.service
             .tokens()
@@ -162,13 +168,16 @@ impl Harness {
         let clock = Arc::new(ManualClock::starting_now());
         let key = SigningKey::generate("test-key").expect("generate key");
         let keys = Arc::new(KeyRing::new(Some(key), &JwkSet::default()).expect("key ring"));
+        let mail_dir = tempfile::tempdir().expect("temporary directory");
+        let mail = FolderMailer::new(mail_dir.path());
         let service = AuthService::new(
             config.clone(),
             counted,
             keys.clone(),
             Passwords::new(),
             clock.clone(),
-        );
+        )
+        .with_mailer(Arc::new(mail.clone()));
         Self {
             backend,
             service: Arc::new(service),
@@ -177,10 +186,30 @@ impl Harness {
             config,
             keys,
             calls,
+            mail,
+            _mail_dir: mail_dir,
             dynamo: None,
             embedded: None,
             _dir: None,
         }
+    }
+
+    /// The mail sent to `to` so far, newest first, once the outbox has sent what it holds.
+    pub async fn mail_to(&self, to: &str) -> Vec<StoredMessage> {
+        self.service.outbox_idle().await;
+        self.mail.messages(Some(to)).expect("read the mail folder")
+    }
+
+    /// The token in the link of the newest mail to `to` whose link opens `page`.
+    pub async fn link_token(&self, to: &str, page: &str) -> String {
+        let mail = self.mail_to(to).await;
+        let marker = format!("/{page}#token=");
+        mail.iter()
+            .find_map(|m| {
+                let (_, rest) = m.text.split_once(&marker)?;
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no mail to {to} with a /{page} link"))
     }
 
     /// A user whose stored password hash the service cannot read, to provoke an internal error.
@@ -194,6 +223,8 @@ impl Harness {
             updated_at: now,
             is_active: true,
             session_epoch: 0,
+            email_verified: false,
+            links: Default::default(),
         };
         self.store.create_user(&user).await.expect("create user");
     }

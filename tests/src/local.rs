@@ -34,7 +34,8 @@ impl Harness {
     /// Serves this harness's service the way `local-api` does.
     pub async fn serve_local_api(&self) -> LocalApi {
         let discovery = Discovery::new(self.config.issuer.clone(), &self.keys);
-        let gateway = Gateway::new(self.service.clone(), discovery);
+        let gateway =
+            Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, stopped) = oneshot::channel::<()>();

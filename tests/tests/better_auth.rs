@@ -84,7 +84,7 @@ async fn better_auth_fixtures_are_accepted_and_refused_as_the_reference_verifier
     assert_eq!(
         valid["context"],
         json!({"user_id": "454jGuzk83cBMHEpqDZPGVskGzVJ21s6", "user_email": "sample-user@example.com",
-               "session_id": "", "issuer": BETTER_AUTH})
+               "session_id": "", "issuer": BETTER_AUTH, "email_verified": "false"})
     );
     for refused in [
         "jwt-expired.txt",
@@ -129,7 +129,16 @@ async fn better_auth_fixtures_are_accepted_and_refused_as_the_reference_verifier
         .cloned()
         .collect();
     keys.sort();
-    assert_eq!(keys, ["issuer", "session_id", "user_email", "user_id"]);
+    assert_eq!(
+        keys,
+        [
+            "email_verified",
+            "issuer",
+            "session_id",
+            "user_email",
+            "user_id"
+        ]
+    );
     assert_eq!(answer["context"]["issuer"], json!(h.config.issuer));
 }
 

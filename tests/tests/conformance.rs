@@ -516,6 +516,8 @@ async fn updated_at_is_maintained(h: Harness) {
         updated_at: created,
         is_active: true,
         session_epoch: 0,
+        email_verified: false,
+        links: Default::default(),
     };
     h.store.create_user(&user).await.unwrap();
 

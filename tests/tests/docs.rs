@@ -64,6 +64,7 @@ fn configuration_variables() -> Vec<String> {
         sessions_table: Some("sessions".into()),
         issuer: Some("https://issuer.example".into()),
         audience: Some("https://audience.example".into()),
+        ..Defaults::default()
     };
     Config::from_lookup(
         |name| {

@@ -13,17 +13,24 @@ const EVENT_FILES: &[&str] = &[
     "authorizer-v1-request.json",
     "authorizer-v1-token.json",
     "authorizer-v2-request.json",
+    "email-change.json",
+    "email-verification.json",
+    "email-verify.json",
     "jwks.json",
     "login.json",
     "logout-all.json",
     "logout.json",
     "me.json",
     "openid-configuration.json",
+    "password-forgot.json",
+    "password-reset.json",
     "password.json",
     "refresh.json",
     "register.json",
+    "reset-password-page.json",
     "sessions-list.json",
     "sessions-revoke.json",
+    "verify-email-page.json",
 ];
 
 const EMAIL: &str = "ada@example.com";
@@ -44,9 +51,18 @@ fn with_principal(mut event: Value, principal: &Principal) -> Value {
         "user_id": principal.user_id.to_string(),
         "user_email": principal.user_email,
         "session_id": principal.session_id.to_string(),
+        "email_verified": principal.email_verified.to_string(),
     });
     event
 }
+
+fn with_body(mut event: Value, body: Value) -> Value {
+    event["body"] = json!(body.to_string());
+    event
+}
+
+/// The links of these events point to the API's own domain, as in AWS without `APP_URL`.
+const EVENT_LINKS: &str = "https://abcdef1234.execute-api.eu-west-1.amazonaws.com";
 
 fn with_bearer(mut event: Value, token: &str) -> Value {
     let value = format!("Bearer {token}");
@@ -99,6 +115,12 @@ on_both_stores!(
     authorizer_v2_request_event,
     authorizer_v1_token_event,
     authorizer_v1_request_event,
+    email_verification_event,
+    email_change_event,
+    email_verify_event,
+    password_forgot_event,
+    password_reset_event,
+    page_events,
 );
 
 async fn register_event(h: Harness) {
@@ -311,6 +333,7 @@ async fn authorizer_v2_request_event(h: Harness) {
             "user_email": EMAIL,
             "session_id": principal.session_id.to_string(),
             "issuer": h.config.issuer,
+            "email_verified": "false",
         }})
     );
 }
@@ -347,4 +370,129 @@ fn assert_allow_policy(answer: &Value, method_arn: &Value, principal: &Principal
         json!(principal.session_id.to_string())
     );
     assert_eq!(answer["context"]["user_email"], EMAIL);
+}
+
+async fn email_verification_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("email-verification.json")).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    let (_, principal) = sign_in(&h).await;
+    let live = with_principal(event("email-verification.json"), &principal);
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 202);
+    assert!(json_body(&response)["message"].is_string());
+    let mail = h.mail_to(EMAIL).await;
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0]
+            .text
+            .contains(&format!("{EVENT_LINKS}/verify-email#token=")),
+        "{}",
+        mail[0].text
+    );
+}
+
+async fn email_change_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("email-change.json")).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    let (_, principal) = sign_in(&h).await;
+    let live = with_principal(event("email-change.json"), &principal);
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 202);
+    let new = h.mail_to("ada.lovelace@example.com").await;
+    assert_eq!(
+        new.len(),
+        1,
+        "the confirmation link goes to the new address"
+    );
+    assert!(new[0].text.contains("/verify-email#token="));
+    let old = h.mail_to(EMAIL).await;
+    assert_eq!(old.len(), 1, "a notice goes to the old address");
+    assert!(old[0].text.contains("ada.lovelace@example.com"));
+    assert!(
+        !old[0].text.contains("#token="),
+        "the old address gets no link"
+    );
+}
+
+async fn email_verify_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("email-verify.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
+
+    let registered = invoke(&*h.service, &event("register.json")).await;
+    assert_eq!(registered.status(), 201);
+    assert_eq!(json_body(&registered)["user"]["email_verified"], false);
+    let token = h.link_token(EMAIL, "verify-email").await;
+    let live = with_body(event("email-verify.json"), json!({ "token": token }));
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(&response);
+    assert_eq!(body["user"]["email"], EMAIL);
+    assert_eq!(body["user"]["email_verified"], true);
+    let again = invoke(&*h.service, &live).await;
+    assert_eq!(again.status(), 401, "a link works once");
+}
+
+async fn password_forgot_event(h: Harness) {
+    let unknown = invoke(&*h.service, &event("password-forgot.json")).await;
+    assert_eq!(unknown.status(), 202);
+    assert!(h.mail_to(EMAIL).await.is_empty(), "no account, no mail");
+
+    sign_in(&h).await;
+    let known = invoke(&*h.service, &event("password-forgot.json")).await;
+    assert_eq!(known.status(), 202);
+    assert_eq!(json_body(&known), json_body(&unknown), "the same answer");
+    let mail = h.mail_to(EMAIL).await;
+    assert_eq!(mail.len(), 1);
+    assert!(
+        mail[0]
+            .text
+            .contains(&format!("{EVENT_LINKS}/reset-password#token="))
+    );
+}
+
+async fn password_reset_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("password-reset.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
+
+    let (signed_in, _) = sign_in(&h).await;
+    assert_eq!(
+        invoke(&*h.service, &event("password-forgot.json"))
+            .await
+            .status(),
+        202
+    );
+    let token = h.link_token(EMAIL, "reset-password").await;
+    let live = with_body(
+        event("password-reset.json"),
+        json!({"token": token, "password": "a brand new horse staple 2026"}),
+    );
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 204);
+    assert!(
+        h.service.authorize(&signed_in.access_token).await.is_err(),
+        "every session ends"
+    );
+    let new_password = Password::new("a brand new horse staple 2026");
+    assert!(h.service.login(EMAIL, &new_password, None).await.is_ok());
+}
+
+async fn page_events(h: Harness) {
+    let discovery = Discovery::new(&h.config.issuer, &h.keys);
+    for (file, title) in [
+        ("verify-email-page.json", "Confirm your email address"),
+        ("reset-password-page.json", "Choose a new password"),
+    ] {
+        let response = invoke(&discovery, &event(file)).await;
+        assert_eq!(response.status(), 200, "{file}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        let html = String::from_utf8_lossy(body_bytes(response.body())).into_owned();
+        assert!(html.contains(title), "{file}");
+    }
 }

@@ -384,6 +384,162 @@ async fn every_reply_matches_the_document(h: Harness) {
         204
     );
 
+    // the account lifecycle by email, with a session of its own
+    let mailer = "mailer@example.com";
+    let mailer_creds = json!({"email": mailer, "password": PASSWORD});
+    let mailer_access = field(
+        &c.post("/auth/register", &mailer_creds, None).await,
+        "access_token",
+    );
+    let verification = c
+        .post("/auth/email/verification", &json!({}), Some(&mailer_access))
+        .await;
+    assert_eq!(verification.status, 202);
+    let resend = c
+        .post("/auth/email/verification", &json!({}), Some(&mailer_access))
+        .await;
+    assert_eq!(resend.status, 429, "one a minute");
+    assert_eq!(
+        c.post(
+            "/auth/email/verification",
+            &json!({"x": 1}),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        400
+    );
+    let token = h.link_token(mailer, "verify-email").await;
+    let verified = c
+        .post("/auth/email/verify", &json!({ "token": token }), None)
+        .await;
+    assert_eq!(verified.status, 200);
+    assert_eq!(verified.json()["user"]["email_verified"], true);
+    let spent = c
+        .post("/auth/email/verify", &json!({ "token": token }), None)
+        .await;
+    assert_eq!(spent.status, 401);
+    assert_eq!(
+        c.post("/auth/email/verify", &json!({}), None).await.status,
+        400
+    );
+    let change = |email: &str, password: &str| json!({"email": email, "password": password});
+    assert_eq!(
+        c.post(
+            "/auth/email",
+            &change("throttled@example.com", PASSWORD),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        202,
+        "not taken: the address has no account"
+    );
+    assert_eq!(
+        c.post(
+            "/auth/email",
+            &change("moved@example.com", PASSWORD),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        202
+    );
+    assert_eq!(
+        c.post(
+            "/auth/email",
+            &change("moved@example.com", "wrong password here"),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        c.post(
+            "/auth/email",
+            &change(mailer, PASSWORD),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        409
+    );
+    assert_eq!(
+        c.post(
+            "/auth/email",
+            &change("not an address", PASSWORD),
+            Some(&mailer_access)
+        )
+        .await
+        .status,
+        422
+    );
+    assert_eq!(
+        c.post("/auth/email", &json!({}), None).await.status,
+        401,
+        "API Gateway's own answer"
+    );
+    let change_token = h.link_token("moved@example.com", "verify-email").await;
+    let moved = c
+        .post(
+            "/auth/email/verify",
+            &json!({ "token": change_token }),
+            None,
+        )
+        .await;
+    assert_eq!(moved.status, 200);
+    assert_eq!(moved.json()["user"]["email"], "moved@example.com");
+    let forgot = |email: &str| json!({ "email": email });
+    assert_eq!(
+        c.post("/auth/password/forgot", &forgot("moved@example.com"), None)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        c.post("/auth/password/forgot", &forgot("nobody@example.com"), None)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        c.post("/auth/password/forgot", &forgot("@"), None)
+            .await
+            .status,
+        422
+    );
+    let reset_token = h.link_token("moved@example.com", "reset-password").await;
+    let reset = |password: &str| json!({"token": reset_token, "password": password});
+    assert_eq!(
+        c.post("/auth/password/reset", &reset("short"), None)
+            .await
+            .status,
+        422
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password/reset",
+            &reset("a brand new horse staple 2026"),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        c.post(
+            "/auth/password/reset",
+            &reset("a brand new horse staple 2026"),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(c.get("/verify-email", None).await.status, 200);
+    assert_eq!(c.get("/reset-password", None).await.status, 200);
+
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);
     assert_eq!(

@@ -9,5 +9,5 @@ use shared::routes::Function;
 async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::service_from_env(KeyAccess::None).await?;
-    bootstrap::serve_http(&*service, const { Function::Me.routes() }).await
+    bootstrap::serve_http(&service, const { Function::Me.routes() }).await
 }

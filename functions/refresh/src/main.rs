@@ -9,5 +9,5 @@ use shared::routes::Function;
 async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::signing_service_from_env().await?;
-    bootstrap::serve_http(&*service, const { Function::Refresh.routes() }).await
+    bootstrap::serve_http(&service, const { Function::Refresh.routes() }).await
 }

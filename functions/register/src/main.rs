@@ -9,5 +9,6 @@ use shared::routes::Function;
 async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::signing_service_from_env().await?;
-    bootstrap::serve_http(&*service, const { Function::Register.routes() }).await
+    let service = bootstrap::with_ses_mail(service).await?;
+    bootstrap::serve_http(&service, const { Function::Register.routes() }).await
 }

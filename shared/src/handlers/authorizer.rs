@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::http::bearer_token;
+use crate::routes::{self, Access, Endpoint};
 use crate::service::{AuthError, AuthService, Caller};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +41,12 @@ impl From<AuthorizerError> for Diagnostic {
 
 /// Answers any of the three authorizer events.
 pub async fn handle(service: &AuthService, event: Value) -> Result<Value, AuthorizerError> {
+    // Only read when it matters: which route a user with an unverified address asks for.
+    let route = if service.config().require_verified_email {
+        requested_route(&event)
+    } else {
+        None
+    };
     if event.get("version").and_then(Value::as_str) == Some("2.0") {
         let allowed = match serde_json::from_value::<ApiGatewayV2CustomAuthorizerV2Request>(event) {
             Ok(request) => {
@@ -50,7 +57,7 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
                     .as_ref()
                     .and_then(|s| s.first().cloned());
                 let value = identity.or_else(|| authorization(&request.headers));
-                decide(service, value.as_deref()).await?
+                decide(service, value.as_deref(), route).await?
             }
             Err(_) => None,
         };
@@ -71,7 +78,7 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
         _ => return Err(AuthorizerError::Unauthorized),
     };
     let method_arn = method_arn.ok_or(AuthorizerError::Unauthorized)?;
-    match decide(service, value.as_deref()).await? {
+    match decide(service, value.as_deref(), route).await? {
         Some(context) => Ok(policy_response(context, &method_arn)),
         None => Err(AuthorizerError::Unauthorized),
     }
@@ -85,16 +92,49 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The route an authorizer event asks for: the route key of an HTTP API event, the resource of
+/// a REST REQUEST event, or the method and path in the method ARN of a TOKEN event
+/// (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH`).
+fn requested_route(event: &Value) -> Option<&'static Endpoint> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
+    if let Some((method, path)) = text("/routeKey").and_then(|key| key.split_once(' ')) {
+        return routes::endpoint(method, path);
+    }
+    if let (Some(method), Some(path)) = (text("/httpMethod"), text("/path")) {
+        return routes::endpoint(method, path);
+    }
+    let arn = text("/methodArn")?;
+    let mut parts = arn.splitn(4, '/').skip(2);
+    let method = parts.next()?;
+    let path = format!("/{}", parts.next().unwrap_or_default());
+    routes::endpoint(method, &path)
+}
+
+/// Whether a user with an unverified address may call `route` under `REQUIRE_VERIFIED_EMAIL`:
+/// only the routes that get the address verified (and `/auth/me`, `/auth/logout`).
+fn admits_unverified(route: Option<&Endpoint>) -> bool {
+    route.is_some_and(|r| r.access == Access::SignedIn)
+}
+
 /// The service's decision for an `Authorization` value: the context to pass on, or `None`.
 async fn decide(
     service: &AuthService,
     value: Option<&str>,
+    route: Option<&Endpoint>,
 ) -> Result<Option<Value>, AuthorizerError> {
     let Some(token) = value.and_then(bearer_token) else {
         info!(reason = "no bearer token", "access denied");
         return Ok(None);
     };
     match service.authorize_bearer(token).await {
+        Ok(Caller::Own(principal))
+            if service.config().require_verified_email
+                && !principal.email_verified
+                && !admits_unverified(route) =>
+        {
+            info!(user_id = %principal.user_id, reason = "address not verified", "access denied");
+            Ok(None)
+        }
         Ok(caller) => Ok(Some(context(&caller, &service.config().issuer))),
         Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
             error!(%detail, "authorizer could not decide");
@@ -115,12 +155,14 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
             "user_email": principal.user_email,
             "session_id": principal.session_id.to_string(),
             "issuer": own_issuer,
+            "email_verified": principal.email_verified.to_string(),
         }),
         Caller::External(identity) => json!({
             "user_id": identity.user_id,
             "user_email": identity.user_email,
             "session_id": identity.session_id,
             "issuer": identity.issuer,
+            "email_verified": "false",
         }),
     }
 }

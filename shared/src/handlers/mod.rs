@@ -4,6 +4,7 @@
 
 pub mod authorizer;
 pub mod discovery;
+pub mod pages;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -11,10 +12,10 @@ use uuid::Uuid;
 
 use crate::http::{
     Caching, ExternalMe, HttpError, RequestError, SessionsView, TokenResponse, UserView,
-    UserWrapper, caller, json_object, json_response, no_content, principal, source_ip,
+    UserWrapper, caller, json_object, json_response, link_base, no_content, principal, source_ip,
 };
 use crate::passwords::Password;
-use crate::service::{AuthError, AuthService, Caller};
+use crate::service::{AuthError, AuthService, Caller, LinkBase};
 
 type Outcome = Result<Response<Body>, HttpError>;
 
@@ -38,7 +39,10 @@ pub async fn register(service: &AuthService, request: Request) -> Response<Body>
         async {
             let (email, password) = credentials(&request)?;
             let ip = source_ip(&request);
-            let signed_in = service.register(&email, &password, ip.as_deref()).await?;
+            let links = link_base(&request, service.config());
+            let signed_in = service
+                .register_with_links(&email, &password, ip.as_deref(), links.as_ref())
+                .await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &TokenResponse::from(&signed_in),
@@ -182,6 +186,128 @@ pub async fn revoke_session(service: &AuthService, request: Request) -> Response
             // An id that is not even a UUID cannot name a session: not found, like any other.
             let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
             service.revoke_session(principal.user_id, id).await?;
+            Ok(no_content())
+        }
+        .await,
+    )
+}
+
+/// `202 Accepted` with a message for people: mail is on its way, or not, without saying which.
+fn accepted(message: &'static str) -> Response<Body> {
+    json_response(
+        StatusCode::ACCEPTED,
+        &serde_json::json!({ "message": message }),
+        Caching::NoStore,
+    )
+}
+
+/// Where this request's emailed links point, or an internal error when nothing says so.
+fn links(service: &AuthService, request: &Request) -> Result<LinkBase, HttpError> {
+    link_base(request, service.config()).ok_or_else(|| {
+        AuthError::Internal("no APP_URL and no API domain in the request".into()).into()
+    })
+}
+
+/// A body with exactly these string fields.
+fn fields<const N: usize>(
+    request: &Request,
+    names: [&'static str; N],
+) -> Result<[String; N], HttpError> {
+    let body = json_object(request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&names)?;
+    let mut values: [String; N] = std::array::from_fn(|_| String::new());
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = body.string(name)?.to_owned();
+    }
+    Ok(values)
+}
+
+/// `POST /auth/email/verification`: a new verification link to the signed-in user's address.
+pub async fn request_verification(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            if let Some(body) = json_object(&request)? {
+                body.only(&[])?;
+            }
+            let links = links(service, &request)?;
+            service
+                .request_verification(principal.user_id, &links)
+                .await?;
+            Ok(accepted(
+                "If the address is not verified yet, a link to verify it is on its way.",
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/email/verify`: `{"token"}` from a verification or address-change link.
+pub async fn verify_email(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let [token] = fields(&request, ["token"])?;
+            let user = service.verify_email(&token).await?;
+            let body = UserWrapper {
+                user: UserView::from(&user),
+            };
+            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/email`: `{"email", "password"}` starts an address change.
+pub async fn change_email(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let [email, password] = fields(&request, ["email", "password"])?;
+            let links = links(service, &request)?;
+            let ip = source_ip(&request);
+            service
+                .start_email_change(
+                    principal.user_id,
+                    &email,
+                    &Password::new(password),
+                    ip.as_deref(),
+                    &links,
+                )
+                .await?;
+            Ok(accepted(
+                "A link to confirm the new address is on its way to it. Nothing changes until it is opened.",
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/password/forgot`: `{"email"}`; the same answer whether or not it has an account.
+pub async fn forgot_password(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let [email] = fields(&request, ["email"])?;
+            let links = links(service, &request)?;
+            let ip = source_ip(&request);
+            service
+                .forgot_password(&email, ip.as_deref(), &links)
+                .await?;
+            Ok(accepted(
+                "If an account exists for this address, a link to reset its password is on its way.",
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/password/reset`: `{"token", "password"}`; every session ends.
+pub async fn reset_password(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let [token, password] = fields(&request, ["token", "password"])?;
+            service
+                .reset_password(&token, &Password::new(password))
+                .await?;
             Ok(no_content())
         }
         .await,

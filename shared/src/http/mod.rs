@@ -12,7 +12,7 @@ use serde::Serialize;
 
 pub use problem::{HttpError, Problem, RequestError};
 pub use request::{
-    JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, principal, source_ip,
+    JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, link_base, principal, source_ip,
 };
 pub use views::{
     ExternalMe, ExternalUserView, SessionView, SessionsView, TokenResponse, UserView, UserWrapper,

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::RequestError;
 use super::body_bytes;
-use crate::service::{Caller, Principal};
+use crate::config::Config;
+use crate::service::{Caller, LinkBase, Principal};
 use crate::tokens::external::ExternalIdentity;
 use crate::validation::FieldError;
 
@@ -154,6 +155,7 @@ pub fn caller(request: &Request, own_issuer: &str) -> Result<Caller, RequestErro
             user_id,
             user_email: email.to_owned(),
             session_id,
+            email_verified: text("email_verified") == Some("true"),
         })),
         _ => Err(RequestError::MissingPrincipal),
     }
@@ -168,6 +170,30 @@ pub fn principal(request: &Request, own_issuer: &str) -> Result<Principal, Reque
             issuer: identity.issuer,
         }),
     }
+}
+
+/// Where the emailed links of this request point: `APP_URL`, or else the API's own base URL as
+/// API Gateway names it (its domain, and the stage unless it is the default one).
+pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
+    if let Some(url) = &config.app_url {
+        return Some(LinkBase(url.clone()));
+    }
+    let RequestContext::ApiGatewayV2(context) = request.request_context_ref()? else {
+        return None;
+    };
+    let domain = context.domain_name.as_deref().filter(|d| !d.is_empty())?;
+    let scheme = if domain.starts_with("127.0.0.1") || domain.starts_with("localhost") {
+        "http"
+    } else {
+        "https"
+    };
+    let stage = context
+        .stage
+        .as_deref()
+        .filter(|s| !s.is_empty() && *s != "$default")
+        .map(|s| format!("/{s}"))
+        .unwrap_or_default();
+    Some(LinkBase(format!("{scheme}://{domain}{stage}")))
 }
 
 /// The client's address as API Gateway saw it.

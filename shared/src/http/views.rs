@@ -13,6 +13,7 @@ use crate::tokens::external::ExternalIdentity;
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
+    pub email_verified: bool,
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -23,6 +24,7 @@ impl From<&User> for UserView {
         Self {
             id: user.id,
             email: user.email.clone(),
+            email_verified: user.email_verified,
             is_active: user.is_active,
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),

@@ -136,6 +136,13 @@ mod tests {
         }
         assert_eq!(answers, (0..12).collect::<Vec<_>>());
         assert_eq!(most.load(Ordering::SeqCst), 2);
+        // A thread hands over its last answer before it sees the queue empty and leaves.
+        for _ in 0..5_000 {
+            if queue.state.lock().unwrap().threads == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let state = queue.state.lock().unwrap();
         assert_eq!((state.jobs.len(), state.threads), (0, 0), "{state:?}");
     }

@@ -3,7 +3,10 @@
 //! Handlers (Lambda or local) parse a request, call one method here and map the result. All
 //! time comes from the injected clock.
 
+mod email;
 mod throttle;
+
+pub use email::LinkBase;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,8 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
-use crate::model::{Claims, Rotation, Session, SessionChain, TokenType, User};
+use crate::mail::{Mailer, Outbox};
+use crate::model::{Claims, CurrentLinks, Rotation, Session, SessionChain, TokenType, User};
 use crate::passwords::{Password, PasswordError, Passwords, Verification};
 use crate::store::{RotateOutcome, RotationRequest, SessionSnapshot, Store, StoreError};
 use crate::tokens::external::{ExternalIdentity, ExternalIssuers, unverified_issuer};
@@ -89,6 +93,8 @@ pub struct Principal {
     pub user_email: String,
     /// The sign-in chain (`sid`): the session the user sees in `/auth/sessions`.
     pub session_id: Uuid,
+    /// From the store, not the token: a verification counts from the next request on.
+    pub email_verified: bool,
 }
 
 /// Whoever a bearer token speaks for: one of our users, or a user of a trusted external
@@ -111,7 +117,7 @@ pub struct SessionInfo {
 
 /// What one attempt to spend a refresh token came to.
 enum Rotated {
-    Done(SignedIn),
+    Done(Box<SignedIn>),
     /// A concurrent refresh spent the token first.
     SpentMeanwhile,
     /// Concurrent writers collided before anything was decided.
@@ -134,6 +140,8 @@ pub struct AuthService {
     passwords: Passwords,
     policy: PasswordPolicy,
     clock: Arc<dyn Clock>,
+    /// Mail, sent after the answer; `None` in functions that send none.
+    outbox: Option<Outbox>,
 }
 
 impl AuthService {
@@ -155,11 +163,23 @@ impl AuthService {
             passwords,
             policy,
             clock,
+            outbox: None,
         }
+    }
+
+    /// The same service, sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.outbox = Some(Outbox::new(mailer));
+        self
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Where this service's mail waits to go out, if it sends any.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     pub fn passwords(&self) -> &Passwords {
@@ -174,12 +194,27 @@ impl AuthService {
         self.clock.now()
     }
 
-    /// Creates an account and signs it in. Registrations are counted per source IP.
+    /// Creates an account and signs it in, its verification link pointing to `APP_URL`.
+    /// Registrations are counted per source IP.
     pub async fn register(
         &self,
         email: &str,
         password: &Password,
         source_ip: Option<&str>,
+    ) -> Result<SignedIn, AuthError> {
+        let links = self.config.app_url.clone().map(LinkBase);
+        self.register_with_links(email, password, source_ip, links.as_ref())
+            .await
+    }
+
+    /// [`Self::register`], the verification link pointing to `links` (the API's own base URL
+    /// when `APP_URL` is unset); without one, no mail.
+    pub async fn register_with_links(
+        &self,
+        email: &str,
+        password: &Password,
+        source_ip: Option<&str>,
+        links: Option<&LinkBase>,
     ) -> Result<SignedIn, AuthError> {
         let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
         self.policy
@@ -196,9 +231,15 @@ impl AuthService {
             updated_at: now,
             is_active: true,
             session_epoch: 0,
+            email_verified: false,
+            links: CurrentLinks::default(),
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");
+        match links {
+            Some(links) => self.send_first_verification(&user, links),
+            None => warn!(user_id = %user.id, "no link base: no verification mail"),
+        }
         self.start_session(user, now).await
     }
 
@@ -263,7 +304,7 @@ impl AuthService {
 
     async fn start_session(&self, user: User, now: UnixTime) -> Result<SignedIn, AuthError> {
         let sid = Uuid::new_v4();
-        let pair = self.plan_pair(now, now)?;
+        let pair = self.plan_pair(&user, now, now)?;
         let minted = self.mint_pair(&user, sid, &pair)?;
         let chain = SessionChain {
             sid,
@@ -288,9 +329,14 @@ impl AuthService {
             .ok_or_else(|| AuthError::Internal("this function holds no signing key".into()))
     }
 
-    /// The key, ids and times of a new pair issued at `now` in a chain started at
-    /// `chain_started_at`: no token outlives the chain's maximum lifetime.
-    fn plan_pair(&self, chain_started_at: UnixTime, now: UnixTime) -> Result<Rotation, AuthError> {
+    /// The key, ids, times and claims of a new pair for `user` issued at `now` in a chain
+    /// started at `chain_started_at`: no token outlives the chain's maximum lifetime.
+    fn plan_pair(
+        &self,
+        user: &User,
+        chain_started_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<Rotation, AuthError> {
         let deadline = chain_started_at + self.config.session_max_lifetime_secs;
         Ok(Rotation {
             rotated_at: now,
@@ -299,6 +345,8 @@ impl AuthService {
             access_expires_at: (now + self.config.access_token_ttl_secs).min(deadline),
             refresh_id: Uuid::new_v4(),
             refresh_expires_at: (now + self.config.refresh_token_ttl_secs).min(deadline),
+            user_email: Some(user.email.clone()),
+            email_verified: Some(user.email_verified),
         })
     }
 
@@ -307,6 +355,7 @@ impl AuthService {
     /// pair again.
     fn mint_pair(&self, user: &User, sid: Uuid, pair: &Rotation) -> Result<Minted, AuthError> {
         let iat = pair.rotated_at;
+        let user_email = pair.user_email.as_ref().unwrap_or(&user.email);
         let claims = |jti, token_type, exp| Claims {
             iss: self.tokens.issuer().to_owned(),
             sub: user.id,
@@ -316,9 +365,10 @@ impl AuthService {
             iat,
             jti,
             user_id: user.id,
-            user_email: user.email.clone(),
+            user_email: user_email.clone(),
             token_type,
             sid,
+            email_verified: pair.email_verified,
         };
         let mint = |c: &Claims| match self.tokens.mint(c, &pair.kid) {
             Ok(token) => Ok(token),
@@ -390,7 +440,7 @@ impl AuthService {
                 };
             }
             match self.rotate(user, &chain, &spent, now).await? {
-                Rotated::Done(signed_in) => return Ok(signed_in),
+                Rotated::Done(signed_in) => return Ok(*signed_in),
                 // Someone else spent it first: read again, and the grace window decides.
                 Rotated::SpentMeanwhile => continue,
                 Rotated::Contended => tokio::time::sleep(retry_delay(attempt)).await,
@@ -436,7 +486,7 @@ impl AuthService {
         spent: &Session,
         now: UnixTime,
     ) -> Result<Rotated, AuthError> {
-        let rotation = self.plan_pair(chain.created_at, now)?;
+        let rotation = self.plan_pair(&user, chain.created_at, now)?;
         let minted = self.mint_pair(&user, chain.sid, &rotation)?;
         let request = RotationRequest {
             spent,
@@ -446,7 +496,7 @@ impl AuthService {
             now,
         };
         Ok(match self.store.rotate(request).await? {
-            RotateOutcome::Rotated => Rotated::Done(signed_in(minted, user, now)),
+            RotateOutcome::Rotated => Rotated::Done(Box::new(signed_in(minted, user, now))),
             RotateOutcome::AlreadyRotated => Rotated::SpentMeanwhile,
             RotateOutcome::Contended => Rotated::Contended,
             RotateOutcome::ChainGone => return Err(invalid_token("session revoked")),
@@ -676,6 +726,7 @@ pub fn decide_access(
         user_id: user.id,
         user_email: user.email,
         session_id: chain.sid,
+        email_verified: user.email_verified,
     };
     Ok((principal, chain.last_used_at))
 }

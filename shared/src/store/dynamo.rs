@@ -20,20 +20,20 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    FailureCounter, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, StoreError,
-    StoredFailures, ThrottleStore, UserStore,
+    EmailChange, FailureCounter, LinkStore, RotateOutcome, RotationRequest, SessionSnapshot,
+    SessionStore, StoreError, StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::UnixTime;
-use crate::model::{Session, SessionChain, User};
+use crate::model::{EmailLink, LinkKind, Session, SessionChain, User};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -53,6 +53,9 @@ fn token_key(id: Uuid) -> AttributeValue {
 }
 fn chain_key(sid: Uuid) -> AttributeValue {
     AttributeValue::S(format!("CHAIN#{sid}"))
+}
+fn link_key(token_hash: &str) -> AttributeValue {
+    AttributeValue::S(format!("LINK#{token_hash}"))
 }
 fn throttle_key(key: &str) -> AttributeValue {
     AttributeValue::S(format!("THROTTLE#{key}"))
@@ -199,7 +202,7 @@ impl DynamoStore {
     /// The SDK settings every client shares: timeouts and retries that keep a failing call,
     /// retries included, well inside a Lambda's time limit, so the caller can still answer
     /// `503` instead of timing out.
-    fn sdk_loader() -> aws_config::ConfigLoader {
+    pub fn sdk_loader() -> aws_config::ConfigLoader {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
             .operation_attempt_timeout(Duration::from_secs(2))
@@ -471,6 +474,24 @@ fn update(
         .build())
 }
 
+fn delete(
+    table: &str,
+    key_value: AttributeValue,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut builder = Delete::builder()
+        .table_name(table)
+        .set_key(Some(key(key_value)))
+        .condition_expression(condition);
+    for (name, value) in values {
+        builder = builder.expression_attribute_values(name, value);
+    }
+    Ok(TransactWriteItem::builder()
+        .delete(build(builder.build())?)
+        .build())
+}
+
 fn chain_item(chain: &SessionChain) -> Result<Item, StoreError> {
     let mut item = to_item(chain, chain_key(chain.sid))?;
     item.insert(USER_INDEX_KEY.into(), s(chain.user_id));
@@ -590,7 +611,7 @@ impl UserStore for DynamoStore {
                 update(
                 &self.users_table,
                 user_key(id),
-                "SET password_hash = :hash, updated_at = :now, session_epoch = :next",
+                "SET password_hash = :hash, updated_at = :now, session_epoch = :next REMOVE link_reset_password",
                 "attribute_exists(pk) AND session_epoch = :epoch",
                 vec![
                     (":hash", s(password_hash)),
@@ -870,6 +891,200 @@ impl SessionStore for DynamoStore {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The parts of a transaction that spends a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpendPart {
+    Link,
+    User,
+    OldGuard,
+    NewGuard,
+}
+
+impl DynamoStore {
+    /// Deletes the live link item: the step that makes a link work once.
+    fn spend_link_item(
+        &self,
+        link: &EmailLink,
+        now: UnixTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        delete(
+            &self.sessions_table,
+            link_key(&link.token_hash),
+            "attribute_exists(pk) AND expires_at > :now",
+            vec![(":now", n(now))],
+        )
+    }
+
+    /// Spends a link together with `user_update` (conditioned on the link still being the
+    /// user's current one); `false` when any condition failed.
+    async fn spend(
+        &self,
+        link: &EmailLink,
+        now: UnixTime,
+        user_update: TransactWriteItem,
+    ) -> Result<bool, StoreError> {
+        let transaction = Transaction::new()
+            .with(SpendPart::Link, self.spend_link_item(link, now)?)
+            .with(SpendPart::User, user_update);
+        Ok(self.transact(transaction, Uuid::new_v4()).await?.is_ok())
+    }
+}
+
+#[async_trait]
+impl LinkStore for DynamoStore {
+    async fn issue_link(&self, link: &EmailLink) -> Result<bool, StoreError> {
+        let transaction = Transaction::new()
+            .with(
+                SpendPart::Link,
+                put(
+                    &self.sessions_table,
+                    to_item(link, link_key(&link.token_hash))?,
+                    Some("attribute_not_exists(pk)"),
+                )?,
+            )
+            .with(
+                SpendPart::User,
+                update(
+                    &self.users_table,
+                    user_key(link.user_id),
+                    &format!("SET {} = :hash", link.kind.attribute()),
+                    "attribute_exists(pk)",
+                    vec![(":hash", s(&link.token_hash))],
+                )?,
+            );
+        match self.transact(transaction, Uuid::new_v4()).await? {
+            Ok(()) => Ok(true),
+            Err(cancelled) if cancelled.failed(SpendPart::User) => Ok(false),
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "issue_link cancelled: {cancelled:?}"
+            ))),
+        }
+    }
+
+    async fn link(&self, token_hash: &str, now: UnixTime) -> Result<Option<EmailLink>, StoreError> {
+        let link: Option<EmailLink> = self
+            .get_item(&self.sessions_table, link_key(token_hash))
+            .await?;
+        Ok(link.filter(|l| l.expires_at > now))
+    }
+
+    async fn spend_verification(
+        &self,
+        link: &EmailLink,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let attribute = LinkKind::VerifyEmail.attribute();
+        let user_update = update(
+            &self.users_table,
+            user_key(link.user_id),
+            &format!("SET email_verified = :true, updated_at = :now REMOVE {attribute}"),
+            &format!("{attribute} = :hash AND email = :email"),
+            vec![
+                (":true", AttributeValue::Bool(true)),
+                (":now", n(now)),
+                (":hash", s(&link.token_hash)),
+                (":email", s(&link.email)),
+            ],
+        )?;
+        self.spend(link, now, user_update).await
+    }
+
+    async fn spend_reset(
+        &self,
+        link: &EmailLink,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let attribute = LinkKind::ResetPassword.attribute();
+        // A new session epoch ends every session in the same write.
+        let user_update = update(
+            &self.users_table,
+            user_key(link.user_id),
+            &format!(
+                "SET password_hash = :password, email_verified = :true, updated_at = :now, \
+                 session_epoch = if_not_exists(session_epoch, :zero) + :one REMOVE {attribute}"
+            ),
+            &format!("{attribute} = :hash AND email = :email"),
+            vec![
+                (":password", s(password_hash)),
+                (":true", AttributeValue::Bool(true)),
+                (":now", n(now)),
+                (":zero", n(0)),
+                (":one", n(1)),
+                (":hash", s(&link.token_hash)),
+                (":email", s(&link.email)),
+            ],
+        )?;
+        self.spend(link, now, user_update).await
+    }
+
+    async fn spend_email_change(
+        &self,
+        link: &EmailLink,
+        old_email: &str,
+        now: UnixTime,
+    ) -> Result<EmailChange, StoreError> {
+        let attribute = LinkKind::ChangeEmail.attribute();
+        let new_guard = HashMap::from([
+            (PARTITION_KEY.to_owned(), email_key(&link.email)),
+            ("user_id".to_owned(), s(link.user_id)),
+        ]);
+        let transaction = Transaction::new()
+            .with(SpendPart::Link, self.spend_link_item(link, now)?)
+            .with(
+                SpendPart::User,
+                update(
+                    &self.users_table,
+                    user_key(link.user_id),
+                    &format!(
+                        "SET email = :new, email_verified = :true, updated_at = :now \
+                         REMOVE {attribute}, {}",
+                        LinkKind::VerifyEmail.attribute()
+                    ),
+                    &format!("{attribute} = :hash AND email = :old"),
+                    vec![
+                        (":new", s(&link.email)),
+                        (":true", AttributeValue::Bool(true)),
+                        (":now", n(now)),
+                        (":hash", s(&link.token_hash)),
+                        (":old", s(old_email)),
+                    ],
+                )?,
+            )
+            .with(
+                SpendPart::OldGuard,
+                delete(
+                    &self.users_table,
+                    email_key(old_email),
+                    "user_id = :id",
+                    vec![(":id", s(link.user_id))],
+                )?,
+            )
+            .with(
+                SpendPart::NewGuard,
+                put(
+                    &self.users_table,
+                    new_guard,
+                    Some("attribute_not_exists(pk)"),
+                )?,
+            );
+        match self.transact(transaction, Uuid::new_v4()).await? {
+            Ok(()) => Ok(EmailChange::Changed),
+            Err(cancelled)
+                if cancelled.failed(SpendPart::Link)
+                    || cancelled.failed(SpendPart::User)
+                    || cancelled.failed(SpendPart::OldGuard) =>
+            {
+                Ok(EmailChange::Stale)
+            }
+            Err(cancelled) if cancelled.failed(SpendPart::NewGuard) => Ok(EmailChange::Taken),
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "spend_email_change cancelled: {cancelled:?}"
+            ))),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::model::{Rotation, Session, SessionChain, User};
+use crate::model::{EmailLink, Rotation, Session, SessionChain, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -81,8 +81,9 @@ pub trait UserStore: Send + Sync {
     /// Ends every session of the user at once by moving to a new session epoch.
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError>;
     /// Replaces the password hash and ends every session but `keep` in one step: the user moves
-    /// from session epoch `epoch` to the next and `keep` moves with it. `false` if the user is no
-    /// longer at `epoch` or `keep` is not a live chain of the user.
+    /// from session epoch `epoch` to the next and `keep` moves with it. An outstanding reset link
+    /// stops working. `false` if the user is no longer at `epoch` or `keep` is not a live chain
+    /// of the user.
     async fn change_password(
         &self,
         id: Uuid,
@@ -206,6 +207,54 @@ pub trait ThrottleStore: Send + Sync {
     async fn give_back_to_window(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// What became of an attempt to spend an address-change link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChange {
+    /// The account has the new address; the old one is free again.
+    Changed,
+    /// Another account took the new address meanwhile; nothing changed, the link still works.
+    Taken,
+    /// The link was spent, superseded or expired, or the account's address changed since.
+    Stale,
+}
+
+/// Emailed links: stored by the SHA-256 of their token, each kind's newest one recorded on the
+/// user so that issuing a link supersedes the older ones, and spent by conditional writes, so a
+/// link works once however many requests race with it.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// Stores `link` and makes it the user's current link of its kind; `false` if there is no
+    /// such user.
+    async fn issue_link(&self, link: &EmailLink) -> Result<bool, StoreError>;
+
+    /// The link with this token hash, unless it was spent or has expired.
+    async fn link(&self, token_hash: &str, now: UnixTime) -> Result<Option<EmailLink>, StoreError>;
+
+    /// Spends a verification link: the address it was sent to is verified. `false` when the
+    /// link is no longer the user's current one (spent, superseded, expired) or the account's
+    /// address is no longer the one it was sent to.
+    async fn spend_verification(&self, link: &EmailLink, now: UnixTime)
+    -> Result<bool, StoreError>;
+
+    /// Spends a reset link: the new password hash, the address verified, and every session
+    /// ended, in one step. `false` as for [`Self::spend_verification`].
+    async fn spend_reset(
+        &self,
+        link: &EmailLink,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Spends an address-change link: the account moves from `old_email` to the address the
+    /// link was sent to, and the email guards move with it, in one step.
+    async fn spend_email_change(
+        &self,
+        link: &EmailLink,
+        old_email: &str,
+        now: UnixTime,
+    ) -> Result<EmailChange, StoreError>;
+}
+
 /// A complete backend.
-pub trait Store: UserStore + SessionStore + ThrottleStore {}
-impl<T: UserStore + SessionStore + ThrottleStore> Store for T {}
+pub trait Store: UserStore + SessionStore + ThrottleStore + LinkStore {}
+impl<T: UserStore + SessionStore + ThrottleStore + LinkStore> Store for T {}

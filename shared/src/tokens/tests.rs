@@ -28,6 +28,7 @@ fn claims(token_type: TokenType) -> Claims {
         user_email: "a@example.com".into(),
         token_type,
         sid: Uuid::new_v4(),
+        email_verified: Some(true),
     }
 }
 

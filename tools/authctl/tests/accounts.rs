@@ -16,6 +16,7 @@ fn config(users: &str, sessions: &str) -> Arc<Config> {
         sessions_table: Some(sessions.into()),
         issuer: Some("https://auth.test.example".into()),
         audience: Some("https://api.test.example".into()),
+        ..Defaults::default()
     };
     Arc::new(Config::from_lookup(|_| None, &defaults).unwrap())
 }

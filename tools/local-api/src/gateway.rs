@@ -18,6 +18,8 @@ use shared::handlers::{authorizer, discovery::Discovery};
 use shared::http::body_bytes;
 use shared::routes::{self, HandlerState, ROUTES, Route};
 
+use crate::mail::{FolderMailer, inbox_page};
+
 /// Body size API Gateway accepts for HTTP APIs; larger requests never reach a function.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 
@@ -47,6 +49,8 @@ pub struct GatewayResponse {
 
 pub struct Gateway {
     state: LocalState,
+    /// The mail kept instead of sent, served at `/_dev/`.
+    mail: Option<FolderMailer>,
 }
 
 /// What the handlers run on: the local server holds both the service and the discovery
@@ -70,17 +74,61 @@ impl Gateway {
     pub fn new(service: Arc<AuthService>, discovery: Discovery) -> Self {
         Self {
             state: LocalState { service, discovery },
+            mail: None,
         }
+    }
+
+    /// Also serves the mail `mailer` keeps, at `GET /_dev/mail` and `GET /_dev/inbox`.
+    pub fn with_dev_mail(mut self, mailer: FolderMailer) -> Self {
+        self.mail = Some(mailer);
+        self
     }
 
     pub async fn handle(&self, incoming: ClientRequest) -> GatewayResponse {
         let request_id = request_id();
         let answer = if incoming.body.len() > MAX_PAYLOAD_BYTES {
             gateway_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
+        } else if let Some(page) = incoming.path.strip_prefix("/_dev/") {
+            self.dev(&incoming, page).await
         } else {
             self.dispatch(&incoming, &request_id).await
         };
         with_request_id(answer, request_id)
+    }
+
+    /// The local server's own pages: the mail it kept instead of sending.
+    async fn dev(&self, incoming: &ClientRequest, page: &str) -> (StatusCode, HeaderMap, Bytes) {
+        let Some(mail) = self
+            .mail
+            .as_ref()
+            .filter(|_| incoming.method == Method::GET)
+        else {
+            return gateway_message(StatusCode::NOT_FOUND, "Not Found");
+        };
+        // Mail goes out after the answer; what the requests so far sent is there once it is idle.
+        self.state.service.outbox_idle().await;
+        let to = form_urlencoded::parse(incoming.query.as_deref().unwrap_or_default().as_bytes())
+            .find(|(name, _)| name == "to")
+            .map(|(_, value)| value.into_owned());
+        let messages = match mail.messages(to.as_deref()) {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mail folder");
+                return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+        };
+        let (content_type, body) = match page {
+            "mail" => (
+                "application/json",
+                json!({ "messages": messages }).to_string(),
+            ),
+            "inbox" => ("text/html; charset=utf-8", inbox_page(&messages)),
+            _ => return gateway_message(StatusCode::NOT_FOUND, "Not Found"),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        (StatusCode::OK, headers, Bytes::from(body))
     }
 
     /// API Gateway's answer to a body over its limit.

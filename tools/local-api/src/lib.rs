@@ -7,6 +7,7 @@
 //! server around it.
 
 pub mod gateway;
+pub mod mail;
 pub mod server;
 
 use std::path::Path;
@@ -22,6 +23,8 @@ pub use gateway::Gateway;
 pub const SIGNING_KEY_FILE: &str = "signing-key.json";
 /// The embedded store's file, inside the data directory.
 pub const STORE_FILE: &str = "auth.redb";
+/// Where the mail is kept, inside the data directory.
+pub const MAIL_DIR: &str = "mail";
 
 /// The development signing key of `data_dir`, created on first run (readable by its owner
 /// only), and the key ring around it.

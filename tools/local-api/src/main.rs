@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use local_api::mail::FolderMailer;
 use local_api::{Gateway, LocalStore, load_or_create_keys, server};
 use shared::handlers::discovery::Discovery;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
@@ -92,6 +93,8 @@ async fn run() -> Result<(), String> {
         sessions_table: Some("sessions".into()),
         issuer: Some(base_url.clone()),
         audience: Some(base_url.clone()),
+        app_url: Some(base_url.clone()),
+        mail_from: Some("no-reply@localhost".into()),
     };
     let config = Arc::new(Config::from_lookup(env, &defaults).map_err(|e| e.to_string())?);
 
@@ -109,14 +112,18 @@ async fn run() -> Result<(), String> {
         .await?,
     );
     let discovery = Discovery::new(config.issuer.clone(), &keys);
-    let service = Arc::new(AuthService::new(
-        config,
-        store.as_store(),
-        keys,
-        Passwords::new(),
-        Arc::new(SystemClock),
-    ));
-    let gateway = Arc::new(Gateway::new(service, discovery));
+    let mailer = FolderMailer::new(options.data_dir.join(local_api::MAIL_DIR));
+    let service = Arc::new(
+        AuthService::new(
+            config,
+            store.as_store(),
+            keys,
+            Passwords::new(),
+            Arc::new(SystemClock),
+        )
+        .with_mailer(Arc::new(mailer.clone())),
+    );
+    let gateway = Arc::new(Gateway::new(service, discovery).with_dev_mail(mailer));
 
     let store_description = match &options.dynamodb {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
@@ -133,6 +140,7 @@ async fn run() -> Result<(), String> {
         shared::routes::ENDPOINTS.len(),
         options.data_dir.join(local_api::SIGNING_KEY_FILE).display()
     );
+    println!("  Mail is kept, not sent: {base_url}/_dev/inbox");
     println!();
     println!("  Try:");
     println!(

@@ -1,0 +1,14 @@
+//! The signed-in user's address: a new verification link, an address change.
+//! Serves the routes that `shared::routes::ROUTES` gives `Function::Email`.
+
+use lambda_http::Error;
+use shared::bootstrap::{self, KeyAccess};
+use shared::routes::Function;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    bootstrap::init_tracing();
+    let service = bootstrap::service_from_env(KeyAccess::None).await?;
+    let service = bootstrap::with_ses_mail(service).await?;
+    bootstrap::serve_http(&service, const { Function::Email.routes() }).await
+}

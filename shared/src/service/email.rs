@@ -1,0 +1,412 @@
+//! The account lifecycle by email: verified addresses, password reset, address change.
+//!
+//! Every emailed link carries an opaque token of 256 random bits (base64url); only its SHA-256
+//! is stored, under a TTL. Issuing a link makes it its user's current one of its kind, so older
+//! links of that kind stop working; spending one is a conditional write, so it works once. A
+//! link of one kind is never accepted as another.
+//!
+//! Mail goes out through the outbox, after the answer: "forgot password" does all of its
+//! account-dependent work there (the lookup, the link, the mail), so its answer is the same, in
+//! the same time, for existing, unknown and disabled accounts.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::{AuthError, AuthService, invalid_token};
+use crate::clock::{Clock, UnixTime};
+use crate::config::Config;
+use crate::mail::{Mail, Outbox};
+use crate::model::{EmailLink, LinkKind, User};
+use crate::passwords::{Password, Verification};
+use crate::store::{EmailChange, Store};
+use crate::tokens::token_hash;
+use crate::validation::normalize_email;
+
+/// Random bytes in an emailed token.
+const LINK_TOKEN_BYTES: usize = 32;
+/// Its length in base64url without padding.
+const LINK_TOKEN_CHARS: usize = 43;
+
+/// Verification mails a user may ask for (beyond the one registration sends).
+const VERIFICATION_MAILS_PER_MINUTE: u32 = 1;
+const VERIFICATION_MAILS_PER_DAY: u32 = 10;
+/// Reset mails sent to one address per hour; further requests still answer `202`.
+const RESET_MAILS_PER_HOUR: u32 = 3;
+
+/// Where the links of one request point, without a trailing slash: `APP_URL`, or the API's own
+/// base URL as the request shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkBase(pub String);
+
+impl LinkBase {
+    fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/{page}#token={token}", self.0)
+    }
+}
+
+fn page_of(kind: LinkKind) -> &'static str {
+    match kind {
+        LinkKind::VerifyEmail | LinkKind::ChangeEmail => "verify-email",
+        LinkKind::ResetPassword => "reset-password",
+    }
+}
+
+/// A fresh token: 256 random bits, base64url.
+fn new_link_token() -> Result<String, AuthError> {
+    let mut bytes = [0u8; LINK_TOKEN_BYTES];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| AuthError::Internal("no randomness".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Whether `token` could be one of ours at all; anything else is refused without a lookup.
+fn plausible_link_token(token: &str) -> bool {
+    token.len() == LINK_TOKEN_CHARS
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What background work needs of the service: it outlives the request, so it holds its own
+/// handles.
+#[derive(Clone)]
+struct Mailing {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    outbox: Outbox,
+}
+
+impl Mailing {
+    /// Issues a link of `kind` for `user`, sent to `to`, and mails it.
+    async fn issue_and_send(
+        &self,
+        user: &User,
+        kind: LinkKind,
+        to: &str,
+        base: &LinkBase,
+    ) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let lifetime = match kind {
+            LinkKind::ResetPassword => self.config.password_reset_ttl_secs,
+            LinkKind::VerifyEmail | LinkKind::ChangeEmail => {
+                self.config.email_verification_ttl_secs
+            }
+        };
+        let token = new_link_token()?;
+        let link = EmailLink {
+            token_hash: token_hash(&token),
+            kind,
+            user_id: user.id,
+            email: to.to_owned(),
+            created_at: now,
+            expires_at: now + lifetime,
+        };
+        if !self.store.issue_link(&link).await? {
+            return Err(invalid_token("user no longer exists"));
+        }
+        let url = base.link(page_of(kind), &token);
+        let mail = match kind {
+            LinkKind::VerifyEmail => Mail::VerifyEmail {
+                link: &url,
+                hours: lifetime / 3600,
+            },
+            LinkKind::ChangeEmail => Mail::ChangeEmail {
+                link: &url,
+                hours: lifetime / 3600,
+            },
+            LinkKind::ResetPassword => Mail::ResetPassword {
+                link: &url,
+                minutes: lifetime / 60,
+            },
+        };
+        self.outbox.send(mail, to);
+        info!(user_id = %user.id, link = ?kind, "link issued");
+        Ok(())
+    }
+
+    /// The work of "forgot password", after the answer: a reset mail if the address has an
+    /// active account and has not had too many already.
+    async fn forgot_password(self, email: String, base: LinkBase) {
+        let result = async {
+            let Some(user) = self.store.user_by_email(&email).await? else {
+                return Ok(());
+            };
+            if !user.is_active {
+                info!(user_id = %user.id, "password reset asked for a disabled account");
+                return Ok(());
+            }
+            let now = self.clock.now();
+            if !take_budget(
+                &*self.store,
+                "reset-mail",
+                &email,
+                RESET_MAILS_PER_HOUR,
+                3600,
+                now,
+            )
+            .await?
+            {
+                info!(user_id = %user.id, "reset mail withheld: hourly limit reached");
+                return Ok(());
+            }
+            self.issue_and_send(&user, LinkKind::ResetPassword, &user.email, &base)
+                .await
+        };
+        if let Err(e) = result.await {
+            warn!(error = %e, "password reset mail not sent");
+        }
+    }
+}
+
+/// Takes one unit of a fixed-window budget of `limit` per `window_secs` for `subject`; `false`
+/// when it is spent.
+async fn take_budget(
+    store: &dyn Store,
+    name: &str,
+    subject: &str,
+    limit: u32,
+    window_secs: i64,
+    now: UnixTime,
+) -> Result<bool, AuthError> {
+    let index = now.div_euclid(window_secs);
+    let key = format!("{name}:{subject}:{index}");
+    Ok(store
+        .take_from_window(&key, limit, (index + 1) * window_secs)
+        .await?)
+}
+
+impl AuthService {
+    fn mailing(&self) -> Result<Mailing, AuthError> {
+        let outbox = self
+            .outbox
+            .clone()
+            .ok_or_else(|| AuthError::Internal("this function holds no mailer".into()))?;
+        Ok(Mailing {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            outbox,
+        })
+    }
+
+    /// Waits until every mail (and the work before it) handed to the outbox so far is done.
+    pub async fn outbox_idle(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox.idle().await;
+        }
+    }
+
+    /// After a registration: the first verification link, in the background. A failure is
+    /// logged; the account exists either way and the user can ask again.
+    pub(crate) fn send_first_verification(&self, user: &User, base: &LinkBase) {
+        let mailing = match self.mailing() {
+            Ok(mailing) => mailing,
+            Err(e) => {
+                warn!(user_id = %user.id, error = %e, "no verification mail");
+                return;
+            }
+        };
+        let (user, base) = (user.clone(), base.clone());
+        let outbox = mailing.outbox.clone();
+        outbox.spawn(async move {
+            if let Err(e) = mailing
+                .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, &base)
+                .await
+            {
+                warn!(user_id = %user.id, error = %e, "verification mail not sent");
+            }
+        });
+    }
+
+    /// `POST /auth/email/verification`: a new verification link to the user's address, at most
+    /// one a minute and ten a day. An address already verified gets none.
+    pub async fn request_verification(
+        &self,
+        user_id: Uuid,
+        base: &LinkBase,
+    ) -> Result<(), AuthError> {
+        let user = self.active_user(user_id).await?;
+        if user.email_verified {
+            info!(user_id = %user.id, "verification asked for a verified address");
+            return Ok(());
+        }
+        let mailing = self.mailing()?;
+        let now = self.clock.now();
+        let subject = user.id.to_string();
+        for (name, limit, window) in [
+            ("verify-mail-minute", VERIFICATION_MAILS_PER_MINUTE, 60),
+            ("verify-mail-day", VERIFICATION_MAILS_PER_DAY, 86_400),
+        ] {
+            if !take_budget(&*self.store, name, &subject, limit, window, now).await? {
+                return Err(AuthError::TooManyRequests {
+                    retry_after_secs: (window - now.rem_euclid(window)) as u64,
+                });
+            }
+        }
+        mailing
+            .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, base)
+            .await
+    }
+
+    /// The live link a posted token names, of one of `kinds`; anything else is `invalid_token`.
+    async fn live_link(&self, token: &str, kinds: &[LinkKind]) -> Result<EmailLink, AuthError> {
+        if !plausible_link_token(token) {
+            return Err(invalid_token("not an emailed token"));
+        }
+        self.store
+            .link(&token_hash(token), self.clock.now())
+            .await?
+            .filter(|link| kinds.contains(&link.kind))
+            .ok_or_else(|| {
+                invalid_token("emailed token unknown, spent, expired or of another kind")
+            })
+    }
+
+    /// `POST /auth/email/verify`: confirms the address a verification or address-change link was
+    /// sent to. An address change takes effect here; sessions stay signed in.
+    pub async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
+        let link = self
+            .live_link(token, &[LinkKind::VerifyEmail, LinkKind::ChangeEmail])
+            .await?;
+        let user = self.active_user(link.user_id).await?;
+        let now = self.clock.now();
+        match link.kind {
+            LinkKind::ChangeEmail => {
+                match self
+                    .store
+                    .spend_email_change(&link, &user.email, now)
+                    .await?
+                {
+                    EmailChange::Changed => {
+                        info!(user_id = %user.id, "email address changed");
+                    }
+                    EmailChange::Taken => return Err(AuthError::EmailTaken),
+                    EmailChange::Stale => return Err(invalid_token("address-change link stale")),
+                }
+            }
+            _ => {
+                if !self.store.spend_verification(&link, now).await? {
+                    return Err(invalid_token("verification link stale"));
+                }
+                info!(user_id = %user.id, "email address verified");
+            }
+        }
+        self.active_user(link.user_id).await
+    }
+
+    /// `POST /auth/password/forgot`: `202` whether or not the address has an account. Only the
+    /// per-IP budget (the registrations') is checked here; everything that depends on the
+    /// account happens after the answer.
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        source_ip: Option<&str>,
+        base: &LinkBase,
+    ) -> Result<(), AuthError> {
+        let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
+        self.charge_registration(source_ip, self.clock.now())
+            .await?;
+        let mailing = self.mailing()?;
+        let outbox = mailing.outbox.clone();
+        outbox.spawn(mailing.forgot_password(email, base.clone()));
+        Ok(())
+    }
+
+    /// `POST /auth/password/reset`: the password policy first (a weak password leaves the link
+    /// usable), then the link is spent, the password set, the address verified and every
+    /// session ended, at once; a notice goes to the address.
+    pub async fn reset_password(&self, token: &str, password: &Password) -> Result<(), AuthError> {
+        let link = self.live_link(token, &[LinkKind::ResetPassword]).await?;
+        let user = self.active_user(link.user_id).await?;
+        self.policy
+            .check(password.expose(), &user.email)
+            .map_err(AuthError::WeakPassword)?;
+        let hash = self.passwords.hash(password).await?;
+        if !self
+            .store
+            .spend_reset(&link, &hash, self.clock.now())
+            .await?
+        {
+            return Err(invalid_token("reset link stale"));
+        }
+        info!(user_id = %user.id, "password reset; every session ended");
+        match self.mailing() {
+            Ok(mailing) => mailing.outbox.send(Mail::PasswordResetDone, &user.email),
+            Err(e) => warn!(user_id = %user.id, error = %e, "no reset notice"),
+        }
+        Ok(())
+    }
+
+    /// `POST /auth/email`: after the password (throttled like a login), a confirmation link to
+    /// the new address and a notice to the old one. Nothing changes until the link is followed.
+    pub async fn start_email_change(
+        &self,
+        user_id: Uuid,
+        new_email: &str,
+        password: &Password,
+        source_ip: Option<&str>,
+        base: &LinkBase,
+    ) -> Result<(), AuthError> {
+        let user = self.active_user(user_id).await?;
+        let new_email = normalize_email(new_email).map_err(AuthError::InvalidEmail)?;
+        let charged = self
+            .charge_login(&user.email, source_ip, self.clock.now())
+            .await?;
+        let verification = self
+            .passwords
+            .verify(password, Some(&user.password_hash))
+            .await;
+        let right = matches!(verification, Ok(Verification::Match { .. }));
+        self.settle_login(charged, right).await;
+        if !right {
+            verification?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if new_email == user.email || self.store.user_by_email(&new_email).await?.is_some() {
+            return Err(AuthError::EmailTaken);
+        }
+        let mailing = self.mailing()?;
+        mailing
+            .issue_and_send(&user, LinkKind::ChangeEmail, &new_email, base)
+            .await?;
+        mailing.outbox.send(
+            Mail::EmailChangeRequested {
+                new_email: &new_email,
+            },
+            &user.email,
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_tokens_are_256_random_bits_in_base64url() {
+        let a = new_link_token().unwrap();
+        let b = new_link_token().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), LINK_TOKEN_CHARS);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len() * 8, 256);
+        assert!(plausible_link_token(&a));
+        for bad in ["", "short", &format!("{a}x"), &a.replace(&a[..1], "+")] {
+            assert!(!plausible_link_token(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_carry_the_token_in_the_fragment() {
+        let base = LinkBase("https://app.example.com".into());
+        assert_eq!(
+            base.link(page_of(LinkKind::ResetPassword), "t0k"),
+            "https://app.example.com/reset-password#token=t0k"
+        );
+        assert_eq!(page_of(LinkKind::ChangeEmail), "verify-email");
+    }
+}
