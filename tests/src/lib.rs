@@ -12,6 +12,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use lambda_http::{Body, Response};
 use local_api::mail::{FolderMailer, StoredMessage};
+use shared::mail::ses::SesMailer;
 use shared::routes::{HandlerState, ROUTES};
 use shared::store::Store;
 use shared::tokens::JwkSet;
@@ -43,6 +44,8 @@ pub struct Harness {
     /// Where the service's mail goes (the local server's mail folder).
     pub mail: FolderMailer,
     _mail_dir: TempDir,
+    /// The store the service sees: the backend behind the call counter.
+    counted: Arc<dyn Store>,
     dynamo: Option<(Client, Arc<Config>)>,
     embedded: Option<Arc<EmbeddedStore>>,
     _dir: Option<TempDir>,
@@ -59,6 +62,19 @@ pub fn test_config() -> Config {
         ..Defaults::default()
     };
     Config::from_lookup(|_| None, &defaults).expect("test configuration is valid")
+}
+
+/// The sender of the mail tests send through SES.
+pub const SES_SENDER: &str = "no-reply@auth.test.example";
+
+/// The SES v2 emulator the test command started. Tests that need it fail loudly without it.
+pub fn ses_emulator_url() -> String {
+    std::env::var("AWS_ENDPOINT_URL_SESV2").unwrap_or_else(|_| {
+        panic!(
+            "the SES v2 emulator is not running: AWS_ENDPOINT_URL_SESV2 is unset. \
+             Run the tests with scripts/test, which installs and starts it."
+        )
+    })
 }
 
 /// A client for the DynamoDB Local that the test command started. Tests that need it fail
@@ -172,7 +188,7 @@ impl Harness {
         let mail = FolderMailer::new(mail_dir.path());
         let service = AuthService::new(
             config.clone(),
-            counted,
+            counted.clone(),
             keys.clone(),
             Passwords::new(),
             clock.clone(),
@@ -188,10 +204,30 @@ impl Harness {
             calls,
             mail,
             _mail_dir: mail_dir,
+            counted,
             dynamo: None,
             embedded: None,
             _dir: None,
         }
+    }
+
+    /// The same harness, its service sending mail through Amazon SES v2 to the emulator the
+    /// test command started (`AWS_ENDPOINT_URL_SESV2`). Fails loudly without it.
+    pub async fn with_ses(mut self) -> Self {
+        ses_emulator_url();
+        let sdk = DynamoStore::sdk_loader().load().await;
+        let mailer = SesMailer::new(&sdk, SES_SENDER);
+        self.service = Arc::new(
+            AuthService::new(
+                self.config.clone(),
+                self.counted.clone(),
+                self.keys.clone(),
+                Passwords::new(),
+                self.clock.clone(),
+            )
+            .with_mailer(Arc::new(mailer)),
+        );
+        self
     }
 
     /// The mail sent to `to` so far, newest first, once the outbox has sent what it holds.

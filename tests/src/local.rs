@@ -132,3 +132,23 @@ impl LocalApi {
             .await
     }
 }
+
+/// The body of `GET url` for a plain-HTTP loopback URL (`http://127.0.0.1:PORT/path`).
+pub async fn http_get(url: &str) -> Bytes {
+    let rest = url.strip_prefix("http://").expect("a plain-HTTP URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let api = LocalApi {
+        addr: authority.parse().expect("an IP address and port"),
+        shutdown: None,
+    };
+    let reply = api
+        .send(
+            "GET",
+            if path.is_empty() { "/" } else { path },
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "GET {url}");
+    reply.body
+}
