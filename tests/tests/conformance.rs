@@ -2,8 +2,9 @@
 //! embedded store through the service, with a clock the test moves.
 
 use integration_tests::{Harness, on_both_stores};
-use shared::model::User;
+use shared::model::{EmailLink, LinkKind, User};
 use shared::service::{AuthError, SignedIn};
+use shared::store::EmailChange;
 use shared::tokens::token_hash;
 use shared::{Clock, Password, Principal};
 use uuid::Uuid;
@@ -66,6 +67,8 @@ on_both_stores!(
     last_used_at_is_written_at_most_once_a_minute,
     tokens_from_the_store_must_match_their_hash,
     change_password_ends_every_other_session,
+    links_are_issued_read_and_spent_once_by_the_store,
+    a_taken_address_leaves_the_change_link_usable,
 );
 
 async fn register_stores_the_user_and_signs_in(h: Harness) {
@@ -765,4 +768,145 @@ async fn change_password_ends_every_other_session(h: Harness) {
         )
         .await;
     assert_invalid_token(after);
+}
+
+fn link(user: Uuid, kind: LinkKind, email: &str, now: i64, token: &str) -> EmailLink {
+    EmailLink {
+        token_hash: token_hash(token),
+        kind,
+        user_id: user,
+        email: email.into(),
+        created_at: now,
+        expires_at: now + 600,
+    }
+}
+
+async fn links_are_issued_read_and_spent_once_by_the_store(h: Harness) {
+    let user = register(&h, "links@example.com").await.user;
+    let now = h.clock.now();
+    let first = link(user.id, LinkKind::VerifyEmail, &user.email, now, "first");
+    assert!(
+        !h.store
+            .issue_link(&link(
+                Uuid::new_v4(),
+                LinkKind::VerifyEmail,
+                "x@example.com",
+                now,
+                "orphan"
+            ))
+            .await
+            .unwrap(),
+        "no such user"
+    );
+    assert!(h.store.issue_link(&first).await.unwrap());
+    assert_eq!(
+        h.store.link(&first.token_hash, now).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        h.store.link(&first.token_hash, now + 600).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        h.store
+            .link(&token_hash("never issued"), now)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A newer link of the kind supersedes it; one of another kind does not.
+    let second = link(user.id, LinkKind::VerifyEmail, &user.email, now, "second");
+    let reset = link(user.id, LinkKind::ResetPassword, &user.email, now, "reset");
+    assert!(h.store.issue_link(&second).await.unwrap());
+    assert!(h.store.issue_link(&reset).await.unwrap());
+    assert!(!h.store.spend_verification(&first, now).await.unwrap());
+    assert!(
+        !h.store
+            .spend_verification(&second, now + 600)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(h.store.spend_verification(&second, now).await.unwrap());
+    assert!(
+        !h.store.spend_verification(&second, now).await.unwrap(),
+        "once"
+    );
+    assert_eq!(
+        h.store.link(&second.token_hash, now).await.unwrap(),
+        None,
+        "spent"
+    );
+    let verified = h.store.user_by_id(user.id).await.unwrap().unwrap();
+    assert!(verified.email_verified);
+
+    let epoch = verified.session_epoch;
+    assert!(
+        h.store
+            .spend_reset(&reset, "$argon2id$new", now)
+            .await
+            .unwrap()
+    );
+    let reset_user = h.store.user_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(reset_user.password_hash, "$argon2id$new");
+    assert_eq!(reset_user.session_epoch, epoch + 1);
+    assert!(
+        !h.store
+            .spend_reset(&reset, "$argon2id$again", now)
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_taken_address_leaves_the_change_link_usable(h: Harness) {
+    let user = register(&h, "mover@example.com").await.user;
+    let now = h.clock.now();
+    let change = link(
+        user.id,
+        LinkKind::ChangeEmail,
+        "wanted@example.com",
+        now,
+        "change",
+    );
+    assert!(h.store.issue_link(&change).await.unwrap());
+    let squatter = register(&h, "wanted@example.com").await.user;
+    assert_eq!(
+        h.store
+            .spend_email_change(&change, &user.email, now)
+            .await
+            .unwrap(),
+        EmailChange::Taken
+    );
+    assert_eq!(
+        h.store.user_by_id(user.id).await.unwrap().unwrap().email,
+        "mover@example.com"
+    );
+    assert!(
+        h.store
+            .link(&change.token_hash, now)
+            .await
+            .unwrap()
+            .is_some(),
+        "not spent"
+    );
+    // The link names the address it changes from: from any other, nothing moves.
+    assert!(squatter.is_active);
+    assert_eq!(
+        h.store
+            .spend_email_change(&change, "not-my-address@example.com", now)
+            .await
+            .unwrap(),
+        EmailChange::Stale
+    );
+    assert_eq!(
+        h.store
+            .user_by_email("mover@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user.id
+    );
 }

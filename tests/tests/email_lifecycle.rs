@@ -1,0 +1,570 @@
+//! The account lifecycle by email on both stores: verified addresses, password reset, address
+//! change. Emailed links work once, expire, are superseded by newer ones of their kind, are
+//! never accepted as another kind, and refused ones change nothing; the address change holds
+//! uniqueness under a race.
+
+use futures::future::join_all;
+use integration_tests::{Harness, on_both_stores};
+use shared::model::TokenType;
+use shared::service::LinkBase;
+use shared::{AuthError, Password, SignedIn};
+
+const EMAIL: &str = "ada@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "a brand new horse staple 2026";
+
+fn links() -> LinkBase {
+    LinkBase("https://app.example.com".into())
+}
+
+async fn register(h: &Harness, email: &str) -> SignedIn {
+    h.service
+        .register_with_links(email, &Password::new(PASSWORD), None, Some(&links()))
+        .await
+        .unwrap()
+}
+
+fn is_invalid_token<T: std::fmt::Debug>(result: &Result<T, AuthError>) -> bool {
+    matches!(result, Err(AuthError::InvalidToken(_)))
+}
+
+on_both_stores!(
+    registration_sends_a_link_that_verifies_once,
+    a_newer_link_makes_older_ones_of_its_kind_invalid,
+    links_expire,
+    a_link_of_one_kind_is_never_accepted_as_another,
+    concurrent_spends_of_one_link_succeed_once,
+    verification_mails_are_limited_per_user,
+    a_weak_password_leaves_the_reset_link_usable,
+    a_reset_ends_every_session_and_verifies_the_address,
+    forgot_password_answers_alike_and_mails_only_an_active_account,
+    reset_mails_are_limited_per_address,
+    forgot_password_does_the_same_work_before_answering_whatever_the_account,
+    a_password_change_invalidates_an_outstanding_reset_link,
+    an_address_change_takes_effect_only_with_its_link,
+    two_users_racing_for_one_address_exactly_one_wins,
+    new_tokens_carry_the_verified_address,
+);
+
+async fn registration_sends_a_link_that_verifies_once(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    assert!(!signed_in.user.email_verified);
+    let mail = h.mail_to(EMAIL).await;
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].subject, "Confirm your email address");
+    assert!(
+        mail[0]
+            .text
+            .contains("https://app.example.com/verify-email#token=")
+    );
+    assert!(
+        mail[0]
+            .html
+            .contains("https://app.example.com/verify-email#token=")
+    );
+
+    let token = h.link_token(EMAIL, "verify-email").await;
+    let user = h.service.verify_email(&token).await.unwrap();
+    assert!(user.email_verified);
+    assert!(h.service.me(user.id).await.unwrap().email_verified);
+    assert!(is_invalid_token(&h.service.verify_email(&token).await));
+}
+
+async fn a_newer_link_makes_older_ones_of_its_kind_invalid(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let first = h.link_token(EMAIL, "verify-email").await;
+    h.service
+        .request_verification(signed_in.user.id, &links())
+        .await
+        .unwrap();
+    let second = h.link_token(EMAIL, "verify-email").await;
+    assert_ne!(first, second);
+    assert!(is_invalid_token(&h.service.verify_email(&first).await));
+    assert!(h.service.verify_email(&second).await.is_ok());
+
+    // Reset links likewise.
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let old = h.link_token(EMAIL, "reset-password").await;
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let new = h.link_token(EMAIL, "reset-password").await;
+    assert_ne!(old, new);
+    let password = Password::new(NEW_PASSWORD);
+    assert!(is_invalid_token(
+        &h.service.reset_password(&old, &password).await
+    ));
+    assert!(h.service.reset_password(&new, &password).await.is_ok());
+}
+
+async fn links_expire(h: Harness) {
+    register(&h, EMAIL).await;
+    let verification = h.link_token(EMAIL, "verify-email").await;
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let reset = h.link_token(EMAIL, "reset-password").await;
+
+    h.clock.advance(h.config.password_reset_ttl_secs + 1);
+    assert!(is_invalid_token(
+        &h.service
+            .reset_password(&reset, &Password::new(NEW_PASSWORD))
+            .await
+    ));
+    // Verification links live longer.
+    h.clock
+        .advance(h.config.email_verification_ttl_secs - h.config.password_reset_ttl_secs);
+    assert!(is_invalid_token(
+        &h.service.verify_email(&verification).await
+    ));
+    assert!(
+        h.service
+            .login(EMAIL, &Password::new(PASSWORD), None)
+            .await
+            .is_ok()
+    );
+}
+
+async fn a_link_of_one_kind_is_never_accepted_as_another(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let verification = h.link_token(EMAIL, "verify-email").await;
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let reset = h.link_token(EMAIL, "reset-password").await;
+
+    let writes = h.calls.writes();
+    assert!(is_invalid_token(
+        &h.service
+            .reset_password(&verification, &Password::new(NEW_PASSWORD))
+            .await
+    ));
+    assert!(is_invalid_token(&h.service.verify_email(&reset).await));
+    assert!(is_invalid_token(
+        &h.service
+            .reset_password(&signed_in.access_token, &Password::new(NEW_PASSWORD))
+            .await
+    ));
+    assert_eq!(h.calls.writes(), writes, "refusals change nothing");
+    // Both still work for what they are.
+    assert!(h.service.verify_email(&verification).await.is_ok());
+    assert!(
+        h.service
+            .reset_password(&reset, &Password::new(NEW_PASSWORD))
+            .await
+            .is_ok()
+    );
+}
+
+async fn concurrent_spends_of_one_link_succeed_once(h: Harness) {
+    register(&h, EMAIL).await;
+    let token = h.link_token(EMAIL, "verify-email").await;
+    let attempts = (0..8).map(|_| {
+        let (service, token) = (h.service.clone(), token.clone());
+        tokio::spawn(async move { service.verify_email(&token).await })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().filter(|r| r.is_err()).all(is_invalid_token));
+
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let reset = h.link_token(EMAIL, "reset-password").await;
+    let attempts = (0..6).map(|i| {
+        let (service, reset) = (h.service.clone(), reset.clone());
+        tokio::spawn(async move {
+            let password = Password::new(format!("{NEW_PASSWORD} number {i}"));
+            service.reset_password(&reset, &password).await
+        })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+}
+
+async fn verification_mails_are_limited_per_user(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let id = signed_in.user.id;
+    h.service.request_verification(id, &links()).await.unwrap();
+    match h.service.request_verification(id, &links()).await {
+        Err(AuthError::TooManyRequests { retry_after_secs }) => {
+            assert!((1..=60).contains(&retry_after_secs))
+        }
+        other => panic!("a second one within the minute: {other:?}"),
+    }
+    for _ in 1..10 {
+        h.clock.advance(61);
+        h.service.request_verification(id, &links()).await.unwrap();
+    }
+    h.clock.advance(61);
+    assert!(matches!(
+        h.service.request_verification(id, &links()).await,
+        Err(AuthError::TooManyRequests { .. })
+    ));
+    // One from registration and ten asked for.
+    assert_eq!(h.mail_to(EMAIL).await.len(), 11);
+    // A verified address gets no more.
+    let token = h.link_token(EMAIL, "verify-email").await;
+    h.service.verify_email(&token).await.unwrap();
+    h.clock.advance(86_400);
+    h.service.request_verification(id, &links()).await.unwrap();
+    assert_eq!(h.mail_to(EMAIL).await.len(), 11);
+}
+
+async fn a_weak_password_leaves_the_reset_link_usable(h: Harness) {
+    register(&h, EMAIL).await;
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let token = h.link_token(EMAIL, "reset-password").await;
+    for weak in ["short", "password123", "ada@example.com"] {
+        match h.service.reset_password(&token, &Password::new(weak)).await {
+            Err(AuthError::WeakPassword(reasons)) => assert!(!reasons.is_empty()),
+            other => panic!("{weak}: {other:?}"),
+        }
+    }
+    assert!(
+        h.service
+            .login(EMAIL, &Password::new(PASSWORD), None)
+            .await
+            .is_ok()
+    );
+    h.service
+        .reset_password(&token, &Password::new(NEW_PASSWORD))
+        .await
+        .unwrap();
+}
+
+async fn a_reset_ends_every_session_and_verifies_the_address(h: Harness) {
+    let first = register(&h, EMAIL).await;
+    let second = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let token = h.link_token(EMAIL, "reset-password").await;
+    h.service
+        .reset_password(&token, &Password::new(NEW_PASSWORD))
+        .await
+        .unwrap();
+
+    for signed_in in [&first, &second] {
+        assert!(h.service.authorize(&signed_in.access_token).await.is_err());
+        assert!(h.service.refresh(&signed_in.refresh_token).await.is_err());
+    }
+    assert!(h.service.me(first.user.id).await.unwrap().email_verified);
+    assert!(matches!(
+        h.service.login(EMAIL, &Password::new(PASSWORD), None).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(
+        h.service
+            .login(EMAIL, &Password::new(NEW_PASSWORD), None)
+            .await
+            .is_ok()
+    );
+    let notice = &h.mail_to(EMAIL).await[0];
+    assert_eq!(notice.subject, "Your password was reset");
+    assert!(!notice.text.contains("#token="));
+}
+
+async fn forgot_password_answers_alike_and_mails_only_an_active_account(h: Harness) {
+    let active = register(&h, "active@example.com").await;
+    let disabled = register(&h, "disabled@example.com").await;
+    h.store
+        .set_active(disabled.user.id, false, shared::Clock::now(&*h.clock))
+        .await
+        .unwrap();
+    let before = h.mail_to("active@example.com").await.len();
+    for email in [
+        "active@example.com",
+        "disabled@example.com",
+        "nobody@example.com",
+    ] {
+        assert!(
+            h.service
+                .forgot_password(email, None, &links())
+                .await
+                .is_ok(),
+            "{email}"
+        );
+    }
+    assert_eq!(h.mail_to("active@example.com").await.len(), before + 1);
+    assert_eq!(
+        h.mail_to("disabled@example.com").await.len(),
+        1,
+        "only the registration's"
+    );
+    assert!(h.mail_to("nobody@example.com").await.is_empty());
+    assert!(active.user.is_active);
+}
+
+async fn reset_mails_are_limited_per_address(h: Harness) {
+    register(&h, EMAIL).await;
+    for _ in 0..5 {
+        h.service
+            .forgot_password(EMAIL, None, &links())
+            .await
+            .unwrap();
+    }
+    let resets = h
+        .mail_to(EMAIL)
+        .await
+        .into_iter()
+        .filter(|m| m.subject == "Reset your password")
+        .count();
+    assert_eq!(resets, 3);
+    h.clock.advance(3600);
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let resets = h
+        .mail_to(EMAIL)
+        .await
+        .into_iter()
+        .filter(|m| m.subject == "Reset your password")
+        .count();
+    assert_eq!(resets, 4, "a new hour, a new budget");
+}
+
+async fn forgot_password_does_the_same_work_before_answering_whatever_the_account(h: Harness) {
+    register(&h, "exists@example.com").await;
+    let disabled = register(&h, "disabled@example.com").await;
+    h.store
+        .set_active(disabled.user.id, false, shared::Clock::now(&*h.clock))
+        .await
+        .unwrap();
+    h.service.outbox_idle().await;
+    // Run each request alone on a runtime of one thread: the work it hands to the outbox cannot
+    // start before the answer, so what the store saw until then is the request's own work.
+    let mut work = Vec::new();
+    for email in [
+        "exists@example.com",
+        "nobody@example.com",
+        "disabled@example.com",
+    ] {
+        let service = h.service.clone();
+        let calls = h.calls.clone();
+        let email = email.to_owned();
+        let seen = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let (reads, writes) = (calls.reads(), calls.writes());
+                    service
+                        .forgot_password(&email, Some("203.0.113.9"), &links())
+                        .await
+                        .unwrap();
+                    (calls.reads() - reads, calls.writes() - writes)
+                })
+        })
+        .join()
+        .unwrap();
+        work.push(seen);
+    }
+    assert!(work.windows(2).all(|w| w[0] == w[1]), "{work:?}");
+}
+
+async fn a_password_change_invalidates_an_outstanding_reset_link(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
+    h.service
+        .forgot_password(EMAIL, None, &links())
+        .await
+        .unwrap();
+    let token = h.link_token(EMAIL, "reset-password").await;
+    h.service
+        .change_password(
+            principal.user_id,
+            principal.session_id,
+            &Password::new(PASSWORD),
+            &Password::new(NEW_PASSWORD),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(is_invalid_token(
+        &h.service
+            .reset_password(&token, &Password::new("yet another horse staple 99"))
+            .await
+    ));
+}
+
+async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let id = signed_in.user.id;
+    let new = "ada.lovelace@example.com";
+    assert!(matches!(
+        h.service
+            .start_email_change(
+                id,
+                new,
+                &Password::new("wrong password here"),
+                None,
+                &links()
+            )
+            .await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    register(&h, "taken@example.com").await;
+    for taken in ["taken@example.com", "TAKEN@example.com", EMAIL] {
+        assert!(
+            matches!(
+                h.service
+                    .start_email_change(id, taken, &Password::new(PASSWORD), None, &links())
+                    .await,
+                Err(AuthError::EmailTaken)
+            ),
+            "{taken}"
+        );
+    }
+    h.service
+        .start_email_change(id, new, &Password::new(PASSWORD), None, &links())
+        .await
+        .unwrap();
+    let notice = &h.mail_to(EMAIL).await[0];
+    assert_eq!(notice.subject, "Your email address is about to change");
+    assert!(notice.text.contains(new));
+    assert!(!notice.text.contains("#token="));
+    // Nothing changed yet.
+    assert_eq!(h.service.me(id).await.unwrap().email, EMAIL);
+    assert!(
+        h.service
+            .login(EMAIL, &Password::new(PASSWORD), None)
+            .await
+            .is_ok()
+    );
+
+    let token = h.link_token(new, "verify-email").await;
+    let user = h.service.verify_email(&token).await.unwrap();
+    assert_eq!(user.email, new);
+    assert!(user.email_verified);
+    // Sessions stay signed in and speak for the new address.
+    let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
+    assert_eq!(principal.user_email, new);
+    assert!(
+        h.service
+            .login(new, &Password::new(PASSWORD), None)
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        h.service.login(EMAIL, &Password::new(PASSWORD), None).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    // The old address is free again.
+    register(&h, EMAIL).await;
+    assert!(is_invalid_token(&h.service.verify_email(&token).await));
+}
+
+async fn two_users_racing_for_one_address_exactly_one_wins(h: Harness) {
+    let contested = "contested@example.com";
+    let mut tokens = Vec::new();
+    let mut ids = Vec::new();
+    for email in ["first@example.com", "second@example.com"] {
+        let signed_in = register(&h, email).await;
+        h.service
+            .start_email_change(
+                signed_in.user.id,
+                contested,
+                &Password::new(PASSWORD),
+                None,
+                &links(),
+            )
+            .await
+            .unwrap();
+        ids.push(signed_in.user.id);
+        let mail = h.mail_to(contested).await;
+        let (_, rest) = mail[0].text.split_once("#token=").unwrap();
+        tokens.push(rest.split_whitespace().next().unwrap().to_owned());
+    }
+    let attempts = tokens.iter().map(|token| {
+        let (service, token) = (h.service.clone(), token.clone());
+        tokio::spawn(async move { service.verify_email(&token).await })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(AuthError::EmailTaken))),
+        "{results:?}"
+    );
+    let winner = winners[0].id;
+    let loser = *ids.iter().find(|id| **id != winner).unwrap();
+    assert_eq!(h.service.me(winner).await.unwrap().email, contested);
+    assert_ne!(h.service.me(loser).await.unwrap().email, contested);
+    let by_address = h.store.user_by_email(contested).await.unwrap().unwrap();
+    assert_eq!(by_address.id, winner);
+}
+
+async fn new_tokens_carry_the_verified_address(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let claims = h
+        .service
+        .tokens()
+        .verify(
+            &signed_in.access_token,
+            TokenType::Access,
+            shared::Clock::now(&*h.clock),
+        )
+        .unwrap();
+    assert_eq!(claims.email_verified, Some(false));
+    let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
+    assert!(!principal.email_verified);
+
+    let token = h.link_token(EMAIL, "verify-email").await;
+    h.service.verify_email(&token).await.unwrap();
+    // The next request already sees it, with the same token...
+    let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
+    assert!(principal.email_verified);
+    // ...and new tokens carry it.
+    h.clock.advance(h.config.refresh_reuse_grace_secs + 1);
+    let refreshed = h.service.refresh(&signed_in.refresh_token).await.unwrap();
+    let claims = h
+        .service
+        .tokens()
+        .verify(
+            &refreshed.access_token,
+            TokenType::Access,
+            shared::Clock::now(&*h.clock),
+        )
+        .unwrap();
+    assert_eq!(claims.email_verified, Some(true));
+}
