@@ -74,6 +74,8 @@ fn register_and_login(c: &mut Criterion) {
                 .login("login@bench.example", &password, None)
                 .await
                 .unwrap()
+                .signed_in()
+                .unwrap()
         })
     });
     // A fresh unknown email every time: repeated failures for one email would be throttled and

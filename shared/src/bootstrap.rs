@@ -14,6 +14,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::handlers::authorizer;
 use crate::mail::ses::SesMailer;
+use crate::mfa::MfaKeys;
 use crate::passwords::Passwords;
 use crate::routes::{FunctionRoutes, HandlerState};
 use crate::service::AuthService;
@@ -24,6 +25,10 @@ pub const PUBLIC_KEYS_VAR: &str = "JWT_PUBLIC_KEYS";
 pub const SIGNING_KEY_SECRET_VAR: &str = "JWT_SIGNING_KEY_SECRET_ARN";
 /// Development only (cargo lambda watch): the private JWK itself instead of a secret ARN.
 pub const SIGNING_KEY_VAR: &str = "JWT_SIGNING_KEY";
+/// The keys that seal TOTP secrets (`KID:KEY[,KID:KEY...]`), or the Secrets Manager secret
+/// that holds them.
+pub const MFA_KEY_VAR: &str = "MFA_ENCRYPTION_KEY";
+pub const MFA_KEY_SECRET_VAR: &str = "MFA_ENCRYPTION_KEY_SECRET_ARN";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -240,6 +245,36 @@ pub async fn service_from_env(access: KeyAccess) -> Result<AuthService, Bootstra
 pub async fn signing_service_from_env() -> Result<AuthService, BootstrapError> {
     let keys = signing_key_ring(&KeySource::from_env()).await;
     logged(async { build_service(keys?).await }.await)
+}
+
+/// The same service, sealing TOTP secrets with the keys of `MFA_ENCRYPTION_KEY_SECRET_ARN`
+/// (Secrets Manager) or, for development, `MFA_ENCRYPTION_KEY`.
+pub async fn with_mfa_keys_from_env(service: AuthService) -> Result<AuthService, BootstrapError> {
+    let keys = async {
+        let (name, value) = match (env(MFA_KEY_SECRET_VAR), env(MFA_KEY_VAR)) {
+            (Some(_), Some(_)) => {
+                return Err(BootstrapError::Keys(format!(
+                    "set either {MFA_KEY_SECRET_VAR} or {MFA_KEY_VAR}, not both"
+                )));
+            }
+            (Some(arn), None) => (MFA_KEY_SECRET_VAR, read_secret(&arn).await?),
+            (None, Some(value)) => (MFA_KEY_VAR, value),
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    name: MFA_KEY_SECRET_VAR,
+                }
+                .into());
+            }
+        };
+        MfaKeys::parse(value.trim()).map_err(|e| {
+            BootstrapError::Config(ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            })
+        })
+    };
+    let keys = logged(keys.await)?;
+    Ok(service.with_mfa_keys(Arc::new(keys)))
 }
 
 /// The same service, sending mail through Amazon SES v2 from `MAIL_FROM`.

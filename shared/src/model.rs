@@ -30,6 +30,81 @@ pub struct User {
     /// The newest emailed link of each kind; an older one no longer matches.
     #[serde(flatten)]
     pub links: CurrentLinks,
+    /// Two-factor sign-in.
+    #[serde(flatten)]
+    pub mfa: MfaState,
+}
+
+/// A user's two-factor state. The TOTP secret is sealed (AES-256-GCM) under a key the service
+/// holds apart from the table; recovery codes are kept only as hashes.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaState {
+    #[serde(default)]
+    pub mfa_enabled: bool,
+    /// The secret in use once TOTP is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<SealedSecret>,
+    /// A secret being enrolled: it becomes `totp` when a first code confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_pending: Option<SealedSecret>,
+    /// The last time step whose code was accepted: never again that one, nor an older one.
+    #[serde(default)]
+    pub totp_last_step: u64,
+    /// SHA-256 of each unused recovery code (hex) → `true`. A map, so that one code is removed
+    /// by name in a conditional write, however many requests race for it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub recovery_codes: std::collections::BTreeMap<String, bool>,
+}
+
+// Hand-written so that no `{:?}` prints a sealed secret or a code's hash.
+impl std::fmt::Debug for MfaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaState")
+            .field("mfa_enabled", &self.mfa_enabled)
+            .field("totp_last_step", &self.totp_last_step)
+            .field("recovery_codes", &self.recovery_codes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secret sealed with AES-256-GCM: the key's id (so keys can be rotated), a fresh nonce, and
+/// the ciphertext with its tag, bound to the user it belongs to. Base64url without padding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedSecret {
+    pub kid: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+/// The methods a sign-in was made with (RFC 8176 `amr` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Amr {
+    /// A password.
+    Pwd,
+    /// A one-time code: TOTP, or a recovery code.
+    Otp,
+}
+
+/// A sign-in waiting for its second factor: what an `mfa_token` stands for. Stored by the
+/// SHA-256 of the token, with its expiry as the TTL attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaChallenge {
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+    /// Wrong codes so far; the challenge dies at [`Self::MAX_FAILURES`].
+    #[serde(default)]
+    pub failures: u32,
+}
+
+impl MfaChallenge {
+    pub const MAX_FAILURES: u32 = 5;
+
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.expires_at > now && self.failures < Self::MAX_FAILURES
+    }
 }
 
 /// The token hash of the user's newest emailed link of each kind. Issuing a link replaces its
@@ -111,6 +186,7 @@ impl std::fmt::Debug for User {
             .field("is_active", &self.is_active)
             .field("session_epoch", &self.session_epoch)
             .field("email_verified", &self.email_verified)
+            .field("mfa", &self.mfa)
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +246,9 @@ pub struct Rotation {
     pub user_email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// The chain's `amr` when the pair was minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<Amr>>,
 }
 
 /// A sign-in chain: what one login started, shared by every rotation of its refresh token.
@@ -187,6 +266,9 @@ pub struct SessionChain {
     /// The user's `session_epoch` when the chain started.
     #[serde(default)]
     pub epoch: u64,
+    /// How the sign-in was made; every rotation keeps it. `None` for chains older than it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<Amr>>,
 }
 
 impl SessionChain {
@@ -218,4 +300,8 @@ pub struct Claims {
     /// must come back byte for byte as it was first minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// How the sign-in was made: `["pwd"]`, or `["pwd", "otp"]` with a second factor. Absent
+    /// in pairs of chains and rotations older than the claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<Amr>>,
 }

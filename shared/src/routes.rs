@@ -35,6 +35,9 @@ pub enum Function {
     Email,
     /// The public routes that emailed links lead to (and "forgot password", which sends one).
     EmailLinks,
+    /// Two-factor sign-in: enrolment, turning it off, recovery codes, and the second step of a
+    /// sign-in.
+    Mfa,
     Jwks,
     /// The API's Lambda authorizer: it serves no route, it guards the protected ones.
     Authorizer,
@@ -51,6 +54,7 @@ impl Function {
         Function::Sessions,
         Function::Email,
         Function::EmailLinks,
+        Function::Mfa,
         Function::Jwks,
         Function::Authorizer,
     ];
@@ -67,6 +71,7 @@ impl Function {
             Function::Sessions => "sessions",
             Function::Email => "email",
             Function::EmailLinks => "email-links",
+            Function::Mfa => "mfa",
             Function::Jwks => "jwks",
             Function::Authorizer => "authorizer",
         }
@@ -261,6 +266,11 @@ pub const ROUTES: &[Route] = &[
     route("POST",   "/auth/email/verify",        F::EmailLinks, Public,    service!(handlers::verify_email)),
     route("POST",   "/auth/password/forgot",     F::EmailLinks, Public,    service!(handlers::forgot_password)),
     route("POST",   "/auth/password/reset",      F::EmailLinks, Public,    service!(handlers::reset_password)),
+    route("POST",   "/auth/mfa/totp/setup",      F::Mfa,        Protected, service!(handlers::totp_setup)),
+    route("POST",   "/auth/mfa/totp/confirm",    F::Mfa,        Protected, service!(handlers::totp_confirm)),
+    route("DELETE", "/auth/mfa/totp",            F::Mfa,        Protected, service!(handlers::totp_disable)),
+    route("POST",   "/auth/mfa/recovery-codes",  F::Mfa,        Protected, service!(handlers::regenerate_recovery_codes)),
+    route("POST",   "/auth/mfa/verify",          F::Mfa,        Public,    service!(handlers::verify_mfa)),
     route("GET",    "/verify-email",             F::Jwks,       Public,    discovery!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Jwks,       Public,    discovery!(pages::reset_password)),
     route("GET",    discovery::JWKS_PATH,        F::Jwks,       Public,    discovery!(discovery::jwks)),

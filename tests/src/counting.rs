@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use shared::UnixTime;
-use shared::model::{EmailLink, Session, SessionChain, User};
+use shared::model::{EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, User};
 use shared::store::{
-    EmailChange, FailureCounter, LinkStore, RotateOutcome, RotationRequest, SessionSnapshot,
-    SessionStore, Store, StoreError, ThrottleStore, UserStore,
+    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore,
+    UserStore,
 };
 use uuid::Uuid;
 
@@ -236,5 +237,68 @@ impl LinkStore for CountingStore {
     ) -> Result<EmailChange, StoreError> {
         self.calls.write();
         self.inner.spend_email_change(link, old_email, now).await
+    }
+}
+
+#[async_trait]
+impl MfaStore for CountingStore {
+    async fn set_pending_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.set_pending_totp(user_id, pending, now).await
+    }
+    async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        step: u64,
+        recovery_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner
+            .enable_totp(user_id, pending, step, recovery_hashes, now)
+            .await
+    }
+    async fn spend_code(
+        &self,
+        user_id: Uuid,
+        code: &SpentCode,
+        new_recovery: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner
+            .spend_code(user_id, code, new_recovery, now)
+            .await
+    }
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.create_challenge(challenge).await
+    }
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaChallenge>, StoreError> {
+        self.calls.read();
+        self.inner.challenge(token_hash, now).await
+    }
+    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.fail_challenge(token_hash, now).await
+    }
+    async fn pass_challenge(
+        &self,
+        challenge: &MfaChallenge,
+        code: &SpentCode,
+        now: UnixTime,
+    ) -> Result<ChallengePassed, StoreError> {
+        self.calls.write();
+        self.inner.pass_challenge(challenge, code, now).await
     }
 }

@@ -64,6 +64,18 @@ pub fn test_config() -> Config {
     Config::from_lookup(|_| None, &defaults).expect("test configuration is valid")
 }
 
+/// What a TOTP enrolment left the test with.
+pub struct Enrolled {
+    pub secret: Vec<u8>,
+    pub recovery_codes: Vec<String>,
+}
+
+/// A fresh key for sealing TOTP secrets.
+pub fn test_mfa_keys() -> Arc<shared::mfa::MfaKeys> {
+    let entry = shared::mfa::MfaKeys::generate_entry("test-key").expect("a key");
+    Arc::new(shared::mfa::MfaKeys::parse(&entry).expect("a key"))
+}
+
 /// The sender of the mail tests send through SES.
 pub const SES_SENDER: &str = "no-reply@auth.test.example";
 
@@ -156,6 +168,7 @@ impl Harness {
             token_type,
             sid: uuid::Uuid::new_v4(),
             email_verified: Some(false),
+            amr: Some(vec![shared::model::Amr::Pwd]),
         };
         self.service
             .tokens()
@@ -193,7 +206,8 @@ impl Harness {
             Passwords::new(),
             clock.clone(),
         )
-        .with_mailer(Arc::new(mail.clone()));
+        .with_mailer(Arc::new(mail.clone()))
+        .with_mfa_keys(test_mfa_keys());
         Self {
             backend,
             service: Arc::new(service),
@@ -225,9 +239,47 @@ impl Harness {
                 Passwords::new(),
                 self.clock.clone(),
             )
-            .with_mailer(Arc::new(mailer)),
+            .with_mailer(Arc::new(mailer))
+            .with_mfa_keys(test_mfa_keys()),
         );
         self
+    }
+
+    /// Turns TOTP on for the user as a person would (setup with the password, confirm with the
+    /// app's code), and moves the clock to the next step, since the confirming step is spent.
+    pub async fn enrol_totp(&self, user_id: uuid::Uuid, password: &str) -> Enrolled {
+        let enrolment = self
+            .service
+            .totp_setup(user_id, &shared::Password::new(password), None)
+            .await
+            .expect("setup");
+        let secret = base32::decode(
+            base32::Alphabet::Rfc4648 { padding: false },
+            &enrolment.secret,
+        )
+        .expect("a base32 secret");
+        let code = self.totp_code(&secret);
+        let recovery_codes = self
+            .service
+            .totp_confirm(
+                user_id,
+                &shared::service::MfaCode::totp(&code, "code").unwrap(),
+            )
+            .await
+            .expect("confirm");
+        self.clock.advance(30);
+        Enrolled {
+            secret,
+            recovery_codes,
+        }
+    }
+
+    /// The code an authenticator app shows for `secret` now (by the harness's clock).
+    pub fn totp_code(&self, secret: &[u8]) -> String {
+        let now = shared::Clock::now(&*self.clock);
+        shared::mfa::TotpCode::new(secret, "test", "test@example.com")
+            .expect("a TOTP")
+            .generate(now as u64)
     }
 
     /// The mail sent to `to` so far, newest first, once the outbox has sent what it holds.
@@ -261,6 +313,7 @@ impl Harness {
             session_epoch: 0,
             email_verified: false,
             links: Default::default(),
+            mfa: Default::default(),
         };
         self.store.create_user(&user).await.expect("create user");
     }

@@ -169,7 +169,7 @@ mod tests {
         }
     }
 
-    const USER: &str = r#"{"user":{"id":"6f1d0c52-8d0e-4c55-9a34-2b8f3c1e7a10","email":"a@b.co","email_verified":false,"is_active":true,"created_at":"2026-11-27T14:00:00Z","updated_at":"2026-11-27T14:00:00Z"}}"#;
+    const USER: &str = r#"{"user":{"id":"6f1d0c52-8d0e-4c55-9a34-2b8f3c1e7a10","email":"a@b.co","email_verified":false,"mfa_enabled":false,"is_active":true,"created_at":"2026-11-27T14:00:00Z","updated_at":"2026-11-27T14:00:00Z"}}"#;
 
     #[test]
     fn accepts_a_documented_reply() {

@@ -126,6 +126,8 @@ async fn refuses_revoked_sessions_and_inactive_users_without_writing(h: Harness)
             None,
         )
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
 
     // Past the once-a-minute touch interval: a live session would be written now.

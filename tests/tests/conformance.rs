@@ -129,6 +129,8 @@ async fn login_starts_a_new_session(h: Harness) {
         .service
         .login("BOB@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     assert_eq!(logged_in.user.id, registered.user.id);
     assert_ne!(sid_of(&h, &logged_in), sid_of(&h, &registered));
@@ -234,6 +236,8 @@ async fn reuse_after_grace_revokes_the_chain(h: Harness) {
         .service
         .login("frank@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let second = h.service.refresh(&first.refresh_token).await.unwrap();
 
@@ -278,6 +282,8 @@ async fn logout_ends_only_the_current_session(h: Harness) {
         .service
         .login("gina@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let principal = authorize(&h, &a).await.unwrap();
     h.service
@@ -301,6 +307,8 @@ async fn logout_all_ends_every_session(h: Harness) {
         .service
         .login("hank@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
     let principal = authorize(&h, &a).await.unwrap();
@@ -326,6 +334,8 @@ async fn logout_all_ends_every_session(h: Harness) {
         .service
         .login("hank@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     assert!(authorize(&h, &c).await.is_ok());
 }
@@ -336,6 +346,8 @@ async fn revoke_one_session(h: Harness) {
         .service
         .login("ivy@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let user_id = a.user.id;
     h.service
@@ -500,6 +512,8 @@ async fn inactive_user_is_refused(h: Harness) {
         .service
         .login("leo@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     assert!(authorize(&h, &again).await.is_ok());
     assert_invalid_token(authorize(&h, &signed_in).await);
@@ -521,6 +535,7 @@ async fn updated_at_is_maintained(h: Harness) {
         session_epoch: 0,
         email_verified: false,
         links: Default::default(),
+        mfa: Default::default(),
     };
     h.store.create_user(&user).await.unwrap();
 
@@ -530,6 +545,8 @@ async fn updated_at_is_maintained(h: Harness) {
         .service
         .login("old.hash@example.com", &pw(OLD_PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let stored = h.store.user_by_id(user.id).await.unwrap().unwrap();
     assert!(
@@ -548,6 +565,8 @@ async fn updated_at_is_maintained(h: Harness) {
         .service
         .login("old.hash@example.com", &pw(OLD_PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     assert_eq!(again.user.updated_at, created + 100, "no second rehash");
 
@@ -582,6 +601,8 @@ async fn sessions_list_marks_the_current_one(h: Harness) {
         .service
         .login("mia@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let current = sid_of(&h, &second);
     let sessions = h.service.sessions(first.user.id, current).await.unwrap();
@@ -678,6 +699,8 @@ async fn change_password_ends_every_other_session(h: Harness) {
         .service
         .login("pia@example.com", &pw(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
     let current = authorize(&h, &a).await.unwrap();
@@ -748,6 +771,8 @@ async fn change_password_ends_every_other_session(h: Harness) {
         .service
         .login("pia@example.com", &pw(new_password), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     assert_eq!(new.user.updated_at, a.user.created_at + 60);
 

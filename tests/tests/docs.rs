@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use shared::bootstrap::{PUBLIC_KEYS_VAR, SIGNING_KEY_SECRET_VAR, SIGNING_KEY_VAR};
+use shared::bootstrap::{
+    MFA_KEY_SECRET_VAR, MFA_KEY_VAR, PUBLIC_KEYS_VAR, SIGNING_KEY_SECRET_VAR, SIGNING_KEY_VAR,
+};
 use shared::routes::ROUTES;
 use shared::{Config, Defaults};
 
@@ -75,7 +77,16 @@ fn configuration_variables() -> Vec<String> {
     )
     .expect("the defaults make a configuration");
     let mut names = asked.into_inner();
-    names.extend([PUBLIC_KEYS_VAR, SIGNING_KEY_SECRET_VAR, SIGNING_KEY_VAR].map(str::to_owned));
+    names.extend(
+        [
+            PUBLIC_KEYS_VAR,
+            SIGNING_KEY_SECRET_VAR,
+            SIGNING_KEY_VAR,
+            MFA_KEY_VAR,
+            MFA_KEY_SECRET_VAR,
+        ]
+        .map(str::to_owned),
+    );
     names
 }
 

@@ -265,6 +265,8 @@ async fn a_reset_ends_every_session_and_verifies_the_address(h: Harness) {
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     h.service
         .forgot_password(EMAIL, None, &links())

@@ -21,6 +21,11 @@ const EVENT_FILES: &[&str] = &[
     "logout-all.json",
     "logout.json",
     "me.json",
+    "mfa-confirm.json",
+    "mfa-disable.json",
+    "mfa-recovery-codes.json",
+    "mfa-setup.json",
+    "mfa-verify.json",
     "openid-configuration.json",
     "password-forgot.json",
     "password-reset.json",
@@ -52,6 +57,7 @@ fn with_principal(mut event: Value, principal: &Principal) -> Value {
         "user_email": principal.user_email,
         "session_id": principal.session_id.to_string(),
         "email_verified": principal.email_verified.to_string(),
+        "mfa": principal.mfa.to_string(),
     });
     event
 }
@@ -121,6 +127,11 @@ on_both_stores!(
     password_forgot_event,
     password_reset_event,
     page_events,
+    mfa_setup_event,
+    mfa_confirm_event,
+    mfa_disable_event,
+    mfa_recovery_codes_event,
+    mfa_verify_event,
 );
 
 async fn register_event(h: Harness) {
@@ -177,6 +188,8 @@ async fn logout_event(h: Harness) {
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let response = invoke(
         &*h.service,
@@ -194,6 +207,8 @@ async fn logout_all_event(h: Harness) {
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let response = invoke(
         &*h.service,
@@ -229,6 +244,8 @@ async fn password_event(h: Harness) {
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let live = with_principal(event("password.json"), &principal);
     let response = invoke(&*h.service, &live).await;
@@ -278,6 +295,8 @@ async fn sessions_revoke_event(h: Harness) {
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let other_sid = h
         .service
@@ -334,6 +353,7 @@ async fn authorizer_v2_request_event(h: Harness) {
             "session_id": principal.session_id.to_string(),
             "issuer": h.config.issuer,
             "email_verified": "false",
+            "mfa": "false",
         }})
     );
 }
@@ -495,4 +515,125 @@ async fn page_events(h: Harness) {
         let html = String::from_utf8_lossy(body_bytes(response.body())).into_owned();
         assert!(html.contains(title), "{file}");
     }
+}
+
+async fn mfa_setup_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("mfa-setup.json")).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    let (_, principal) = sign_in(&h).await;
+    let live = with_principal(event("mfa-setup.json"), &principal);
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 200);
+    let body = json_body(&response);
+    assert!(body["secret"].as_str().unwrap().len() >= 32);
+    assert!(
+        body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert!(body["qr_svg"].as_str().unwrap().contains("<svg"));
+}
+
+async fn mfa_confirm_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("mfa-confirm.json")).await;
+    assert_eq!(sample.status(), 401);
+
+    let (_, principal) = sign_in(&h).await;
+    let setup = invoke(
+        &*h.service,
+        &with_principal(event("mfa-setup.json"), &principal),
+    )
+    .await;
+    let secret = base32::decode(
+        base32::Alphabet::Rfc4648 { padding: false },
+        json_body(&setup)["secret"].as_str().unwrap(),
+    )
+    .unwrap();
+    let live = with_body(
+        with_principal(event("mfa-confirm.json"), &principal),
+        json!({ "code": h.totp_code(&secret) }),
+    );
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json_body(&response)["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+}
+
+async fn mfa_disable_event(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    let sample = invoke(
+        &*h.service,
+        &with_principal(event("mfa-disable.json"), &principal),
+    )
+    .await;
+    assert_eq!(sample.status(), 409, "TOTP is off");
+    assert_eq!(json_body(&sample)["code"], "mfa_not_enabled");
+
+    let enrolled = h.enrol_totp(principal.user_id, PASSWORD).await;
+    let live = with_body(
+        with_principal(event("mfa-disable.json"), &principal),
+        json!({"password": PASSWORD, "code": h.totp_code(&enrolled.secret)}),
+    );
+    assert_eq!(invoke(&*h.service, &live).await.status(), 204);
+    assert!(
+        !h.service
+            .me(principal.user_id)
+            .await
+            .unwrap()
+            .mfa
+            .mfa_enabled
+    );
+}
+
+async fn mfa_recovery_codes_event(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    let enrolled = h.enrol_totp(principal.user_id, PASSWORD).await;
+    let live = with_body(
+        with_principal(event("mfa-recovery-codes.json"), &principal),
+        json!({ "code": enrolled.recovery_codes[0] }),
+    );
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 200);
+    let fresh = json_body(&response)["recovery_codes"].clone();
+    assert_eq!(fresh.as_array().unwrap().len(), 10);
+    assert!(
+        !fresh
+            .as_array()
+            .unwrap()
+            .contains(&json!(enrolled.recovery_codes[1]))
+    );
+}
+
+async fn mfa_verify_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("mfa-verify.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
+
+    let (_, principal) = sign_in(&h).await;
+    let enrolled = h.enrol_totp(principal.user_id, PASSWORD).await;
+    let login = invoke(&*h.service, &event("login.json")).await;
+    assert_eq!(login.status(), 200);
+    let challenge = json_body(&login);
+    assert_eq!(challenge["mfa_required"], true);
+    assert!(challenge.get("access_token").is_none());
+    let live = with_body(
+        event("mfa-verify.json"),
+        json!({"mfa_token": challenge["mfa_token"], "code": h.totp_code(&enrolled.secret)}),
+    );
+    let response = invoke(&*h.service, &live).await;
+    assert_eq!(response.status(), 200);
+    let tokens = json_body(&response);
+    let principal = h
+        .service
+        .authorize(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(principal.mfa);
 }

@@ -27,6 +27,10 @@ const CONTRACT_CODES: &[&str] = &[
     "method_not_allowed",
     "service_unavailable",
     "internal",
+    "invalid_code",
+    "mfa_already_enabled",
+    "mfa_not_enabled",
+    "mfa_setup_required",
 ];
 
 const SECRET_PASSWORD: &str = "s3cret-Pa55word-never-echoed";

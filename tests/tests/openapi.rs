@@ -540,6 +540,169 @@ async fn every_reply_matches_the_document(h: Harness) {
     assert_eq!(c.get("/verify-email", None).await.status, 200);
     assert_eq!(c.get("/reset-password", None).await.status, 200);
 
+    // two-factor sign-in, with a user of its own
+    let second = "second-factor@example.com";
+    let second_creds = json!({"email": second, "password": PASSWORD});
+    let second_access = field(
+        &c.post("/auth/register", &second_creds, None).await,
+        "access_token",
+    );
+    let code = |code: &str| json!({ "code": code });
+    assert_eq!(
+        c.post(
+            "/auth/mfa/totp/confirm",
+            &code("123456"),
+            Some(&second_access)
+        )
+        .await
+        .status,
+        409,
+        "no setup yet"
+    );
+    assert_eq!(
+        c.post(
+            "/auth/mfa/recovery-codes",
+            &code("123456"),
+            Some(&second_access)
+        )
+        .await
+        .status,
+        409,
+        "TOTP is off"
+    );
+    assert_eq!(
+        c.send(
+            "DELETE",
+            "/auth/mfa/totp",
+            "/auth/mfa/totp",
+            Some(&second_access),
+            Some(&json!({"password": PASSWORD, "code": "123456"}).to_string()),
+            "application/json"
+        )
+        .await
+        .status,
+        409
+    );
+    let wrong_password = json!({"password": "not the password at all"});
+    assert_eq!(
+        c.post(
+            "/auth/mfa/totp/setup",
+            &wrong_password,
+            Some(&second_access)
+        )
+        .await
+        .status,
+        401
+    );
+    let setup = c
+        .post(
+            "/auth/mfa/totp/setup",
+            &json!({"password": PASSWORD}),
+            Some(&second_access),
+        )
+        .await;
+    assert_eq!(setup.status, 200);
+    let secret = base32::decode(
+        base32::Alphabet::Rfc4648 { padding: false },
+        setup.json()["secret"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.post(
+            "/auth/mfa/totp/confirm",
+            &code("12345"),
+            Some(&second_access)
+        )
+        .await
+        .status,
+        400,
+        "not six digits"
+    );
+    let wrong = if h.totp_code(&secret) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        c.post("/auth/mfa/totp/confirm", &code(wrong), Some(&second_access))
+            .await
+            .status,
+        401
+    );
+    let confirmed = c
+        .post(
+            "/auth/mfa/totp/confirm",
+            &code(&h.totp_code(&secret)),
+            Some(&second_access),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200);
+    let recovery: Vec<String> =
+        serde_json::from_value(confirmed.json()["recovery_codes"].clone()).unwrap();
+    assert_eq!(
+        c.post(
+            "/auth/mfa/totp/setup",
+            &json!({"password": PASSWORD}),
+            Some(&second_access)
+        )
+        .await
+        .status,
+        409,
+        "on already"
+    );
+    h.clock.advance(30);
+    let challenge = c.post("/auth/login", &second_creds, None).await;
+    assert_eq!(challenge.status, 200);
+    let mfa_token = field(&challenge, "mfa_token");
+    let verify = |code: &str| json!({"mfa_token": mfa_token, "code": code});
+    assert_eq!(
+        c.post("/auth/mfa/verify", &verify(wrong), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        c.post("/auth/mfa/verify", &json!({"mfa_token": mfa_token}), None)
+            .await
+            .status,
+        400
+    );
+    let finished = c
+        .post("/auth/mfa/verify", &verify(&h.totp_code(&secret)), None)
+        .await;
+    assert_eq!(finished.status, 200);
+    assert_eq!(
+        c.post("/auth/mfa/verify", &verify(&h.totp_code(&secret)), None)
+            .await
+            .status,
+        401,
+        "the mfa_token is spent"
+    );
+    let regenerated = c
+        .post(
+            "/auth/mfa/recovery-codes",
+            &code(&recovery[0]),
+            Some(&second_access),
+        )
+        .await;
+    assert_eq!(regenerated.status, 200);
+    assert_eq!(
+        c.send(
+            "DELETE",
+            "/auth/mfa/totp",
+            "/auth/mfa/totp",
+            Some(&second_access),
+            Some(
+                &json!({"password": PASSWORD, "code": regenerated.json()["recovery_codes"][0]})
+                    .to_string()
+            ),
+            "application/json"
+        )
+        .await
+        .status,
+        204
+    );
+
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);
     assert_eq!(

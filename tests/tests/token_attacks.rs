@@ -413,6 +413,8 @@ async fn stale_tokens_are_refused_without_writing(h: Harness) {
             None,
         )
         .await
+        .unwrap()
+        .signed_in()
         .unwrap();
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
 

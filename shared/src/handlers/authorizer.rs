@@ -156,6 +156,7 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
             "session_id": principal.session_id.to_string(),
             "issuer": own_issuer,
             "email_verified": principal.email_verified.to_string(),
+            "mfa": principal.mfa.to_string(),
         }),
         Caller::External(identity) => json!({
             "user_id": identity.user_id,
@@ -163,6 +164,7 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
             "session_id": identity.session_id,
             "issuer": identity.issuer,
             "email_verified": "false",
+            "mfa": "false",
         }),
     }
 }

@@ -11,11 +11,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
 use crate::http::{
-    Caching, ExternalMe, HttpError, RequestError, SessionsView, TokenResponse, UserView,
-    UserWrapper, caller, json_object, json_response, link_base, no_content, principal, source_ip,
+    Caching, EnrolmentView, ExternalMe, HttpError, MfaRequiredView, RecoveryCodesView,
+    RequestError, SessionsView, TokenResponse, UserView, UserWrapper, caller, json_object,
+    json_response, link_base, no_content, principal, source_ip,
 };
 use crate::passwords::Password;
-use crate::service::{AuthError, AuthService, Caller, LinkBase};
+use crate::service::{AuthError, AuthService, Caller, LinkBase, MfaCode, SignIn};
 
 type Outcome = Result<Response<Body>, HttpError>;
 
@@ -59,12 +60,18 @@ pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
         async {
             let (email, password) = credentials(&request)?;
             let ip = source_ip(&request);
-            let signed_in = service.login(&email, &password, ip.as_deref()).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &TokenResponse::from(&signed_in),
-                Caching::NoStore,
-            ))
+            match service.login(&email, &password, ip.as_deref()).await? {
+                SignIn::SignedIn(signed_in) => Ok(json_response(
+                    StatusCode::OK,
+                    &TokenResponse::from(&*signed_in),
+                    Caching::NoStore,
+                )),
+                SignIn::MfaRequired(required) => Ok(json_response(
+                    StatusCode::OK,
+                    &MfaRequiredView::from(&required),
+                    Caching::NoStore,
+                )),
+            }
         }
         .await,
     )
@@ -309,6 +316,113 @@ pub async fn reset_password(service: &AuthService, request: Request) -> Response
                 .reset_password(&token, &Password::new(password))
                 .await?;
             Ok(no_content())
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/mfa/totp/setup`: `{"password"}`; a secret to enrol, nothing on yet.
+pub async fn totp_setup(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let [password] = fields(&request, ["password"])?;
+            let ip = source_ip(&request);
+            let enrolment = service
+                .totp_setup(principal.user_id, &Password::new(password), ip.as_deref())
+                .await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &EnrolmentView::from(&enrolment),
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/mfa/totp/confirm`: `{"code"}`; TOTP on, and the recovery codes, once.
+pub async fn totp_confirm(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let [code] = fields(&request, ["code"])?;
+            let code = MfaCode::totp(&code, "code")?;
+            let codes = service.totp_confirm(principal.user_id, &code).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &RecoveryCodesView {
+                    recovery_codes: codes,
+                },
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `DELETE /auth/mfa/totp`: `{"password", "code"}` (a TOTP or a recovery code); TOTP off.
+pub async fn totp_disable(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let [password, code] = fields(&request, ["password", "code"])?;
+            let code = MfaCode::either(&code, "code")?;
+            let ip = source_ip(&request);
+            service
+                .totp_disable(
+                    principal.user_id,
+                    &Password::new(password),
+                    &code,
+                    ip.as_deref(),
+                )
+                .await?;
+            Ok(no_content())
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/mfa/recovery-codes`: `{"code"}`; a new set, the old one stops working.
+pub async fn regenerate_recovery_codes(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let principal = principal(&request, &service.config().issuer)?;
+            let [code] = fields(&request, ["code"])?;
+            let code = MfaCode::either(&code, "code")?;
+            let codes = service
+                .regenerate_recovery_codes(principal.user_id, &code)
+                .await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &RecoveryCodesView {
+                    recovery_codes: codes,
+                },
+                Caching::NoStore,
+            ))
+        }
+        .await,
+    )
+}
+
+/// `POST /auth/mfa/verify`: `{"mfa_token", "code"}` or `{"mfa_token", "recovery_code"}`.
+pub async fn verify_mfa(service: &AuthService, request: Request) -> Response<Body> {
+    finish(
+        async {
+            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+            body.only(&["mfa_token", "code", "recovery_code"])?;
+            let mfa_token = body.string("mfa_token")?;
+            let code = match (body.has("code"), body.has("recovery_code")) {
+                (true, false) => MfaCode::totp(body.string("code")?, "code")?,
+                (false, true) => MfaCode::recovery(body.string("recovery_code")?, "recovery_code")?,
+                _ => return Err(RequestError::one_of(&["code", "recovery_code"]).into()),
+            };
+            let signed_in = service.verify_mfa(mfa_token, &code).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &TokenResponse::from(&signed_in),
+                Caching::NoStore,
+            ))
         }
         .await,
     )

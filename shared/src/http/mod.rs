@@ -15,7 +15,8 @@ pub use request::{
     JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, link_base, principal, source_ip,
 };
 pub use views::{
-    ExternalMe, ExternalUserView, SessionView, SessionsView, TokenResponse, UserView, UserWrapper,
+    EnrolmentView, ExternalMe, ExternalUserView, MfaRequiredView, RecoveryCodesView, SessionView,
+    SessionsView, TokenResponse, UserView, UserWrapper,
 };
 
 /// How a response may be cached.

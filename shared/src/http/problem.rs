@@ -47,6 +47,21 @@ pub enum HttpError {
     Auth(#[from] AuthError),
 }
 
+impl RequestError {
+    /// Exactly one of `fields` must be there.
+    pub fn one_of(fields: &[&'static str]) -> Self {
+        let message = format!("Exactly one of {} is required.", fields.join(", "));
+        RequestError::InvalidRequest {
+            detail: message.clone(),
+            errors: vec![FieldError {
+                field: fields[0],
+                code: "one_of",
+                message,
+            }],
+        }
+    }
+}
+
 impl From<HttpError> for Problem {
     fn from(e: HttpError) -> Self {
         match e {
@@ -245,6 +260,46 @@ impl From<AuthError> for Problem {
                 "not_found",
                 "Not found",
                 "No such session.",
+            ),
+            AuthError::InvalidCode => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                "Invalid code",
+                "The code is wrong, was used already, or has expired.",
+            ),
+            AuthError::MalformedCode { field } => {
+                let message = format!(
+                    "Field {field:?} must be a six-digit code from the authenticator app, or a recovery code where one is accepted."
+                );
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "Invalid request",
+                    message.clone(),
+                )
+                .with_errors(vec![FieldError {
+                    field,
+                    code: "malformed_code",
+                    message,
+                }])
+            }
+            AuthError::MfaAlreadyEnabled => Problem::new(
+                StatusCode::CONFLICT,
+                "mfa_already_enabled",
+                "Two-factor sign-in is on",
+                "Two-factor sign-in is on already; turn it off first to enrol again.",
+            ),
+            AuthError::MfaNotEnabled => Problem::new(
+                StatusCode::CONFLICT,
+                "mfa_not_enabled",
+                "Two-factor sign-in is off",
+                "Two-factor sign-in is not on for this account.",
+            ),
+            AuthError::MfaSetupRequired => Problem::new(
+                StatusCode::CONFLICT,
+                "mfa_setup_required",
+                "No enrolment to confirm",
+                "Start with POST /auth/mfa/totp/setup, then confirm with a code from the app.",
             ),
             AuthError::TooManyRequests { retry_after_secs } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -101,6 +101,11 @@ impl JsonObject {
         }
     }
 
+    /// Whether the body has this field at all.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
     /// A boolean field that may be absent.
     pub fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, RequestError> {
         match self.0.get(field) {
@@ -156,6 +161,7 @@ pub fn caller(request: &Request, own_issuer: &str) -> Result<Caller, RequestErro
             user_email: email.to_owned(),
             session_id,
             email_verified: text("email_verified") == Some("true"),
+            mfa: text("mfa") == Some("true"),
         })),
         _ => Err(RequestError::MissingPrincipal),
     }

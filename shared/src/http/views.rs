@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::model::User;
-use crate::service::{SessionInfo, SignedIn};
+use crate::service::{MfaRequired, SessionInfo, SignedIn, TotpEnrolment};
 use crate::tokens::external::ExternalIdentity;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -14,6 +14,7 @@ pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub email_verified: bool,
+    pub mfa_enabled: bool,
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -25,6 +26,7 @@ impl From<&User> for UserView {
             id: user.id,
             email: user.email.clone(),
             email_verified: user.email_verified,
+            mfa_enabled: user.mfa.mfa_enabled,
             is_active: user.is_active,
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),
@@ -120,4 +122,48 @@ impl From<&[SessionInfo]> for SessionsView {
                 .collect(),
         }
     }
+}
+
+/// The answer to a right password when a second factor is needed: no session yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MfaRequiredView {
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub expires_in: i64,
+    pub methods: [&'static str; 2],
+}
+
+impl From<&MfaRequired> for MfaRequiredView {
+    fn from(required: &MfaRequired) -> Self {
+        Self {
+            mfa_required: true,
+            mfa_token: required.mfa_token.clone(),
+            expires_in: required.expires_in,
+            methods: ["totp", "recovery_code"],
+        }
+    }
+}
+
+/// `POST /auth/mfa/totp/setup`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnrolmentView {
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+impl From<&TotpEnrolment> for EnrolmentView {
+    fn from(enrolment: &TotpEnrolment) -> Self {
+        Self {
+            secret: enrolment.secret.clone(),
+            otpauth_uri: enrolment.otpauth_uri.clone(),
+            qr_svg: enrolment.qr_svg.clone(),
+        }
+    }
+}
+
+/// The recovery codes, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryCodesView {
+    pub recovery_codes: Vec<String>,
 }

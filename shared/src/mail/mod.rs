@@ -183,7 +183,11 @@ impl Outbox {
 
     /// Runs `work` after (or while) the answer goes out.
     pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(work);
+        self.tasks.spawn(async move {
+            // The answer's own remaining steps go first.
+            tokio::task::yield_now().await;
+            work.await
+        });
     }
 
     /// Sends `mail` to `to` in the background.

@@ -55,15 +55,15 @@ fn page_of(kind: LinkKind) -> &'static str {
     }
 }
 
-/// A fresh token: 256 random bits, base64url.
-fn new_link_token() -> Result<String, AuthError> {
+/// A fresh opaque token (emailed links, `mfa_token`): 256 random bits, base64url.
+pub(super) fn new_opaque_token() -> Result<String, AuthError> {
     let mut bytes = [0u8; LINK_TOKEN_BYTES];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| AuthError::Internal("no randomness".into()))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Whether `token` could be one of ours at all; anything else is refused without a lookup.
-fn plausible_link_token(token: &str) -> bool {
+pub(super) fn plausible_opaque_token(token: &str) -> bool {
     token.len() == LINK_TOKEN_CHARS
         && token
             .bytes()
@@ -96,7 +96,7 @@ impl Mailing {
                 self.config.email_verification_ttl_secs
             }
         };
-        let token = new_link_token()?;
+        let token = new_opaque_token()?;
         let link = EmailLink {
             token_hash: token_hash(&token),
             kind,
@@ -254,7 +254,7 @@ impl AuthService {
 
     /// The live link a posted token names, of one of `kinds`; anything else is `invalid_token`.
     async fn live_link(&self, token: &str, kinds: &[LinkKind]) -> Result<EmailLink, AuthError> {
-        if !plausible_link_token(token) {
+        if !plausible_opaque_token(token) {
             return Err(invalid_token("not an emailed token"));
         }
         self.store
@@ -389,14 +389,14 @@ mod tests {
 
     #[test]
     fn link_tokens_are_256_random_bits_in_base64url() {
-        let a = new_link_token().unwrap();
-        let b = new_link_token().unwrap();
+        let a = new_opaque_token().unwrap();
+        let b = new_opaque_token().unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), LINK_TOKEN_CHARS);
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len() * 8, 256);
-        assert!(plausible_link_token(&a));
+        assert!(plausible_opaque_token(&a));
         for bad in ["", "short", &format!("{a}x"), &a.replace(&a[..1], "+")] {
-            assert!(!plausible_link_token(bad), "{bad}");
+            assert!(!plausible_opaque_token(bad), "{bad}");
         }
     }
 

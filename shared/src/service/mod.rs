@@ -4,9 +4,11 @@
 //! time comes from the injected clock.
 
 mod email;
+mod mfa;
 mod throttle;
 
 pub use email::LinkBase;
+pub use mfa::{MfaCode, MfaRequired, SignIn, TotpEnrolment};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,10 @@ use uuid::Uuid;
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::mail::{Mailer, Outbox};
-use crate::model::{Claims, CurrentLinks, Rotation, Session, SessionChain, TokenType, User};
+use crate::mfa::MfaKeys;
+use crate::model::{
+    Amr, Claims, CurrentLinks, MfaState, Rotation, Session, SessionChain, TokenType, User,
+};
 use crate::passwords::{Password, PasswordError, Passwords, Verification};
 use crate::store::{RotateOutcome, RotationRequest, SessionSnapshot, Store, StoreError};
 use crate::tokens::external::{ExternalIdentity, ExternalIssuers, unverified_issuer};
@@ -48,6 +53,17 @@ pub enum AuthError {
     InvalidToken(String),
     #[error("not found")]
     NotFound,
+    #[error("wrong, reused or expired code")]
+    InvalidCode,
+    /// A code that cannot be one (a TOTP code is six ASCII digits).
+    #[error("malformed code in {field}")]
+    MalformedCode { field: &'static str },
+    #[error("two-factor sign-in is on already")]
+    MfaAlreadyEnabled,
+    #[error("two-factor sign-in is off")]
+    MfaNotEnabled,
+    #[error("no two-factor enrolment to confirm")]
+    MfaSetupRequired,
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -95,6 +111,8 @@ pub struct Principal {
     pub session_id: Uuid,
     /// From the store, not the token: a verification counts from the next request on.
     pub email_verified: bool,
+    /// Whether the sign-in was finished with a second factor (the token's `amr`).
+    pub mfa: bool,
 }
 
 /// Whoever a bearer token speaks for: one of our users, or a user of a trusted external
@@ -142,6 +160,8 @@ pub struct AuthService {
     clock: Arc<dyn Clock>,
     /// Mail, sent after the answer; `None` in functions that send none.
     outbox: Option<Outbox>,
+    /// The keys TOTP secrets are sealed with; `None` in functions that read no secret.
+    mfa_keys: Option<Arc<MfaKeys>>,
 }
 
 impl AuthService {
@@ -164,6 +184,7 @@ impl AuthService {
             policy,
             clock,
             outbox: None,
+            mfa_keys: None,
         }
     }
 
@@ -233,6 +254,7 @@ impl AuthService {
             session_epoch: 0,
             email_verified: false,
             links: CurrentLinks::default(),
+            mfa: MfaState::default(),
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");
@@ -240,17 +262,18 @@ impl AuthService {
             Some(links) => self.send_first_verification(&user, links),
             None => warn!(user_id = %user.id, "no link base: no verification mail"),
         }
-        self.start_session(user, now).await
+        self.start_session(user, now, vec![Amr::Pwd]).await
     }
 
-    /// Checks email and password and starts a session. Unknown emails and wrong passwords get
-    /// the same answer after the same Argon2 work; throttled attempts get none.
+    /// Checks email and password and starts a session, or, with TOTP on, a challenge for the
+    /// second factor. Unknown emails and wrong passwords get the same answer after the same
+    /// Argon2 work; throttled attempts get none.
     pub async fn login(
         &self,
         email: &str,
         password: &Password,
         source_ip: Option<&str>,
-    ) -> Result<SignedIn, AuthError> {
+    ) -> Result<SignIn, AuthError> {
         let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
         let now = self.clock.now();
         let charged = self.charge_login(&email, source_ip, now).await?;
@@ -262,7 +285,11 @@ impl AuthService {
         if needs_rehash {
             self.upgrade_hash(&mut user, password, now).await;
         }
-        self.start_session(user, now).await
+        if user.mfa.mfa_enabled {
+            return self.challenge(&user, now).await;
+        }
+        let signed_in = self.start_session(user, now, vec![Amr::Pwd]).await?;
+        Ok(SignIn::SignedIn(Box::new(signed_in)))
     }
 
     /// The user with this email and password, and whether its hash needs upgrading.
@@ -302,9 +329,16 @@ impl AuthService {
         }
     }
 
-    async fn start_session(&self, user: User, now: UnixTime) -> Result<SignedIn, AuthError> {
+    /// Starts a sign-in chain made with `amr`, and its first pair.
+    async fn start_session(
+        &self,
+        user: User,
+        now: UnixTime,
+        amr: Vec<Amr>,
+    ) -> Result<SignedIn, AuthError> {
         let sid = Uuid::new_v4();
-        let pair = self.plan_pair(&user, now, now)?;
+        let amr = Some(amr);
+        let pair = self.plan_pair(&user, now, now, amr.clone())?;
         let minted = self.mint_pair(&user, sid, &pair)?;
         let chain = SessionChain {
             sid,
@@ -314,6 +348,7 @@ impl AuthService {
             expires_at: pair.refresh_expires_at,
             revoked_at: None,
             epoch: user.session_epoch,
+            amr,
         };
         self.store
             .start_chain(&chain, &minted.access, &minted.refresh)
@@ -336,6 +371,7 @@ impl AuthService {
         user: &User,
         chain_started_at: UnixTime,
         now: UnixTime,
+        amr: Option<Vec<Amr>>,
     ) -> Result<Rotation, AuthError> {
         let deadline = chain_started_at + self.config.session_max_lifetime_secs;
         Ok(Rotation {
@@ -347,6 +383,7 @@ impl AuthService {
             refresh_expires_at: (now + self.config.refresh_token_ttl_secs).min(deadline),
             user_email: Some(user.email.clone()),
             email_verified: Some(user.email_verified),
+            amr,
         })
     }
 
@@ -369,6 +406,7 @@ impl AuthService {
             token_type,
             sid,
             email_verified: pair.email_verified,
+            amr: pair.amr.clone(),
         };
         let mint = |c: &Claims| match self.tokens.mint(c, &pair.kid) {
             Ok(token) => Ok(token),
@@ -486,7 +524,7 @@ impl AuthService {
         spent: &Session,
         now: UnixTime,
     ) -> Result<Rotated, AuthError> {
-        let rotation = self.plan_pair(&user, chain.created_at, now)?;
+        let rotation = self.plan_pair(&user, chain.created_at, now, chain.amr.clone())?;
         let minted = self.mint_pair(&user, chain.sid, &rotation)?;
         let request = RotationRequest {
             spent,
@@ -727,6 +765,10 @@ pub fn decide_access(
         user_email: user.email,
         session_id: chain.sid,
         email_verified: user.email_verified,
+        mfa: claims
+            .amr
+            .as_ref()
+            .is_some_and(|amr| amr.contains(&Amr::Otp)),
     };
     Ok((principal, chain.last_used_at))
 }

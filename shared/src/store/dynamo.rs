@@ -29,11 +29,12 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    EmailChange, FailureCounter, LinkStore, RotateOutcome, RotationRequest, SessionSnapshot,
-    SessionStore, StoreError, StoredFailures, ThrottleStore, UserStore,
+    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
+    ThrottleStore, UserStore,
 };
 use crate::clock::UnixTime;
-use crate::model::{EmailLink, LinkKind, Session, SessionChain, User};
+use crate::model::{EmailLink, LinkKind, MfaChallenge, SealedSecret, Session, SessionChain, User};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -894,6 +895,109 @@ impl SessionStore for DynamoStore {
     }
 }
 
+/// An update expression built from its clauses, with the attribute names and values they use.
+#[derive(Default)]
+struct Expression {
+    set: Vec<String>,
+    remove: Vec<String>,
+    conditions: Vec<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Expression {
+    fn set(mut self, clause: impl Into<String>) -> Self {
+        self.set.push(clause.into());
+        self
+    }
+    fn remove(mut self, path: impl Into<String>) -> Self {
+        self.remove.push(path.into());
+        self
+    }
+    fn when(mut self, condition: impl Into<String>) -> Self {
+        self.conditions.push(condition.into());
+        self
+    }
+    fn name(mut self, placeholder: &str, name: &str) -> Self {
+        self.names.push((placeholder.into(), name.into()));
+        self
+    }
+    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.push((placeholder.into(), value));
+        self
+    }
+
+    fn update_expression(&self) -> String {
+        let mut expression = String::new();
+        if !self.set.is_empty() {
+            expression.push_str(&format!("SET {}", self.set.join(", ")));
+        }
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression.trim().to_owned()
+    }
+
+    fn condition_expression(&self) -> String {
+        self.conditions
+            .iter()
+            .map(|c| format!("({c})"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    fn into_transact_item(
+        self,
+        table: &str,
+        key_value: AttributeValue,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut builder = Update::builder()
+            .table_name(table)
+            .set_key(Some(key(key_value)))
+            .update_expression(self.update_expression())
+            .condition_expression(self.condition_expression());
+        for (placeholder, name) in self.names {
+            builder = builder.expression_attribute_names(placeholder, name);
+        }
+        for (placeholder, value) in self.values {
+            builder = builder.expression_attribute_values(placeholder, value);
+        }
+        Ok(TransactWriteItem::builder()
+            .update(build(builder.build())?)
+            .build())
+    }
+}
+
+/// The clauses that spend a one-time code on the user's item: a TOTP step only if it is later
+/// than every step accepted before, a recovery code only if it is still in the set.
+fn spend_code_expression(code: &SpentCode) -> Expression {
+    let expression = Expression::default()
+        .when("mfa_enabled = :true")
+        .value(":true", AttributeValue::Bool(true));
+    match code {
+        SpentCode::Totp { step } => expression
+            .set("totp_last_step = :step")
+            .when("attribute_not_exists(totp_last_step) OR totp_last_step < :step")
+            .value(":step", n(step)),
+        SpentCode::Recovery { hash } => expression
+            .when("attribute_exists(recovery_codes.#code)")
+            .name("#code", hash),
+    }
+}
+
+fn recovery_map(hashes: &[String]) -> AttributeValue {
+    AttributeValue::M(
+        hashes
+            .iter()
+            .map(|h| (h.clone(), AttributeValue::Bool(true)))
+            .collect(),
+    )
+}
+
+fn mfa_key(token_hash: &str) -> AttributeValue {
+    AttributeValue::S(format!("MFA#{token_hash}"))
+}
+
 /// The parts of a transaction that spends a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SpendPart {
@@ -1083,6 +1187,191 @@ impl LinkStore for DynamoStore {
             Err(cancelled) if cancelled.failed(SpendPart::NewGuard) => Ok(EmailChange::Taken),
             Err(cancelled) => Err(StoreError::Internal(format!(
                 "spend_email_change cancelled: {cancelled:?}"
+            ))),
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Sends one conditional update of the user; `false` when a condition failed.
+    async fn update_user_if(
+        &self,
+        user_id: Uuid,
+        expression: Expression,
+    ) -> Result<bool, StoreError> {
+        let item = expression.into_transact_item(&self.users_table, user_key(user_id))?;
+        let update = item.update.ok_or_else(|| internal("not an update"))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(update.table_name)
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl MfaStore for DynamoStore {
+    async fn set_pending_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let sealed = serde_dynamo::to_attribute_value(pending).map_err(internal)?;
+        let expression = Expression::default()
+            .set("totp_pending = :pending")
+            .set("updated_at = :now")
+            .when("attribute_exists(pk)")
+            .when("attribute_not_exists(mfa_enabled) OR mfa_enabled = :false")
+            .value(":pending", sealed)
+            .value(":now", n(now))
+            .value(":false", AttributeValue::Bool(false));
+        self.update_user_if(user_id, expression).await
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        step: u64,
+        recovery_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let sealed = serde_dynamo::to_attribute_value(pending).map_err(internal)?;
+        let expression = Expression::default()
+            .set("mfa_enabled = :true")
+            .set("totp = :secret")
+            .set("totp_last_step = :step")
+            .set("recovery_codes = :codes")
+            .set("updated_at = :now")
+            .remove("totp_pending")
+            .when("totp_pending.ciphertext = :ciphertext")
+            .when("attribute_not_exists(mfa_enabled) OR mfa_enabled = :false")
+            .value(":true", AttributeValue::Bool(true))
+            .value(":false", AttributeValue::Bool(false))
+            .value(":secret", sealed)
+            .value(":step", n(step))
+            .value(":codes", recovery_map(recovery_hashes))
+            .value(":now", n(now))
+            .value(":ciphertext", s(&pending.ciphertext));
+        self.update_user_if(user_id, expression).await
+    }
+
+    async fn spend_code(
+        &self,
+        user_id: Uuid,
+        code: &SpentCode,
+        new_recovery: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let expression = spend_code_expression(code)
+            .set("updated_at = :now")
+            .value(":now", n(now));
+        let expression = match new_recovery {
+            // Turning TOTP off: the secret and every code go.
+            None => expression
+                .set("mfa_enabled = :false")
+                .value(":false", AttributeValue::Bool(false))
+                .remove("totp")
+                .remove("totp_pending")
+                .remove("recovery_codes"),
+            Some(hashes) => expression
+                .set("recovery_codes = :codes")
+                .value(":codes", recovery_map(hashes)),
+        };
+        self.update_user_if(user_id, expression).await
+    }
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        let item = to_item(challenge, mfa_key(&challenge.token_hash))?;
+        self.client
+            .put_item()
+            .table_name(&self.sessions_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaChallenge>, StoreError> {
+        let challenge: Option<MfaChallenge> = self
+            .get_item(&self.sessions_table, mfa_key(token_hash))
+            .await?;
+        Ok(challenge.filter(|c| c.is_live(now)))
+    }
+
+    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+        self.conditional_update(
+            &self.sessions_table,
+            mfa_key(token_hash),
+            "SET failures = failures + :one",
+            "attribute_exists(pk) AND expires_at > :now AND failures < :max",
+            vec![
+                (":one", n(1)),
+                (":now", n(now)),
+                (":max", n(MfaChallenge::MAX_FAILURES)),
+            ],
+        )
+        .await
+    }
+
+    async fn pass_challenge(
+        &self,
+        challenge: &MfaChallenge,
+        code: &SpentCode,
+        now: UnixTime,
+    ) -> Result<ChallengePassed, StoreError> {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Part {
+            Challenge,
+            Code,
+        }
+        let transaction = Transaction::new()
+            .with(
+                Part::Challenge,
+                delete(
+                    &self.sessions_table,
+                    mfa_key(&challenge.token_hash),
+                    "attribute_exists(pk) AND expires_at > :now AND failures < :max",
+                    vec![(":now", n(now)), (":max", n(MfaChallenge::MAX_FAILURES))],
+                )?,
+            )
+            .with(
+                Part::Code,
+                spend_code_expression(code)
+                    .when("attribute_exists(pk)")
+                    .into_transact_item(&self.users_table, user_key(challenge.user_id))?,
+            );
+        match self.transact(transaction, Uuid::new_v4()).await? {
+            Ok(()) => Ok(ChallengePassed::Passed),
+            Err(cancelled) if cancelled.failed(Part::Challenge) => {
+                Ok(ChallengePassed::ChallengeGone)
+            }
+            Err(cancelled) if cancelled.failed(Part::Code) => Ok(ChallengePassed::CodeSpent),
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "pass_challenge cancelled: {cancelled:?}"
             ))),
         }
     }

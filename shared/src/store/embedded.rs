@@ -18,11 +18,12 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    EmailChange, FailureCounter, LinkStore, RotateOutcome, RotationRequest, SessionSnapshot,
-    SessionStore, StoreError, StoredFailures, ThrottleStore, UserStore,
+    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
+    ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
-use crate::model::{EmailLink, Session, SessionChain, User};
+use crate::model::{EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, User};
 
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 /// The email guard: normalised email → user id. Its presence is what makes an email taken.
@@ -36,6 +37,8 @@ const FAILURES: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_fa
 const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_windows");
 /// Emailed links by the SHA-256 of their token.
 const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("links");
+/// Sign-ins waiting for their second factor, by the SHA-256 of their `mfa_token`.
+const CHALLENGES: TableDefinition<&str, &[u8]> = TableDefinition::new("mfa_challenges");
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredWindow {
@@ -94,6 +97,7 @@ impl EmbeddedStore {
             txn.open_table(FAILURES).map_err(internal)?;
             txn.open_table(WINDOWS).map_err(internal)?;
             txn.open_table(LINKS).map_err(internal)?;
+            txn.open_table(CHALLENGES).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)
@@ -221,7 +225,7 @@ fn sweep_expired(txn: &WriteTransaction, now: UnixTime) -> Result<(), StoreError
             .remove(chain.user_id.as_u128(), chain.sid.as_u128())
             .map_err(internal)?;
     }
-    for definition in [FAILURES, WINDOWS, LINKS] {
+    for definition in [FAILURES, WINDOWS, LINKS, CHALLENGES] {
         let mut table = txn.open_table(definition).map_err(internal)?;
         let expired: Vec<String> = table
             .iter()
@@ -524,6 +528,183 @@ impl LinkStore for EmbeddedStore {
     }
 }
 
+/// Spends `code` on `user` if TOTP is on and the code is unspent: a later step than any
+/// accepted, or a recovery code still in the set.
+fn spend_code_on(user: &mut User, code: &SpentCode) -> bool {
+    if !user.mfa.mfa_enabled {
+        return false;
+    }
+    match code {
+        SpentCode::Totp { step } if *step > user.mfa.totp_last_step => {
+            user.mfa.totp_last_step = *step;
+            true
+        }
+        SpentCode::Totp { .. } => false,
+        SpentCode::Recovery { hash } => user.mfa.recovery_codes.remove(hash).is_some(),
+    }
+}
+
+fn load_challenge(
+    txn: &WriteTransaction,
+    token_hash: &str,
+    now: UnixTime,
+) -> Result<Option<MfaChallenge>, StoreError> {
+    let challenge: Option<MfaChallenge> =
+        get(&txn.open_table(CHALLENGES).map_err(internal)?, token_hash)?;
+    Ok(challenge.filter(|c| c.is_live(now)))
+}
+
+#[async_trait]
+impl MfaStore for EmbeddedStore {
+    async fn set_pending_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let pending = pending.clone();
+        self.write(move |txn| {
+            let Some(mut user) = load_user(txn, user_id)?.filter(|u| !u.mfa.mfa_enabled) else {
+                return Ok(false);
+            };
+            user.mfa.totp_pending = Some(pending);
+            user.updated_at = now;
+            put_user(txn, &user)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        step: u64,
+        recovery_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (pending, hashes) = (pending.clone(), recovery_hashes.to_vec());
+        self.write(move |txn| {
+            let Some(mut user) = load_user(txn, user_id)?
+                .filter(|u| !u.mfa.mfa_enabled && u.mfa.totp_pending.as_ref() == Some(&pending))
+            else {
+                return Ok(false);
+            };
+            user.mfa.mfa_enabled = true;
+            user.mfa.totp = user.mfa.totp_pending.take();
+            user.mfa.totp_last_step = step;
+            user.mfa.recovery_codes = hashes.into_iter().map(|h| (h, true)).collect();
+            user.updated_at = now;
+            put_user(txn, &user)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn spend_code(
+        &self,
+        user_id: Uuid,
+        code: &SpentCode,
+        new_recovery: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (code, new_recovery) = (code.clone(), new_recovery.map(<[String]>::to_vec));
+        self.write(move |txn| {
+            let Some(mut user) = load_user(txn, user_id)? else {
+                return Ok(false);
+            };
+            if !spend_code_on(&mut user, &code) {
+                return Ok(false);
+            }
+            match new_recovery {
+                None => {
+                    user.mfa = crate::model::MfaState {
+                        totp_last_step: user.mfa.totp_last_step,
+                        ..Default::default()
+                    }
+                }
+                Some(hashes) => {
+                    user.mfa.recovery_codes = hashes.into_iter().map(|h| (h, true)).collect()
+                }
+            }
+            user.updated_at = now;
+            put_user(txn, &user)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        let challenge = challenge.clone();
+        self.write_lazily(move |txn| {
+            let mut challenges = txn.open_table(CHALLENGES).map_err(internal)?;
+            challenges
+                .insert(
+                    challenge.token_hash.as_str(),
+                    to_json(&challenge)?.as_slice(),
+                )
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaChallenge>, StoreError> {
+        self.read(|txn| {
+            let challenge: Option<MfaChallenge> =
+                get(&txn.open_table(CHALLENGES).map_err(internal)?, token_hash)?;
+            Ok(challenge.filter(|c| c.is_live(now)))
+        })
+    }
+
+    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.write(move |txn| {
+            let Some(mut challenge) = load_challenge(txn, &token_hash, now)? else {
+                return Ok(false);
+            };
+            challenge.failures += 1;
+            let mut challenges = txn.open_table(CHALLENGES).map_err(internal)?;
+            challenges
+                .insert(token_hash.as_str(), to_json(&challenge)?.as_slice())
+                .map_err(internal)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn pass_challenge(
+        &self,
+        challenge: &MfaChallenge,
+        code: &SpentCode,
+        now: UnixTime,
+    ) -> Result<ChallengePassed, StoreError> {
+        let (challenge, code) = (challenge.clone(), code.clone());
+        self.write(move |txn| {
+            if load_challenge(txn, &challenge.token_hash, now)?.is_none() {
+                return Ok(ChallengePassed::ChallengeGone);
+            }
+            let Some(mut user) = load_user(txn, challenge.user_id)? else {
+                return Ok(ChallengePassed::CodeSpent);
+            };
+            if !spend_code_on(&mut user, &code) {
+                return Ok(ChallengePassed::CodeSpent);
+            }
+            put_user(txn, &user)?;
+            let mut challenges = txn.open_table(CHALLENGES).map_err(internal)?;
+            challenges
+                .remove(challenge.token_hash.as_str())
+                .map_err(internal)?;
+            Ok(ChallengePassed::Passed)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl SessionStore for EmbeddedStore {
     async fn start_chain(
@@ -791,6 +972,7 @@ mod tests {
             expires_at: now + 900,
             revoked_at: None,
             epoch: 0,
+            amr: None,
         };
         (
             chain,

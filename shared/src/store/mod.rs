@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::model::{EmailLink, Rotation, Session, SessionChain, User};
+use crate::model::{EmailLink, MfaChallenge, Rotation, SealedSecret, Session, SessionChain, User};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -255,6 +255,83 @@ pub trait LinkStore: Send + Sync {
     ) -> Result<EmailChange, StoreError>;
 }
 
+/// The one-time code a request presented, as the store spends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpentCode {
+    /// A TOTP code of this time step: accepted only if no step as late was accepted before.
+    Totp { step: u64 },
+    /// A recovery code, by its hash: accepted only if it is still in the user's set.
+    Recovery { hash: String },
+}
+
+/// What became of a second factor presented to finish a sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePassed {
+    /// The challenge and the code are spent: the sign-in may finish.
+    Passed,
+    /// The challenge was spent, died or expired meanwhile.
+    ChallengeGone,
+    /// The code was spent meanwhile (its step or the recovery code), or TOTP went off.
+    CodeSpent,
+}
+
+/// Two-factor state: enrolment, codes spent by conditional writes (a step or a recovery code
+/// works once, however many requests race), and the challenges that an `mfa_token` names.
+#[async_trait]
+pub trait MfaStore: Send + Sync {
+    /// Records a secret being enrolled, replacing an earlier one; `false` if there is no such
+    /// user or TOTP is on already.
+    async fn set_pending_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Turns TOTP on with the pending secret `pending` (still the pending one), the step its
+    /// first code came from counting as accepted, and a set of recovery code hashes.
+    async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        pending: &SealedSecret,
+        step: u64,
+        recovery_hashes: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Spends `code` and, in the same step, turns TOTP off (`new_recovery: None`) or replaces
+    /// the recovery codes. `false` when TOTP is off or the code was spent.
+    async fn spend_code(
+        &self,
+        user_id: Uuid,
+        code: &SpentCode,
+        new_recovery: Option<&[String]>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
+
+    /// The challenge with this token hash, unless it was spent, died or expired.
+    /// A challenge with [`MfaChallenge::MAX_FAILURES`] wrong codes is dead.
+    async fn challenge(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<MfaChallenge>, StoreError>;
+
+    /// Counts a wrong code against the challenge; at [`MfaChallenge::MAX_FAILURES`] it dies.
+    /// `false` when it is gone already.
+    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// Spends the challenge and the code together.
+    async fn pass_challenge(
+        &self,
+        challenge: &MfaChallenge,
+        code: &SpentCode,
+        now: UnixTime,
+    ) -> Result<ChallengePassed, StoreError>;
+}
+
 /// A complete backend.
-pub trait Store: UserStore + SessionStore + ThrottleStore + LinkStore {}
-impl<T: UserStore + SessionStore + ThrottleStore + LinkStore> Store for T {}
+pub trait Store: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore {}
+impl<T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore> Store for T {}

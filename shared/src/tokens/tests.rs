@@ -29,6 +29,7 @@ fn claims(token_type: TokenType) -> Claims {
         token_type,
         sid: Uuid::new_v4(),
         email_verified: Some(true),
+        amr: Some(vec![crate::model::Amr::Pwd]),
     }
 }
 

@@ -52,6 +52,28 @@ pub fn keygen(args: &[String]) -> Result<Generated, String> {
     })
 }
 
+/// `mfa-keygen`: a new key entry for `MFA_ENCRYPTION_KEY`, before the current ones if given.
+pub fn mfa_keygen(args: &[String]) -> Result<String, String> {
+    let mut kid = None;
+    let mut current = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--kid" => kid = Some(args.next().ok_or("--kid needs a value")?.clone()),
+            "--keys" => current = Some(args.next().ok_or("--keys needs the current keys")?.clone()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    let entry = shared::mfa::MfaKeys::generate_entry(&kid.unwrap_or_else(default_kid))
+        .map_err(|e| e.to_string())?;
+    let keys = match current {
+        Some(current) => format!("{entry},{}", current.trim()),
+        None => entry,
+    };
+    shared::mfa::MfaKeys::parse(&keys).map_err(|e| e.to_string())?;
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +133,18 @@ mod tests {
         let (a, b) = (default_kid(), default_kid());
         assert!(shared::tokens::keys::is_valid_kid(&a), "{a}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn mfa_keys_are_new_and_put_the_new_one_first() {
+        let first = mfa_keygen(&["--kid".into(), "one".into()]).unwrap();
+        assert!(first.starts_with("one:"));
+        let rotated =
+            mfa_keygen(&["--kid".into(), "two".into(), "--keys".into(), first.clone()]).unwrap();
+        assert!(
+            rotated.starts_with("two:") && rotated.ends_with(&first),
+            "{rotated}"
+        );
+        assert!(mfa_keygen(&["--keys".into(), "broken".into()]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! authctl keygen [--kid KID] [--public-keys FILE]
+//! authctl mfa-keygen [--kid KID] [--keys CURRENT]
 //! authctl deactivate EMAIL [--data-dir DIR]
 //! authctl reactivate EMAIL [--data-dir DIR]
 //! ```
@@ -9,6 +10,10 @@
 //! Secrets Manager and the public JWK Set to configure (`JwtPublicKeys` / `JWT_PUBLIC_KEYS`).
 //! With `--public-keys`, the new key is added to an existing set, which is how a rotation
 //! starts: publish the new key first, switch the secret once verifiers have it.
+//!
+//! `mfa-keygen` prints a new key for sealing TOTP secrets (`MFA_ENCRYPTION_KEY`, or the Secrets
+//! Manager secret `MfaKeySecretArn` names). With `--keys`, the current keys follow the new one:
+//! the new key seals from then on, the old ones still open what they sealed.
 //!
 //! `deactivate` refuses every further sign-in of an account and ends all its sessions at once;
 //! `reactivate` lets it sign in again (its old sessions stay ended). They work on the DynamoDB
@@ -22,6 +27,7 @@ mod keygen;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: authctl keygen [--kid KID] [--public-keys FILE]
+       authctl mfa-keygen [--kid KID] [--keys CURRENT]
        authctl deactivate EMAIL [--data-dir DIR]
        authctl reactivate EMAIL [--data-dir DIR]";
 
@@ -36,6 +42,11 @@ async fn main() -> ExitCode {
             println!();
             println!("# Public JWK Set: the JwtPublicKeys parameter of template.yaml (JWT_PUBLIC_KEYS):");
             println!("{}", generated.public_jwks);
+        }),
+        Some("mfa-keygen") => keygen::mfa_keygen(&args[1..]).map(|keys| {
+            println!("# MFA_ENCRYPTION_KEY: seals TOTP secrets. Store it in AWS Secrets Manager and nowhere else:");
+            println!("#   aws secretsmanager create-secret --name lambda-auth/mfa-key --secret-string '<the line below>'");
+            println!("{keys}");
         }),
         Some(command @ ("deactivate" | "reactivate")) => {
             accounts::set_active(&args[1..], command == "reactivate").await.map(|message| println!("{message}"))

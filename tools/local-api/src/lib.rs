@@ -13,6 +13,7 @@ pub mod server;
 use std::path::Path;
 use std::sync::Arc;
 
+use shared::mfa::MfaKeys;
 use shared::store::Store;
 use shared::tokens::JwkSet;
 use shared::{DynamoStore, EmbeddedStore, KeyRing, SigningKey};
@@ -25,6 +26,8 @@ pub const SIGNING_KEY_FILE: &str = "signing-key.json";
 pub const STORE_FILE: &str = "auth.redb";
 /// Where the mail is kept, inside the data directory.
 pub const MAIL_DIR: &str = "mail";
+/// The development key that seals TOTP secrets, inside the data directory.
+pub const MFA_KEY_FILE: &str = "mfa-key.txt";
 
 /// The development signing key of `data_dir`, created on first run (readable by its owner
 /// only), and the key ring around it.
@@ -46,6 +49,28 @@ pub fn load_or_create_keys(data_dir: &Path) -> Result<(KeyRing, bool), String> {
     };
     let ring = KeyRing::new(Some(key), &JwkSet::default()).map_err(|e| e.to_string())?;
     Ok((ring, created))
+}
+
+/// The keys that seal TOTP secrets: `MFA_ENCRYPTION_KEY` when set, else the development key of
+/// `data_dir`, created on first run (readable by its owner only).
+pub fn load_or_create_mfa_keys(data_dir: &Path) -> Result<MfaKeys, String> {
+    if let Some(value) = std::env::var("MFA_ENCRYPTION_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        return MfaKeys::parse(value.trim()).map_err(|e| e.to_string());
+    }
+    let path = data_dir.join(MFA_KEY_FILE);
+    let entry = match std::fs::read_to_string(&path) {
+        Ok(entry) => entry,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let entry = MfaKeys::generate_entry("local-dev").map_err(|e| e.to_string())?;
+            write_private(&path, &entry).map_err(|e| format!("{}: {e}", path.display()))?;
+            entry
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    MfaKeys::parse(entry.trim()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use local_api::mail::FolderMailer;
-use local_api::{Gateway, LocalStore, load_or_create_keys, server};
+use local_api::{Gateway, LocalStore, load_or_create_keys, load_or_create_mfa_keys, server};
 use shared::handlers::discovery::Discovery;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
 use tokio::net::TcpListener;
@@ -121,7 +121,8 @@ async fn run() -> Result<(), String> {
             Passwords::new(),
             Arc::new(SystemClock),
         )
-        .with_mailer(Arc::new(mailer.clone())),
+        .with_mailer(Arc::new(mailer.clone()))
+        .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?)),
     );
     let gateway = Arc::new(Gateway::new(service, discovery).with_dev_mail(mailer));
 
