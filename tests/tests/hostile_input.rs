@@ -47,6 +47,10 @@ const BODY_ROUTES: &[&str] = &[
     "/auth/email/verify",
     "/auth/password/forgot",
     "/auth/password/reset",
+    "/auth/mfa/totp/setup",
+    "/auth/mfa/totp/confirm",
+    "/auth/mfa/recovery-codes",
+    "/auth/mfa/verify",
 ];
 
 /// A v2 event for `path` with this raw body and content type.
@@ -507,6 +511,67 @@ async fn hostile_bodies_get_contract_errors_and_change_nothing(h: Harness) {
                 "{path} {case}: {code}"
             );
         }
+        checked += 1;
+    }
+
+    // Second factors of every wrong shape: refused before anything is looked up.
+    for (case, body) in [
+        (
+            "code of five digits",
+            json!({"mfa_token": "A".repeat(43), "code": "12345"}),
+        ),
+        (
+            "code of letters",
+            json!({"mfa_token": "A".repeat(43), "code": "abcdef"}),
+        ),
+        (
+            "code of Arabic-Indic digits",
+            json!({"mfa_token": "A".repeat(43), "code": "١٢٣٤٥٦"}),
+        ),
+        (
+            "code as a number",
+            json!({"mfa_token": "A".repeat(43), "code": 123456}),
+        ),
+        (
+            "recovery code too short",
+            json!({"mfa_token": "A".repeat(43), "recovery_code": "abcd"}),
+        ),
+        (
+            "recovery code with NUL",
+            json!({"mfa_token": "A".repeat(43), "recovery_code": "abcd-efgh-ij\u{0}m"}),
+        ),
+        (
+            "both kinds",
+            json!({"mfa_token": "A".repeat(43), "code": "123456", "recovery_code": "abcd-efgh-ijkm"}),
+        ),
+        ("no code", json!({"mfa_token": "A".repeat(43)})),
+        ("no token", json!({"code": "123456"})),
+        (
+            "an unknown token",
+            json!({"mfa_token": "A".repeat(43), "code": "123456"}),
+        ),
+        (
+            "an access token",
+            json!({"mfa_token": "eyJhbGciOiJFZERTQSJ9.e30.c2ln", "code": "123456"}),
+        ),
+    ] {
+        let path = "/auth/mfa/verify";
+        let response = call(
+            &h.service,
+            path,
+            &event(
+                path,
+                Some("application/json"),
+                body.to_string().as_bytes(),
+                false,
+            ),
+        )
+        .await;
+        let code = assert_contract_answer(path, &response, case);
+        assert!(
+            matches!(code.as_deref(), Some("invalid_request" | "invalid_token")),
+            "{case}: {code:?}"
+        );
         checked += 1;
     }
 

@@ -969,8 +969,10 @@ impl Expression {
 }
 
 /// The clauses that spend a one-time code on the user's item: a TOTP step only if it is later
-/// than every step accepted before, a recovery code only if it is still in the set.
-fn spend_code_expression(code: &SpentCode) -> Expression {
+/// than every step accepted before, a recovery code only if it is still in the set (and it
+/// goes, unless `whole_set_changes`: an update that replaces or removes the whole set must not
+/// name one of its entries too).
+fn spend_code_expression(code: &SpentCode, whole_set_changes: bool) -> Expression {
     let expression = Expression::default()
         .when("mfa_enabled = :true")
         .value(":true", AttributeValue::Bool(true));
@@ -979,9 +981,16 @@ fn spend_code_expression(code: &SpentCode) -> Expression {
             .set("totp_last_step = :step")
             .when("attribute_not_exists(totp_last_step) OR totp_last_step < :step")
             .value(":step", n(step)),
-        SpentCode::Recovery { hash } => expression
-            .when("attribute_exists(recovery_codes.#code)")
-            .name("#code", hash),
+        SpentCode::Recovery { hash } => {
+            let expression = expression
+                .when("attribute_exists(recovery_codes.#code)")
+                .name("#code", hash);
+            if whole_set_changes {
+                expression
+            } else {
+                expression.remove("recovery_codes.#code")
+            }
+        }
     }
 }
 
@@ -1280,7 +1289,7 @@ impl MfaStore for DynamoStore {
         new_recovery: Option<&[String]>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let expression = spend_code_expression(code)
+        let expression = spend_code_expression(code, true)
             .set("updated_at = :now")
             .value(":now", n(now));
         let expression = match new_recovery {
@@ -1360,7 +1369,7 @@ impl MfaStore for DynamoStore {
             )
             .with(
                 Part::Code,
-                spend_code_expression(code)
+                spend_code_expression(code, false)
                     .when("attribute_exists(pk)")
                     .into_transact_item(&self.users_table, user_key(challenge.user_id))?,
             );
