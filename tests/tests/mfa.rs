@@ -99,7 +99,7 @@ async fn enrolment_needs_the_password_and_a_first_code(h: Harness) {
     );
     assert!(enrolment.qr_svg.starts_with("<?xml") || enrolment.qr_svg.starts_with("<svg"));
     // Nothing is on yet: a login still signs in.
-    assert!(h.service.me(id).await.unwrap().mfa.mfa_enabled == false);
+    assert!(!h.service.me(id).await.unwrap().mfa.mfa_enabled);
     assert!(matches!(
         h.service
             .login(EMAIL, &Password::new(PASSWORD), None)
