@@ -32,12 +32,17 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// Trims and lower-cases an email, then checks it is a plain address (no display name, no
-/// domain literal, a dotted domain) of at most 254 characters. An internationalised domain is
-/// brought to its canonical form (UTS 46), so `exämple.com` and `xn--exmple-cua.com` are one
-/// address and cannot hold two accounts.
+/// Normalises an email before any use: trimmed, the local part in Unicode NFC, the whole address
+/// lower-cased, the domain in its IDNA (UTS 46) ASCII form; then checks it is a plain address
+/// (no display name, no domain literal, a dotted domain) of at most 254 characters. So
+/// `José@Exämple.com` typed with a precomposed `é` or with `e` and a combining accent, and
+/// `jose\u{301}@xn--exmple-cua.com`, are one address and cannot hold two accounts.
 pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
-    let email = raw.trim().to_lowercase();
+    let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc();
+    // Lower-casing can decompose (İ), so NFC comes after it too.
+    let email = nfc
+        .normalize(&nfc.normalize(raw.trim()).to_lowercase())
+        .into_owned();
     let invalid = |message: &str| FieldError::new("email", "invalid_email", message);
     if email.is_empty() {
         return Err(invalid("Enter an email address."));
@@ -57,9 +62,7 @@ pub fn normalize_email(raw: &str) -> Result<String, FieldError> {
         Some((local, domain)) => {
             let ascii = idna::domain_to_ascii(domain)
                 .map_err(|_| invalid("Enter a valid email address, like name@example.com."))?;
-            let (unicode, result) = idna::domain_to_unicode(&ascii);
-            result.map_err(|_| invalid("Enter a valid email address, like name@example.com."))?;
-            format!("{local}@{unicode}")
+            format!("{local}@{ascii}")
         }
         _ => email,
     };
@@ -208,8 +211,28 @@ mod tests {
     fn internationalised_domains_have_one_canonical_form() {
         let unicode = normalize_email("josé@Exämple.com").unwrap();
         let punycode = normalize_email("josé@xn--exmple-cua.com").unwrap();
-        assert_eq!(unicode, "josé@exämple.com");
+        assert_eq!(unicode, "josé@xn--exmple-cua.com");
         assert_eq!(unicode, punycode);
+    }
+
+    #[test]
+    fn composed_and_decomposed_spellings_are_one_address() {
+        let precomposed = "jos\u{e9}@example.com";
+        let decomposed = "jose\u{301}@example.com";
+        assert_ne!(precomposed, decomposed);
+        assert_eq!(
+            normalize_email(precomposed).unwrap(),
+            normalize_email(decomposed).unwrap()
+        );
+        assert_eq!(
+            normalize_email("JOSE\u{301}@EXAMPLE.COM").unwrap(),
+            "jos\u{e9}@example.com"
+        );
+        // The Kelvin sign lower-cases to k; full-width letters are not folded (NFC is not NFKC).
+        assert_eq!(
+            normalize_email("\u{212a}@example.com").unwrap(),
+            "k@example.com"
+        );
     }
 
     #[test]

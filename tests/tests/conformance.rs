@@ -69,6 +69,7 @@ on_both_stores!(
     change_password_ends_every_other_session,
     links_are_issued_read_and_spent_once_by_the_store,
     a_taken_address_leaves_the_change_link_usable,
+    composed_and_decomposed_addresses_are_one_account,
 );
 
 async fn register_stores_the_user_and_signs_in(h: Harness) {
@@ -934,4 +935,25 @@ async fn a_taken_address_leaves_the_change_link_usable(h: Harness) {
             .id,
         user.id
     );
+}
+
+async fn composed_and_decomposed_addresses_are_one_account(h: Harness) {
+    let precomposed = "jos\u{e9}@ex\u{e4}mple.com";
+    let decomposed = "jose\u{301}@exa\u{308}mple.com";
+    let registered = register(&h, precomposed).await;
+    assert_eq!(registered.user.email, "jos\u{e9}@xn--exmple-cua.com");
+    assert!(matches!(
+        h.service.register(decomposed, &pw(PASSWORD), None).await,
+        Err(AuthError::EmailTaken)
+    ));
+    for spelling in [precomposed, decomposed, "JOSE\u{301}@xn--exmple-cua.com"] {
+        let signed_in = h
+            .service
+            .login(spelling, &pw(PASSWORD), None)
+            .await
+            .unwrap()
+            .signed_in()
+            .unwrap();
+        assert_eq!(signed_in.user.id, registered.user.id, "{spelling:?}");
+    }
 }
