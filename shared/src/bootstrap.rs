@@ -60,25 +60,35 @@ pub enum KeyAccess {
 /// A function that sends mail answers first and mails after: an internal extension holds the
 /// execution environment until the mail of each invocation is out, since Lambda freezes it only
 /// once every extension has asked for its next event.
+/// Metrics leave as one Embedded Metric Format line after each invocation.
 pub async fn serve_http(
     state: &impl HandlerState,
     routes: FunctionRoutes,
 ) -> Result<(), lambda_http::Error> {
+    install_metrics();
+    /// Runs one invocation's handler and sends its metrics.
+    async fn invocation(
+        state: &impl HandlerState,
+        routes: FunctionRoutes,
+        request: lambda_http::Request,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        use lambda_http::RequestExt;
+        let request_id = request
+            .lambda_context_ref()
+            .map(|context| context.request_id.clone())
+            .unwrap_or_default();
+        let response = routes.serve(state, request).await;
+        crate::metrics::flush(&request_id);
+        response
+    }
+
     let Some(outbox) = state.service().and_then(AuthService::outbox) else {
         return lambda_http::run(lambda_http::service_fn(move |request| async move {
-            Ok::<_, lambda_http::Error>(routes.serve(state, request).await)
+            Ok::<_, lambda_http::Error>(invocation(state, routes, request).await)
         }))
         .await;
     };
 
-    /// Tells the extension that an invocation's handler is done (or panicked): all of its
-    /// background work has been handed to the outbox by then.
-    struct Done(tokio::sync::mpsc::UnboundedSender<()>);
-    impl Drop for Done {
-        fn drop(&mut self) {
-            let _ = self.0.send(());
-        }
-    }
     let (done, handlers_done) = tokio::sync::mpsc::unbounded_channel();
     let handlers_done = Arc::new(tokio::sync::Mutex::new(handlers_done));
     let extension = lambda_extension::Extension::new()
@@ -94,25 +104,105 @@ pub async fn serve_http(
         }))
         .register()
         .await?;
-    let runtime = lambda_http::run(lambda_http::service_fn(move |request| {
-        let done = Done(done.clone());
-        async move {
-            let response = routes.serve(state, request).await;
-            drop(done);
-            Ok::<_, lambda_http::Error>(response)
-        }
+    let handler = lambda_http::Adapter::from(lambda_http::service_fn(move |request| async move {
+        Ok::<_, lambda_http::Error>(invocation(state, routes, request).await)
     }));
+    // The outermost layer sees every invocation, also one whose event does not even parse,
+    // and tells the extension once the answer has gone out.
+    let runtime = lambda_runtime::Runtime::new(handler)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(lambda_runtime::tower::layer::layer_fn(move |inner| {
+            SignalDone {
+                inner,
+                done: done.clone(),
+            }
+        }))
+        .run();
     tokio::try_join!(extension.run(), runtime).map(|_| ())
+}
+
+/// Tells the outbox's extension that an invocation is over (answered, refused, or panicked):
+/// all of its background work has been handed over by then.
+struct Done(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A runtime layer that signals [`Done`] when each invocation's inner service has finished.
+struct SignalDone<S> {
+    inner: S,
+    done: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl<S> lambda_runtime::Service<lambda_runtime::LambdaInvocation> for SignalDone<S>
+where
+    S: lambda_runtime::Service<
+            lambda_runtime::LambdaInvocation,
+            Response = (),
+            Error = lambda_runtime::Error,
+        >,
+{
+    type Response = ();
+    type Error = lambda_runtime::Error;
+    type Future = WithDone<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: lambda_runtime::LambdaInvocation) -> Self::Future {
+        WithDone {
+            inner: self.inner.call(invocation),
+            done: Some(Done(self.done.clone())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An invocation's future, sending [`Done`] when it completes or is dropped.
+    struct WithDone<F> {
+        #[pin]
+        inner: F,
+        done: Option<Done>,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for WithDone<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let output = std::task::ready!(this.inner.poll(cx));
+        this.done.take();
+        std::task::Poll::Ready(output)
+    }
 }
 
 /// Serves the API Gateway authorizer until the runtime stops.
 pub async fn serve_authorizer(service: &AuthService) -> Result<(), lambda_runtime::Error> {
+    install_metrics();
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            authorizer::handle(service, event.payload).await
+            let answer = authorizer::handle(service, event.payload).await;
+            crate::metrics::flush(&event.context.request_id);
+            answer
         },
     ))
     .await
+}
+
+fn install_metrics() {
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    crate::metrics::install_emf(&name);
 }
 
 /// Initialises logging the way the Lambda runtime expects (text or JSON per the function's
@@ -216,9 +306,24 @@ pub async fn signing_key_ring(source: &KeySource) -> Result<KeyRing, BootstrapEr
     })
 }
 
+/// Reads the signing key's secret, with the role's credentials and region from the environment
+/// as Lambda gives them (no default-chain probing, as for the DynamoDB client).
 async fn read_secret(arn: &str) -> Result<String, BootstrapError> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
+    use aws_sdk_secretsmanager::config;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let mut builder = config::Builder::new()
+        .behavior_version(config::BehaviorVersion::latest())
+        .credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    if let Some(region) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        builder = builder.region(config::Region::new(region));
+    }
+    // A local stand-in of Secrets Manager (benchmarks, sam local); unset in AWS.
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL_SECRETS_MANAGER") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    let client = aws_sdk_secretsmanager::Client::from_conf(builder.build());
     let output = client
         .get_secret_value()
         .secret_id(arn)
@@ -285,8 +390,7 @@ pub async fn with_ses_mail(service: AuthService) -> Result<AuthService, Bootstra
         .clone()
         .ok_or(ConfigError::Missing { name: "MAIL_FROM" });
     let from = logged(from.map_err(BootstrapError::from))?;
-    let sdk = DynamoStore::sdk_loader().load().await;
-    Ok(service.with_mailer(Arc::new(SesMailer::new(&sdk, from))))
+    Ok(service.with_mailer(Arc::new(SesMailer::lambda(from))))
 }
 
 fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {
@@ -295,9 +399,8 @@ fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {
 
 async fn build_service(keys: KeyRing) -> Result<AuthService, BootstrapError> {
     let config = Arc::new(Config::from_env()?);
-    let client = DynamoStore::client_from_env().await;
-    let store = Arc::new(DynamoStore::new(
-        client,
+    let store = Arc::new(DynamoStore::lazy(
+        DynamoStore::lambda_client,
         &config.users_table,
         &config.sessions_table,
     ));

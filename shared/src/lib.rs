@@ -14,6 +14,7 @@ pub mod config;
 pub mod handlers;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod mfa;
 pub mod model;
 pub mod passwords;

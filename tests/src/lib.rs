@@ -5,6 +5,7 @@ mod counting;
 pub mod jwks_server;
 pub mod local;
 pub mod openapi;
+pub mod rie;
 pub mod template;
 
 use std::sync::Arc;
@@ -87,6 +88,46 @@ pub fn ses_emulator_url() -> String {
              Run the tests with scripts/test, which installs and starts it."
         )
     })
+}
+
+/// What the SES v2 emulator received for `to`, oldest first, waiting up to `patience` for at
+/// least `count` messages (mail goes out after the answer).
+pub async fn ses_mail_to(
+    to: &str,
+    count: usize,
+    patience: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let url = format!("{}/store", ses_emulator_url());
+    let started = std::time::Instant::now();
+    loop {
+        let store: serde_json::Value =
+            serde_json::from_slice(&local::http_get(&url).await).expect("JSON from the emulator");
+        let mail: Vec<serde_json::Value> = store["emails"]
+            .as_array()
+            .expect("the emulator's store lists emails")
+            .iter()
+            .filter(|m| {
+                m["destination"]["to"]
+                    .as_array()
+                    .is_some_and(|list| list.iter().any(|t| t == to))
+            })
+            .cloned()
+            .collect();
+        if mail.len() >= count || started.elapsed() > patience {
+            return mail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The token of the link to `page` in an emulator's message.
+pub fn ses_link_token(message: &serde_json::Value, page: &str) -> String {
+    let text = message["body"]["text"].as_str().expect("a text part");
+    let marker = format!("/{page}#token=");
+    let (_, rest) = text
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no /{page} link in {text}"));
+    rest.split_whitespace().next().unwrap().to_owned()
 }
 
 /// A client for the DynamoDB Local that the test command started. Tests that need it fail
@@ -398,6 +439,43 @@ pub async fn invoke(state: &impl HandlerState, event: &serde_json::Value) -> Res
     let request =
         lambda_http::request::from_str(&event.to_string()).expect("an API Gateway v2 event");
     route.function.routes().serve(state, request).await
+}
+
+/// Every variable `Config` reads, found by asking it to read an empty environment.
+pub fn configuration_variables() -> Vec<String> {
+    let asked = std::cell::RefCell::new(Vec::new());
+    let defaults = Defaults {
+        users_table: Some("users".into()),
+        sessions_table: Some("sessions".into()),
+        issuer: Some("https://issuer.example".into()),
+        audience: Some("https://audience.example".into()),
+        ..Defaults::default()
+    };
+    Config::from_lookup(
+        |name| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        },
+        &defaults,
+    )
+    .expect("the defaults make a configuration");
+    asked.into_inner()
+}
+
+/// The function an event file is for: the authorizer's events by their shape, the others by
+/// the route their `routeKey` names.
+pub fn function_of_event(name: &str, event: &serde_json::Value) -> shared::routes::Function {
+    if event.get("methodArn").is_some() || event.get("identitySource").is_some() {
+        return shared::routes::Function::Authorizer;
+    }
+    let key = event["routeKey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("events/{name}: no routeKey"));
+    ROUTES
+        .iter()
+        .find(|r| r.key() == key)
+        .unwrap_or_else(|| panic!("events/{name}: routeKey `{key}` is no route of ROUTES"))
+        .function
 }
 
 /// Runs each listed `async fn name(h: Harness)` as two tests, `dynamodb::name` and

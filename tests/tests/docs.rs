@@ -1,7 +1,6 @@
 //! The repository explains itself: `docs/api.md` names every route of the route table and every
 //! configuration variable the service reads, and nothing that does not exist.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -9,7 +8,6 @@ use shared::bootstrap::{
     MFA_KEY_SECRET_VAR, MFA_KEY_VAR, PUBLIC_KEYS_VAR, SIGNING_KEY_SECRET_VAR, SIGNING_KEY_VAR,
 };
 use shared::routes::ROUTES;
-use shared::{Config, Defaults};
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,25 +56,9 @@ fn the_reference_lists_exactly_the_routes_of_the_table() {
     }
 }
 
-/// Every variable `Config` reads, found by asking it to read an empty environment.
+/// Every variable the service reads: `Config`'s and the keys'.
 fn configuration_variables() -> Vec<String> {
-    let asked = RefCell::new(Vec::new());
-    let defaults = Defaults {
-        users_table: Some("users".into()),
-        sessions_table: Some("sessions".into()),
-        issuer: Some("https://issuer.example".into()),
-        audience: Some("https://audience.example".into()),
-        ..Defaults::default()
-    };
-    Config::from_lookup(
-        |name| {
-            asked.borrow_mut().push(name.to_owned());
-            None
-        },
-        &defaults,
-    )
-    .expect("the defaults make a configuration");
-    let mut names = asked.into_inner();
+    let mut names = integration_tests::configuration_variables();
     names.extend(
         [
             PUBLIC_KEYS_VAR,

@@ -139,21 +139,7 @@ fn openapi_documents_every_route_of_the_table_and_no_other() {
     }
 }
 
-/// The function an event file is for: the authorizer's events by their shape, the others by
-/// the route their `routeKey` names.
-fn function_of_event(name: &str, event: &Value) -> Function {
-    if event.get("methodArn").is_some() || event.get("identitySource").is_some() {
-        return Function::Authorizer;
-    }
-    let key = event["routeKey"]
-        .as_str()
-        .unwrap_or_else(|| panic!("events/{name}: no routeKey"));
-    ROUTES
-        .iter()
-        .find(|r| r.key() == key)
-        .unwrap_or_else(|| panic!("events/{name}: routeKey `{key}` is no route of ROUTES"))
-        .function
-}
+use integration_tests::function_of_event;
 
 #[test]
 fn every_function_has_an_event_file() {

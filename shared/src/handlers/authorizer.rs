@@ -122,29 +122,33 @@ async fn decide(
     value: Option<&str>,
     route: Option<&Endpoint>,
 ) -> Result<Option<Value>, AuthorizerError> {
-    let Some(token) = value.and_then(bearer_token) else {
-        info!(reason = "no bearer token", "access denied");
-        return Ok(None);
+    let decision = match value.and_then(bearer_token) {
+        None => {
+            info!(reason = "no bearer token", "access denied");
+            Ok(None)
+        }
+        Some(token) => match service.authorize_bearer(token).await {
+            Ok(Caller::Own(principal))
+                if service.config().require_verified_email
+                    && !principal.email_verified
+                    && !admits_unverified(route) =>
+            {
+                info!(user_id = %principal.user_id, reason = "address not verified", "access denied");
+                Ok(None)
+            }
+            Ok(caller) => Ok(Some(context(&caller, &service.config().issuer))),
+            Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
+                error!(%detail, "authorizer could not decide");
+                Err(AuthorizerError::Unavailable)
+            }
+            Err(e) => {
+                info!(reason = %e, "access denied");
+                Ok(None)
+            }
+        },
     };
-    match service.authorize_bearer(token).await {
-        Ok(Caller::Own(principal))
-            if service.config().require_verified_email
-                && !principal.email_verified
-                && !admits_unverified(route) =>
-        {
-            info!(user_id = %principal.user_id, reason = "address not verified", "access denied");
-            Ok(None)
-        }
-        Ok(caller) => Ok(Some(context(&caller, &service.config().issuer))),
-        Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
-            error!(%detail, "authorizer could not decide");
-            Err(AuthorizerError::Unavailable)
-        }
-        Err(e) => {
-            info!(reason = %e, "access denied");
-            Ok(None)
-        }
-    }
+    crate::metrics::authorizer_decision(decision.as_ref().ok().map(Option::is_some));
+    decision
 }
 
 /// The same keys for every caller, so downstream functions work alike for both kinds.

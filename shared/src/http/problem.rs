@@ -301,13 +301,16 @@ impl From<AuthError> for Problem {
                 "No enrolment to confirm",
                 "Start with POST /auth/mfa/totp/setup, then confirm with a code from the app.",
             ),
-            AuthError::TooManyRequests { retry_after_secs } => Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "Too many requests",
-                format!("Too many attempts. Try again in {retry_after_secs} seconds."),
-            )
-            .retry_after(retry_after_secs),
+            AuthError::TooManyRequests { retry_after_secs } => {
+                crate::metrics::throttled();
+                Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "Too many requests",
+                    format!("Too many attempts. Try again in {retry_after_secs} seconds."),
+                )
+                .retry_after(retry_after_secs)
+            }
             AuthError::Unavailable(detail) => {
                 warn!(%detail, "store unavailable");
                 Problem::new(

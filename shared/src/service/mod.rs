@@ -76,8 +76,14 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AuthError::EmailTaken,
-            StoreError::Unavailable(detail) => AuthError::Unavailable(detail),
-            StoreError::Internal(detail) => AuthError::Internal(detail),
+            StoreError::Unavailable(detail) => {
+                crate::metrics::store_error(true);
+                AuthError::Unavailable(detail)
+            }
+            StoreError::Internal(detail) => {
+                crate::metrics::store_error(false);
+                AuthError::Internal(detail)
+            }
         }
     }
 }
@@ -281,6 +287,12 @@ impl AuthService {
         // The right password counts as a success even for a disabled account.
         let right_password = matches!(checked, Ok(_) | Err(AuthError::AccountDisabled));
         self.settle_login(charged, right_password).await;
+        if matches!(
+            checked,
+            Ok(_) | Err(AuthError::InvalidCredentials | AuthError::AccountDisabled)
+        ) {
+            crate::metrics::sign_in(checked.is_ok());
+        }
         let (mut user, needs_rehash) = checked?;
         if needs_rehash {
             self.upgrade_hash(&mut user, password, now).await;
@@ -505,6 +517,7 @@ impl AuthService {
     /// A spent token presented after the grace window: someone holds a copy it should not have.
     /// The whole chain ends, for the thief and the owner alike.
     async fn reuse_detected(&self, user: &User, chain: &SessionChain, now: UnixTime) -> AuthError {
+        crate::metrics::refresh_reuse();
         if let Err(e) = self
             .store
             .revoke_chain(user.id, chain.sid, chain.epoch, now)

@@ -40,6 +40,30 @@ type Item = HashMap<String, AttributeValue>;
 
 use super::schema::{self, PARTITION_KEY, TTL_ATTRIBUTE, TableSchema, USER_INDEX, USER_INDEX_KEY};
 
+/// A DynamoDB client built at most once, when first used.
+#[derive(Debug, Clone)]
+struct LazyClient {
+    client: std::sync::OnceLock<Client>,
+    make: fn() -> Client,
+}
+
+impl LazyClient {
+    fn ready(client: Client) -> Self {
+        Self {
+            client: std::sync::OnceLock::from(client),
+            make: || unreachable!("the client was given"),
+        }
+    }
+}
+
+impl std::ops::Deref for LazyClient {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client.get_or_init(self.make)
+    }
+}
+
 /// Attempts for transactions that DynamoDB cancels because another one held an item.
 const CONFLICT_ATTEMPTS: u32 = 8;
 
@@ -182,7 +206,7 @@ fn build<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T,
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: LazyClient,
     users_table: String,
     sessions_table: String,
 }
@@ -194,7 +218,25 @@ impl DynamoStore {
         sessions_table: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            client: LazyClient::ready(client),
+            users_table: users_table.into(),
+            sessions_table: sessions_table.into(),
+        }
+    }
+
+    /// A store whose client is built on its first call: building it loads the TLS root
+    /// certificates (every file of the system's store), which is most of a cold start's CPU, and
+    /// a request that needs no store (a token refused on its signature) then never pays it.
+    pub fn lazy(
+        make: fn() -> Client,
+        users_table: impl Into<String>,
+        sessions_table: impl Into<String>,
+    ) -> Self {
+        Self {
+            client: LazyClient {
+                client: std::sync::OnceLock::new(),
+                make,
+            },
             users_table: users_table.into(),
             sessions_table: sessions_table.into(),
         }
@@ -204,14 +246,44 @@ impl DynamoStore {
     /// retries included, well inside a Lambda's time limit, so the caller can still answer
     /// `503` instead of timing out.
     pub fn sdk_loader() -> aws_config::ConfigLoader {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(Self::timeouts())
+            .retry_config(Self::retries())
+    }
+
+    fn timeouts() -> aws_config::timeout::TimeoutConfig {
+        aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
             .operation_attempt_timeout(Duration::from_secs(2))
             .operation_timeout(Duration::from_secs(5))
-            .build();
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .build()
+    }
+
+    fn retries() -> aws_config::retry::RetryConfig {
+        aws_config::retry::RetryConfig::standard().with_max_attempts(3)
+    }
+
+    /// The client of a Lambda function, built without `aws_config`'s default chains: Lambda
+    /// gives every function its region and its role's credentials in environment variables,
+    /// so probing profile files, web identity, ECS and IMDS at each cold start would only cost
+    /// time (and their code would only grow the binary). `AWS_ENDPOINT_URL_DYNAMODB` (DynamoDB
+    /// Local under `sam local`) applies when not empty; the template declares it empty.
+    pub fn lambda_client() -> Client {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            )
+            .timeout_config(Self::timeouts())
+            .retry_config(Self::retries());
+        if let Some(region) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+            config = config.region(aws_sdk_dynamodb::config::Region::new(region));
+        }
+        if let Some(endpoint) = var("AWS_ENDPOINT_URL_DYNAMODB") {
+            config = config.endpoint_url(endpoint);
+        }
+        Client::from_conf(config.build())
     }
 
     /// A client from the environment: region, credentials, and `AWS_ENDPOINT_URL_DYNAMODB`.

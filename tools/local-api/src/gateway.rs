@@ -16,7 +16,9 @@ use serde_json::{Map, Value, json};
 use shared::AuthService;
 use shared::handlers::{authorizer, discovery::Discovery};
 use shared::http::body_bytes;
-use shared::routes::{self, HandlerState, ROUTES, Route};
+use shared::routes::{self, HandlerState, ROUTES};
+
+use crate::runtime_api::{LambdaProcess, Outcome};
 
 use crate::mail::{FolderMailer, inbox_page};
 
@@ -51,6 +53,93 @@ pub struct Gateway {
     state: LocalState,
     /// The mail kept instead of sent, served at `/_dev/`.
     mail: Option<FolderMailer>,
+    extra_routes: Vec<ExtraRoute>,
+}
+
+/// A route of another team's function, served behind this API's authorizer: its Lambda binary
+/// runs as a child process against a loopback Runtime API, as in Lambda.
+pub struct ExtraRoute {
+    /// Upper case, or `ANY`.
+    pub method: String,
+    /// With `{name}` for a path parameter.
+    pub path: String,
+    pub function: LambdaProcess,
+}
+
+/// `--extra-route 'GET /orders=path/to/binary'`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraRouteSpec {
+    pub method: String,
+    pub path: String,
+    pub binary: std::path::PathBuf,
+}
+
+impl ExtraRouteSpec {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let usage = || format!("--extra-route {spec:?}: expected 'METHOD /path=path/to/binary'");
+        let (route, binary) = spec.split_once('=').ok_or_else(usage)?;
+        let (method, path) = route.trim().split_once(' ').ok_or_else(usage)?;
+        let path = path.trim();
+        if !path.starts_with('/') || binary.trim().is_empty() {
+            return Err(usage());
+        }
+        let method = method.trim().to_ascii_uppercase();
+        if !matches!(
+            method.as_str(),
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" | "ANY"
+        ) {
+            return Err(usage());
+        }
+        if routes::resolve(ROUTES, &method, path).is_some() {
+            return Err(format!(
+                "--extra-route {spec:?}: this API already serves {method} {path}"
+            ));
+        }
+        Ok(Self {
+            method,
+            path: path.to_owned(),
+            binary: binary.trim().into(),
+        })
+    }
+
+    /// Starts the function; it stops with the server.
+    pub async fn start(&self) -> Result<ExtraRoute, String> {
+        let name = self
+            .binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "extra".into());
+        let function = LambdaProcess::spawn(&self.binary, &name, &[])
+            .await
+            .map_err(|e| format!("{}: {e}", self.binary.display()))?;
+        Ok(ExtraRoute {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            function,
+        })
+    }
+}
+
+/// What serves a request: a route of the table, or another team's function.
+enum Target<'a> {
+    Table(&'static routes::Route),
+    Extra(&'a ExtraRoute),
+}
+
+impl Target<'_> {
+    fn key(&self) -> String {
+        match self {
+            Target::Table(route) => route.key(),
+            Target::Extra(extra) => format!("{} {}", extra.method, extra.path),
+        }
+    }
+
+    fn is_protected(&self) -> bool {
+        match self {
+            Target::Table(route) => route.is_protected(),
+            Target::Extra(_) => true,
+        }
+    }
 }
 
 /// What the handlers run on: the local server holds both the service and the discovery
@@ -75,6 +164,7 @@ impl Gateway {
         Self {
             state: LocalState { service, discovery },
             mail: None,
+            extra_routes: Vec::new(),
         }
     }
 
@@ -82,6 +172,26 @@ impl Gateway {
     pub fn with_dev_mail(mut self, mailer: FolderMailer) -> Self {
         self.mail = Some(mailer);
         self
+    }
+
+    /// Also serves these routes, each behind the authorizer.
+    pub fn with_extra_routes(mut self, extra_routes: Vec<ExtraRoute>) -> Self {
+        self.extra_routes = extra_routes;
+        self
+    }
+
+    fn target(&self, method: &str, path: &str) -> (Target<'_>, BTreeMap<String, String>) {
+        if let Some((route, parameters)) = routes::resolve(ROUTES, method, path) {
+            return (Target::Table(route), parameters);
+        }
+        for extra in &self.extra_routes {
+            if (extra.method == "ANY" || extra.method == method)
+                && let Some(parameters) = routes::match_path(&extra.path, path)
+            {
+                return (Target::Extra(extra), parameters);
+            }
+        }
+        (Target::Table(routes::default_route()), BTreeMap::new())
     }
 
     pub async fn handle(&self, incoming: ClientRequest) -> GatewayResponse {
@@ -145,12 +255,10 @@ impl Gateway {
         request_id: &str,
     ) -> (StatusCode, HeaderMap, Bytes) {
         // Like API Gateway: a route whose method and path match, else the catch-all.
-        let (route, path_parameters) =
-            routes::resolve(ROUTES, incoming.method.as_str(), &incoming.path)
-                .unwrap_or_else(|| (routes::default_route(), BTreeMap::new()));
-        let context = RequestContext::new(incoming, route, request_id);
+        let (target, path_parameters) = self.target(incoming.method.as_str(), &incoming.path);
+        let context = RequestContext::new(incoming, target.key(), request_id);
 
-        let authorizer_context = if route.is_protected() {
+        let authorizer_context = if target.is_protected() {
             // API Gateway refuses a request without the identity source before calling anyone.
             let Some(authorization) = incoming.headers.get(header::AUTHORIZATION) else {
                 return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
@@ -172,6 +280,10 @@ impl Gateway {
         };
 
         let event = request_event(incoming, &context, &path_parameters, authorizer_context);
+        let route = match target {
+            Target::Table(route) => route,
+            Target::Extra(extra) => return invoke_extra(extra, &event).await,
+        };
         let request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(request) => request,
             Err(_) => {
@@ -186,6 +298,67 @@ impl Gateway {
             Bytes::copy_from_slice(body_bytes(&body)),
         )
     }
+}
+
+/// Runs another team's function on the event and turns its answer (an HTTP API payload 2.0
+/// response) into the HTTP response, as API Gateway does.
+async fn invoke_extra(extra: &ExtraRoute, event: &Value) -> (StatusCode, HeaderMap, Bytes) {
+    let failed = || gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    let answer = match extra
+        .function
+        .api
+        .invoke(Bytes::from(event.to_string()))
+        .await
+    {
+        Ok(Outcome::Response(answer)) => answer,
+        Ok(Outcome::Error(error)) => {
+            tracing::warn!(route = %format!("{} {}", extra.method, extra.path), error = %String::from_utf8_lossy(&error), "the function failed");
+            return failed();
+        }
+        Err(e) => {
+            tracing::warn!(route = %format!("{} {}", extra.method, extra.path), error = %e, "the function did not answer");
+            return failed();
+        }
+    };
+    let Ok(answer) = serde_json::from_slice::<Value>(&answer) else {
+        return failed();
+    };
+    // A function may answer any JSON value: without `statusCode` it is the body of a 200.
+    let Some(status) = answer.get("statusCode").and_then(Value::as_u64) else {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return (StatusCode::OK, headers, Bytes::from(answer.to_string()));
+    };
+    let Ok(status) = StatusCode::from_u16(status as u16) else {
+        return failed();
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer["headers"].as_object().into_iter().flatten() {
+        if let (Ok(name), Some(Ok(value))) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            value.as_str().map(HeaderValue::from_str),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    for cookie in answer["cookies"].as_array().into_iter().flatten() {
+        if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::from_str) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    let body = answer["body"].as_str().unwrap_or_default();
+    let body = if answer["isBase64Encoded"] == true {
+        match B64.decode(body) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(_) => return failed(),
+        }
+    } else {
+        Bytes::from(body.to_owned())
+    };
+    (status, headers, body)
 }
 
 fn with_request_id(
@@ -230,14 +403,13 @@ struct RequestContext {
 }
 
 impl RequestContext {
-    fn new(incoming: &ClientRequest, route: &Route, request_id: &str) -> Self {
+    fn new(incoming: &ClientRequest, route_key: String, request_id: &str) -> Self {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let time = gateway_time(now.as_secs() as i64);
         let domain = header_text(&incoming.headers, header::HOST.as_str())
             .unwrap_or_else(|| "localhost".into());
-        let route_key = route.key();
         let value = json!({
             "accountId": ACCOUNT_ID,
             "apiId": API_ID,
@@ -446,8 +618,11 @@ mod tests {
         }
     }
 
-    fn route() -> &'static Route {
-        routes::resolve(ROUTES, "POST", "/auth/login").unwrap().0
+    fn route() -> String {
+        routes::resolve(ROUTES, "POST", "/auth/login")
+            .unwrap()
+            .0
+            .key()
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! [`gateway`] turns HTTP requests into the API Gateway events the Lambda handlers take, routes
 //! them by the one route table (`shared::routes::ROUTES`, which tests hold equal to
 //! `template.yaml`) and runs the authorizer first on protected routes; [`server`] is the HTTP
-//! server around it.
+//! server around it; [`runtime_api`] runs other teams' Lambda binaries behind the same
+//! authorizer (`--extra-route`).
 
 pub mod gateway;
 pub mod mail;
+pub mod runtime_api;
 pub mod server;
 
 use std::path::Path;
@@ -18,7 +20,7 @@ use shared::store::Store;
 use shared::tokens::JwkSet;
 use shared::{DynamoStore, EmbeddedStore, KeyRing, SigningKey};
 
-pub use gateway::Gateway;
+pub use gateway::{ExtraRouteSpec, Gateway};
 
 /// Where the development signing key is kept, inside the data directory.
 pub const SIGNING_KEY_FILE: &str = "signing-key.json";

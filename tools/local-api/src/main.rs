@@ -1,8 +1,10 @@
 //! `local-api`: the whole API on http://127.0.0.1:3000.
 //!
 //! ```text
-//! local-api [--port N] [--data-dir DIR] [--dynamodb URL]
+//! local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--extra-route 'GET /orders=BINARY']...
 //! ```
+//! `--extra-route` serves another team's Lambda binary (built for this machine, e.g. with
+//! `cargo build`) on a route behind this API's authorizer, as `examples/orders` shows.
 //! `PORT`, `DATA_DIR` and `AWS_ENDPOINT_URL_DYNAMODB` do the same as the flags; every variable of
 //! the contract's configuration applies too.
 
@@ -11,17 +13,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use local_api::mail::FolderMailer;
-use local_api::{Gateway, LocalStore, load_or_create_keys, load_or_create_mfa_keys, server};
+use local_api::{
+    ExtraRouteSpec, Gateway, LocalStore, load_or_create_keys, load_or_create_mfa_keys, server,
+};
 use shared::handlers::discovery::Discovery;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: local-api [--port N] [--data-dir DIR] [--dynamodb URL]";
+const USAGE: &str = "usage: local-api [--port N] [--data-dir DIR] [--dynamodb URL] [--extra-route 'METHOD /path=BINARY']...";
 
 struct Options {
     port: u16,
     data_dir: PathBuf,
     dynamodb: Option<String>,
+    extra_routes: Vec<ExtraRouteSpec>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -38,6 +43,7 @@ fn options() -> Result<Options, String> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".data")),
         dynamodb: env("AWS_ENDPOINT_URL_DYNAMODB"),
+        extra_routes: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -51,6 +57,9 @@ fn options() -> Result<Options, String> {
             }
             "--data-dir" => options.data_dir = PathBuf::from(value("--data-dir")?),
             "--dynamodb" => options.dynamodb = Some(value("--dynamodb")?),
+            "--extra-route" => options
+                .extra_routes
+                .push(ExtraRouteSpec::parse(&value("--extra-route")?)?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -124,7 +133,15 @@ async fn run() -> Result<(), String> {
         .with_mailer(Arc::new(mailer.clone()))
         .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?)),
     );
-    let gateway = Arc::new(Gateway::new(service, discovery).with_dev_mail(mailer));
+    let mut extra_routes = Vec::new();
+    for spec in &options.extra_routes {
+        extra_routes.push(spec.start().await?);
+    }
+    let gateway = Arc::new(
+        Gateway::new(service, discovery)
+            .with_dev_mail(mailer)
+            .with_extra_routes(extra_routes),
+    );
 
     let store_description = match &options.dynamodb {
         Some(endpoint) => format!("DynamoDB at {endpoint}"),
@@ -142,6 +159,14 @@ async fn run() -> Result<(), String> {
         options.data_dir.join(local_api::SIGNING_KEY_FILE).display()
     );
     println!("  Mail is kept, not sent: {base_url}/_dev/inbox");
+    for spec in &options.extra_routes {
+        println!(
+            "  {} {} -> {} (behind the authorizer)",
+            spec.method,
+            spec.path,
+            spec.binary.display()
+        );
+    }
     println!();
     println!("  Try:");
     println!(

@@ -298,3 +298,49 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{nanos:x}-{}", std::process::id())
 }
+
+/// The quickstart's first answer from a fresh clone comes after one build: README's command
+/// uses the local server's own profile (no LTO, parallel codegen), which keeps the hashing
+/// crates at opt-level 3, while the Lambda binaries keep the release profile.
+#[test]
+fn the_quickstart_builds_with_the_local_profile() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let quickstart = readme
+        .split("## Quickstart")
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the quickstart's command");
+    assert_eq!(quickstart.trim(), "cargo run --profile local -p local-api");
+
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let section = |name: &str| -> String {
+        let header = format!("[{name}]\n");
+        let start = manifest
+            .find(&header)
+            .unwrap_or_else(|| panic!("Cargo.toml: no [{name}]"));
+        manifest[start + header.len()..]
+            .split("\n[")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let local = section("profile.local");
+    assert!(local.contains("lto = false"), "[profile.local]: no LTO");
+    assert!(
+        !local.contains("codegen-units = 1\n"),
+        "[profile.local]: parallel codegen"
+    );
+    for hashing in ["argon2", "blake2", "aws-lc-sys"] {
+        assert!(
+            section(&format!("profile.local.package.{hashing}")).contains("opt-level = 3"),
+            "[profile.local.package.{hashing}] opt-level = 3"
+        );
+    }
+    let release = section("profile.release");
+    assert!(
+        release.contains("lto = \"fat\""),
+        "the Lambda binaries keep fat LTO"
+    );
+}

@@ -1,0 +1,175 @@
+//! What an on-call engineer gets from `template.yaml`: JSON logs with levels, X-Ray tracing,
+//! alarms on the functions' own metrics (held to `shared::metrics`) that notify an optional SNS
+//! topic, and the exports other stacks attach their routes with.
+
+use integration_tests::rie::repository;
+use integration_tests::template::repository_template;
+use serde_yaml_ng::Value;
+use shared::metrics;
+
+fn tag<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_function_logs_json_and_is_traced() {
+    let template = repository_template();
+    let globals = &template.raw["Globals"]["Function"];
+    assert_eq!(
+        globals["Tracing"], "Active",
+        "template.yaml: Globals.Function.Tracing: Active"
+    );
+    let logging = &globals["LoggingConfig"];
+    assert_eq!(
+        logging["LogFormat"], "JSON",
+        "template.yaml: LogFormat: JSON"
+    );
+    for level in ["ApplicationLogLevel", "SystemLogLevel"] {
+        let parameter = tag(&logging[level], "Ref")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("template.yaml: LoggingConfig.{level}: !Ref a parameter"));
+        assert!(
+            template.raw["Parameters"].get(parameter).is_some(),
+            "template.yaml: no parameter {parameter}"
+        );
+    }
+    for id in template.functions.keys() {
+        let own = &template.resource(id)["Properties"];
+        assert!(
+            own.get("Tracing").is_none() || own["Tracing"] == "Active",
+            "{id}: Tracing"
+        );
+        assert!(
+            own["LoggingConfig"].get("LogFormat").is_none(),
+            "{id}: the log format comes from Globals"
+        );
+        assert!(
+            own["LoggingConfig"].get("LogGroup").is_some(),
+            "{id}: a log group with the stack's retention"
+        );
+    }
+}
+
+/// The metrics an alarm watches: (namespace, name, the function its FunctionName names).
+fn watched(alarm: &Value) -> Vec<(String, String, String)> {
+    let mut metrics: Vec<&Value> = vec![alarm];
+    for query in alarm["Metrics"].as_sequence().into_iter().flatten() {
+        if let Some(stat) = query.get("MetricStat") {
+            metrics.push(&stat["Metric"]);
+        }
+    }
+    metrics
+        .into_iter()
+        .filter(|m| m.get("MetricName").is_some())
+        .map(|m| {
+            let function = m["Dimensions"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .find(|d| d["Name"] == "FunctionName")
+                .and_then(|d| tag(&d["Value"], "Ref"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            (
+                m["Namespace"].as_str().unwrap_or_default().to_owned(),
+                m["MetricName"].as_str().unwrap_or_default().to_owned(),
+                function,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
+    let template = repository_template();
+    let resources = template.raw["Resources"].as_mapping().unwrap();
+    let alarms: Vec<(&str, &Value)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|(id, r)| (id.as_str().unwrap(), &r["Properties"]))
+        .collect();
+    let condition = &template.raw["Conditions"]["HasAlarmTopic"];
+    assert!(
+        tag(condition, "Not").is_some(),
+        "template.yaml: Conditions.HasAlarmTopic"
+    );
+    assert_eq!(
+        template.raw["Parameters"]["AlarmTopicArn"]["Default"], "",
+        "the topic is optional"
+    );
+    let mut covered = Vec::new();
+    for (id, alarm) in &alarms {
+        for actions in ["AlarmActions", "OKActions"] {
+            let branches = tag(&alarm[actions], "If")
+                .and_then(Value::as_sequence)
+                .unwrap_or_else(|| panic!("{id}: {actions}: !If [HasAlarmTopic, ...]"));
+            assert_eq!(branches[0], "HasAlarmTopic", "{id}");
+        }
+        for (namespace, name, function) in watched(alarm) {
+            assert!(
+                template.functions.contains_key(&function),
+                "{id}: FunctionName must !Ref a function, got {function:?}"
+            );
+            match namespace.as_str() {
+                "AWS/Lambda" => {}
+                ns if ns == metrics::NAMESPACE => assert!(
+                    metrics::METRICS.iter().any(|(known, _)| *known == name),
+                    "{id}: {name} is no metric of shared/src/metrics.rs"
+                ),
+                other => panic!("{id}: namespace {other}"),
+            }
+            covered.push((name, template.functions[&function].clone()));
+        }
+    }
+    for (metric, binary) in [
+        ("Errors", "authorizer"),
+        (metrics::REFRESH_REUSE, "refresh"),
+        (metrics::THROTTLED, "login"),
+        (metrics::THROTTLED, "register"),
+        (metrics::THROTTLED, "password"),
+    ] {
+        assert!(
+            covered.iter().any(|(m, b)| m == metric && b == binary),
+            "template.yaml: no alarm on {metric} of {binary}"
+        );
+    }
+}
+
+#[test]
+fn the_stack_exports_what_other_stacks_attach_routes_with() {
+    let template = repository_template();
+    for output in ["ApiId", "AuthorizerId", "ApiUrl"] {
+        let name = &template.raw["Outputs"][output]["Export"]["Name"];
+        let name = tag(name, "Sub")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("template.yaml: Outputs.{output}.Export.Name"));
+        assert_eq!(name, format!("${{AWS::StackName}}-{output}"));
+    }
+    let authorizer = template.raw["Outputs"]["AuthorizerId"]["Value"].clone();
+    let id = tag(&authorizer, "Ref").and_then(Value::as_str).unwrap();
+    let resource = template.resource(id);
+    assert_eq!(resource["Type"], "AWS::ApiGatewayV2::Authorizer");
+    assert!(
+        tag(&resource["Properties"]["AuthorizerUri"], "Sub")
+            .and_then(Value::as_str)
+            .is_some_and(|uri| uri.contains("AuthorizerFunction.Arn")),
+        "the exported authorizer runs the authorizer function"
+    );
+
+    // The example imports exactly these names.
+    let example = std::fs::read_to_string(repository().join("examples/orders/template.yaml"))
+        .expect("examples/orders/template.yaml");
+    let prefix = "\"${AuthStackName}-";
+    for (at, _) in example.match_indices(prefix) {
+        let rest = &example[at + prefix.len()..];
+        let output = rest.split('"').next().unwrap();
+        assert!(
+            template.raw["Outputs"][output]["Export"].is_mapping(),
+            "examples/orders/template.yaml imports {output}, which template.yaml does not export"
+        );
+    }
+}
