@@ -86,6 +86,27 @@ pub enum Amr {
     Otp,
 }
 
+/// A device its user signed in from: what a `device_token` stands for. Stored by the SHA-256 of
+/// the token, with its expiry as the TTL attribute. It lets a login from that device past the
+/// lockout others caused on the address (see `service::devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedDevice {
+    pub token_hash: String,
+    pub user_id: Uuid,
+    /// The user's `session_epoch` when the device signed in: "log out everywhere", a password
+    /// change and a reset move the epoch on, and every device token with it stops counting.
+    pub epoch: u64,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl TrustedDevice {
+    /// Whether the device still vouches for `user`.
+    pub fn vouches_for(&self, user: &User, now: UnixTime) -> bool {
+        self.expires_at > now && self.user_id == user.id && self.epoch == user.session_epoch
+    }
+}
+
 /// A sign-in waiting for its second factor: what an `mfa_token` stands for. Stored by the
 /// SHA-256 of the token, with its expiry as the TTL attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -341,10 +341,15 @@ impl FunctionRoutes {
     }
 }
 
-/// The route key API Gateway put in an HTTP API event.
+/// The route an API Gateway event names: an HTTP API's `routeKey`, or a REST API's method and
+/// resource (`POST /auth/login`, `DELETE /auth/sessions/{id}`).
 fn route_key(request: &Request) -> Option<String> {
     match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => context.route_key.clone(),
+        RequestContext::ApiGatewayV1(context) => context
+            .resource_path
+            .as_ref()
+            .map(|resource| format!("{} {resource}", context.http_method)),
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use shared::UnixTime;
-use shared::model::{EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, User};
+use shared::model::{
+    EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
+};
 use shared::store::{
-    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore,
     UserStore,
 };
@@ -157,6 +159,22 @@ impl SessionStore for CountingStore {
     ) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.touch_chain(sid, now, min_interval).await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for CountingStore {
+    async fn add_device(&self, device: &TrustedDevice) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.add_device(device).await
+    }
+    async fn device(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<TrustedDevice>, StoreError> {
+        self.calls.read();
+        self.inner.device(token_hash, now).await
     }
 }
 

@@ -6,6 +6,7 @@ pub mod jwks_server;
 pub mod local;
 pub mod openapi;
 pub mod rie;
+pub mod round_trips;
 pub mod template;
 
 use std::sync::Arc;
@@ -156,6 +157,14 @@ impl Harness {
         }
     }
 
+    /// [`Self::new`] with `config`.
+    pub async fn new_with(backend: Backend, config: Config) -> Self {
+        match backend {
+            Backend::Dynamo => Self::dynamo_with(config).await,
+            Backend::Embedded => Self::embedded_with(config),
+        }
+    }
+
     /// A service on fresh tables in DynamoDB Local.
     pub async fn dynamo() -> Self {
         Self::dynamo_with(test_config()).await
@@ -172,6 +181,23 @@ impl Harness {
         let mut harness = Self::build(Backend::Dynamo, Arc::new(store), config.clone());
         harness.dynamo = Some((client, config));
         harness
+    }
+
+    /// A service on fresh tables in DynamoDB Local whose client records every request.
+    pub async fn dynamo_recording(config: Config) -> (Self, round_trips::RoundTrips) {
+        let config = Arc::new(config);
+        let recorder = round_trips::RoundTrips::default();
+        let sdk = dynamo_client().await.config().clone();
+        let client = Client::from_conf(sdk.to_builder().interceptor(recorder.clone()).build());
+        let store = DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
+        store
+            .create_tables()
+            .await
+            .expect("create tables in DynamoDB Local");
+        let mut harness = Self::build(Backend::Dynamo, Arc::new(store), config.clone());
+        harness.dynamo = Some((client, config));
+        recorder.take();
+        (harness, recorder)
     }
 
     /// A service whose DynamoDB endpoint refuses connections, with the production client

@@ -33,15 +33,25 @@ impl Drop for LocalApi {
 impl Harness {
     /// Serves this harness's service the way `local-api` does.
     pub async fn serve_local_api(&self) -> LocalApi {
+        self.serve_local_api_within(server::Limits::default()).await
+    }
+
+    /// [`Self::serve_local_api`] with other limits on slow clients and connections.
+    pub async fn serve_local_api_within(&self, limits: server::Limits) -> LocalApi {
         let discovery = Discovery::new(self.config.issuer.clone(), &self.keys);
         let gateway =
             Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(server::serve(listener, Arc::new(gateway), async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(server::serve_with(
+            listener,
+            Arc::new(gateway),
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         LocalApi {
             addr,
             shutdown: Some(shutdown),
@@ -77,6 +87,14 @@ impl Reply {
 }
 
 impl LocalApi {
+    /// A client of the server at `addr`, which it does not own (dropping it stops nothing).
+    pub fn at(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            shutdown: None,
+        }
+    }
+
     /// Sends one request on a fresh connection.
     pub async fn send(
         &self,
@@ -137,10 +155,7 @@ impl LocalApi {
 pub async fn http_get(url: &str) -> Bytes {
     let rest = url.strip_prefix("http://").expect("a plain-HTTP URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let api = LocalApi {
-        addr: authority.parse().expect("an IP address and port"),
-        shutdown: None,
-    };
+    let api = LocalApi::at(authority.parse().expect("an IP address and port"));
     let reply = api
         .send(
             "GET",

@@ -173,3 +173,52 @@ fn the_stack_exports_what_other_stacks_attach_routes_with() {
         );
     }
 }
+
+/// The routes where a request costs an Argon2id hash (sign-in) or a mail, each held below the
+/// API-wide throttle by parameters of its own.
+const TIGHTLY_THROTTLED: [&str; 5] = [
+    "POST /auth/login",
+    "POST /auth/register",
+    "POST /auth/password/forgot",
+    "POST /auth/email/verification",
+    "POST /auth/email",
+];
+
+#[test]
+fn costly_routes_are_throttled_below_the_api_default() {
+    let template = repository_template();
+    let api = &template.resource("AuthApi")["Properties"];
+    let default_of = |setting: &Value| -> i64 {
+        let parameter = tag(setting, "Ref")
+            .and_then(Value::as_str)
+            .expect("throttling settings !Ref parameters");
+        template.raw["Parameters"][parameter]["Default"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("template.yaml: parameter {parameter} needs a Default"))
+    };
+    let stage_burst = default_of(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]);
+    let stage_rate = default_of(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]);
+    let settings = api["RouteSettings"]
+        .as_mapping()
+        .expect("template.yaml: HttpApi.Properties.RouteSettings");
+    let mut keys: Vec<&str> = settings.keys().filter_map(Value::as_str).collect();
+    keys.sort_unstable();
+    let mut expected = TIGHTLY_THROTTLED.to_vec();
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "template.yaml: RouteSettings");
+    for key in TIGHTLY_THROTTLED {
+        assert!(
+            shared::routes::ROUTES.iter().any(|r| r.key() == key),
+            "{key} is no route of shared::routes::ROUTES"
+        );
+        let route = &settings[key];
+        assert!(
+            default_of(&route["ThrottlingBurstLimit"]) < stage_burst,
+            "{key}: burst below the API's"
+        );
+        assert!(
+            default_of(&route["ThrottlingRateLimit"]) < stage_rate,
+            "{key}: rate below the API's"
+        );
+    }
+}

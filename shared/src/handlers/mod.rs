@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
 use crate::http::{
-    Caching, EnrolmentView, ExternalMe, HttpError, MfaRequiredView, RecoveryCodesView,
+    Caching, EnrolmentView, ExternalMe, HttpError, JsonObject, MfaRequiredView, RecoveryCodesView,
     RequestError, SessionsView, TokenResponse, UserView, UserWrapper, caller, json_object,
     json_response, link_base, no_content, principal, source_ip,
 };
@@ -25,20 +25,25 @@ fn finish(outcome: Outcome) -> Response<Body> {
     outcome.unwrap_or_else(HttpError::into_response)
 }
 
-/// `{"email", "password"}`, as register and login take them.
-fn credentials(request: &Request) -> Result<(String, Password), HttpError> {
+/// `{"email", "password"}` as register and login take them, the body allowing also `extra`
+/// fields, which the caller reads from the body returned.
+fn credentials(
+    request: &Request,
+    extra: &[&str],
+) -> Result<(String, Password, JsonObject), HttpError> {
     let body = json_object(request)?.ok_or(RequestError::InvalidJson)?;
-    body.only(&["email", "password"])?;
+    let allowed: Vec<&str> = ["email", "password"].iter().chain(extra).copied().collect();
+    body.only(&allowed)?;
     let email = body.string("email")?.to_owned();
     let password = Password::new(body.string("password")?);
-    Ok((email, password))
+    Ok((email, password, body))
 }
 
 /// `POST /auth/register`: `201` and a token response.
 pub async fn register(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            let (email, password) = credentials(&request)?;
+            let (email, password, _) = credentials(&request, &[])?;
             let ip = source_ip(&request);
             let links = link_base(&request, service.config());
             let signed_in = service
@@ -58,9 +63,13 @@ pub async fn register(service: &AuthService, request: Request) -> Response<Body>
 pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
-            let (email, password) = credentials(&request)?;
+            let (email, password, body) = credentials(&request, &["device_token"])?;
+            let device_token = body.optional_string("device_token")?;
             let ip = source_ip(&request);
-            match service.login(&email, &password, ip.as_deref()).await? {
+            let signed_in = service
+                .login_from_device(&email, &password, device_token, ip.as_deref())
+                .await?;
+            match signed_in {
                 SignIn::SignedIn(signed_in) => Ok(json_response(
                     StatusCode::OK,
                     &TokenResponse::from(&*signed_in),

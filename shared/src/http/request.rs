@@ -106,6 +106,15 @@ impl JsonObject {
         self.0.contains_key(field)
     }
 
+    /// A string field that may be absent (but not null).
+    pub fn optional_string(&self, field: &'static str) -> Result<Option<&str>, RequestError> {
+        if self.has(field) {
+            self.string(field).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// A boolean field that may be absent.
     pub fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, RequestError> {
         match self.0.get(field) {
@@ -184,17 +193,19 @@ pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
     if let Some(url) = &config.app_url {
         return Some(LinkBase(url.clone()));
     }
-    let RequestContext::ApiGatewayV2(context) = request.request_context_ref()? else {
-        return None;
+    let (domain, stage) = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => (&context.domain_name, &context.stage),
+        RequestContext::ApiGatewayV1(context) => (&context.domain_name, &context.stage),
+        #[allow(unreachable_patterns)]
+        _ => return None,
     };
-    let domain = context.domain_name.as_deref().filter(|d| !d.is_empty())?;
+    let domain = domain.as_deref().filter(|d| !d.is_empty())?;
     let scheme = if domain.starts_with("127.0.0.1") || domain.starts_with("localhost") {
         "http"
     } else {
         "https"
     };
-    let stage = context
-        .stage
+    let stage = stage
         .as_deref()
         .filter(|s| !s.is_empty() && *s != "$default")
         .map(|s| format!("/{s}"))
@@ -202,10 +213,12 @@ pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
     Some(LinkBase(format!("{scheme}://{domain}{stage}")))
 }
 
-/// The client's address as API Gateway saw it.
+/// The client's address as API Gateway saw it, behind an HTTP API or a REST API.
 pub fn source_ip(request: &Request) -> Option<String> {
     match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => context.http.source_ip.clone(),
+        RequestContext::ApiGatewayV1(context) => context.identity.source_ip.clone(),
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }

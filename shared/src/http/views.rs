@@ -77,6 +77,9 @@ pub struct TokenResponse {
     pub refresh_token: String,
     pub refresh_expires_in: i64,
     pub user: UserView,
+    /// Sign-ins only (see "Trusted devices"); a refresh answers none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 impl From<&SignedIn> for TokenResponse {
@@ -88,6 +91,7 @@ impl From<&SignedIn> for TokenResponse {
             refresh_token: signed_in.refresh_token.clone(),
             refresh_expires_in: signed_in.refresh_expires_in,
             user: UserView::from(&signed_in.user),
+            device_token: signed_in.device_token.clone(),
         }
     }
 }

@@ -181,13 +181,18 @@ impl Outbox {
         }
     }
 
-    /// Runs `work` after (or while) the answer goes out.
+    /// Runs `work` after (or while) the answer goes out, in the request's span, so its log
+    /// lines still name the request.
     pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(async move {
-            // The answer's own remaining steps go first.
-            tokio::task::yield_now().await;
-            work.await
-        });
+        use tracing::Instrument;
+        self.tasks.spawn(
+            async move {
+                // The answer's own remaining steps go first.
+                tokio::task::yield_now().await;
+                work.await
+            }
+            .in_current_span(),
+        );
     }
 
     /// Sends `mail` to `to` in the background.

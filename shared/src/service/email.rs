@@ -354,7 +354,7 @@ impl AuthService {
         let user = self.active_user(user_id).await?;
         let new_email = normalize_email(new_email).map_err(AuthError::InvalidEmail)?;
         let charged = self
-            .charge_login(&user.email, source_ip, self.clock.now())
+            .charge_login(&user.email, source_ip, None, self.clock.now())
             .await?;
         let verification = self
             .passwords

@@ -218,7 +218,7 @@ impl AuthService {
         source_ip: Option<&str>,
     ) -> Result<(), AuthError> {
         let charged = self
-            .charge_login(&user.email, source_ip, self.clock.now())
+            .charge_login(&user.email, source_ip, None, self.clock.now())
             .await?;
         let verification = self
             .passwords
@@ -412,7 +412,7 @@ impl AuthService {
         if matches!(spent, SpentCode::Recovery { .. }) {
             info!(user_id = %user.id, "signed in with a recovery code");
         }
-        self.start_session(user, now, vec![Amr::Pwd, Amr::Otp])
+        self.start_session(user, now, vec![Amr::Pwd, Amr::Otp], None)
             .await
     }
 }

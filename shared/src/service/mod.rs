@@ -3,6 +3,7 @@
 //! Handlers (Lambda or local) parse a request, call one method here and map the result. All
 //! time comes from the injected clock.
 
+mod devices;
 mod email;
 mod mfa;
 mod throttle;
@@ -106,6 +107,9 @@ pub struct SignedIn {
     pub expires_in: i64,
     pub refresh_expires_in: i64,
     pub user: User,
+    /// For sign-ins (register, login, `/auth/mfa/verify`), not for rotations: see
+    /// [`devices`].
+    pub device_token: Option<String>,
 }
 
 /// Who an access token speaks for, as the authorizer passes it on.
@@ -268,7 +272,7 @@ impl AuthService {
             Some(links) => self.send_first_verification(&user, links),
             None => warn!(user_id = %user.id, "no link base: no verification mail"),
         }
-        self.start_session(user, now, vec![Amr::Pwd]).await
+        self.start_session(user, now, vec![Amr::Pwd], None).await
     }
 
     /// Checks email and password and starts a session, or, with TOTP on, a challenge for the
@@ -280,10 +284,30 @@ impl AuthService {
         password: &Password,
         source_ip: Option<&str>,
     ) -> Result<SignIn, AuthError> {
+        self.login_from_device(email, password, None, source_ip)
+            .await
+    }
+
+    /// [`Self::login`] presenting the `device_token` of an earlier sign-in, which exempts it
+    /// from the address's lockout while the device vouches for the user (see [`devices`]).
+    pub async fn login_from_device(
+        &self,
+        email: &str,
+        password: &Password,
+        device_token: Option<&str>,
+        source_ip: Option<&str>,
+    ) -> Result<SignIn, AuthError> {
         let email = normalize_email(email).map_err(AuthError::InvalidEmail)?;
         let now = self.clock.now();
-        let charged = self.charge_login(&email, source_ip, now).await?;
-        let checked = self.check_credentials(&email, password).await;
+        let user = self.store.user_by_email(&email).await?;
+        let device = match device_token {
+            Some(token) => self.trusted_device(token, user.as_ref(), now).await?,
+            None => None,
+        };
+        let charged = self
+            .charge_login(&email, source_ip, device.as_ref(), now)
+            .await?;
+        let checked = self.check_credentials(user, password).await;
         // The right password counts as a success even for a disabled account.
         let right_password = matches!(checked, Ok(_) | Err(AuthError::AccountDisabled));
         self.settle_login(charged, right_password).await;
@@ -300,17 +324,21 @@ impl AuthService {
         if user.mfa.mfa_enabled {
             return self.challenge(&user, now).await;
         }
-        let signed_in = self.start_session(user, now, vec![Amr::Pwd]).await?;
+        // A device that vouched keeps its token; any other gets a new one.
+        let known_device = device.and(device_token).map(str::to_owned);
+        let signed_in = self
+            .start_session(user, now, vec![Amr::Pwd], known_device)
+            .await?;
         Ok(SignIn::SignedIn(Box::new(signed_in)))
     }
 
-    /// The user with this email and password, and whether its hash needs upgrading.
+    /// `user` (as read by its email) if `password` is its password, and whether its hash needs
+    /// upgrading. An unknown email costs the same Argon2 work as a wrong password.
     async fn check_credentials(
         &self,
-        email: &str,
+        user: Option<User>,
         password: &Password,
     ) -> Result<(User, bool), AuthError> {
-        let user = self.store.user_by_email(email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
         let verification = self.passwords.verify(password, stored).await?;
         let (user, needs_rehash) = match (user, verification) {
@@ -341,12 +369,14 @@ impl AuthService {
         }
     }
 
-    /// Starts a sign-in chain made with `amr`, and its first pair.
+    /// Starts a sign-in chain made with `amr`, and its first pair; the answer carries
+    /// `device_token`, or a new one without it.
     async fn start_session(
         &self,
         user: User,
         now: UnixTime,
         amr: Vec<Amr>,
+        device_token: Option<String>,
     ) -> Result<SignedIn, AuthError> {
         let sid = Uuid::new_v4();
         let amr = Some(amr);
@@ -366,7 +396,14 @@ impl AuthService {
             .start_chain(&chain, &minted.access, &minted.refresh)
             .await?;
         info!(user_id = %user.id, session_id = %sid, "session started");
-        Ok(signed_in(minted, user, now))
+        let device_token = match device_token {
+            Some(token) => token,
+            None => self.new_device(&user, now).await?,
+        };
+        Ok(SignedIn {
+            device_token: Some(device_token),
+            ..signed_in(minted, user, now)
+        })
     }
 
     fn signing_kid(&self) -> Result<String, AuthError> {
@@ -657,7 +694,7 @@ impl AuthService {
             .check(new.expose(), &user.email)
             .map_err(AuthError::WeakPassword)?;
         let now = self.clock.now();
-        let charged = self.charge_login(&user.email, source_ip, now).await?;
+        let charged = self.charge_login(&user.email, source_ip, None, now).await?;
         let verification = self
             .passwords
             .verify(current, Some(&user.password_hash))
@@ -729,6 +766,7 @@ fn signed_in(minted: Minted, user: User, iat: UnixTime) -> SignedIn {
         access_token: minted.access_token,
         refresh_token: minted.refresh_token,
         user,
+        device_token: None,
     }
 }
 

@@ -8,6 +8,11 @@
 //! - Per source IP (IPv6 per /64): at most `IP_MAX_FAILED_LOGINS` failed logins and
 //!   `IP_MAX_REGISTRATIONS` registrations per 5-minute window.
 //!
+//! - Per trusted device (see `devices`): a login presenting a device token that vouches for the
+//!   user is charged to the device's own count instead of the email's, so failures elsewhere do
+//!   not hold it back; from the `LOGIN_MAX_FAILURES`-th consecutive failure on, the device
+//!   token stops counting.
+//!
 //! Counts live in the store with a TTL, so every Lambda instance sees the same numbers.
 
 use std::net::IpAddr;
@@ -16,6 +21,7 @@ use tracing::{info, warn};
 
 use super::{AuthError, AuthService};
 use crate::clock::UnixTime;
+use crate::model::TrustedDevice;
 use crate::store::FailureCounter;
 
 /// Length of the per-IP windows.
@@ -62,14 +68,18 @@ fn window(now: UnixTime) -> (i64, UnixTime) {
 pub(crate) struct Charged {
     email_key: String,
     ip_key: Option<String>,
+    /// Set when the attempt was charged to a trusted device instead of the email.
+    device_key: Option<String>,
 }
 
 impl AuthService {
-    /// Charges an attempt to sign in as `email` from `source_ip`, or refuses it.
+    /// Charges an attempt to sign in as `email` from `source_ip`, presenting `device` (one
+    /// that vouches for the email's user), or refuses it.
     pub(crate) async fn charge_login(
         &self,
         email: &str,
         source_ip: Option<&str>,
+        device: Option<&TrustedDevice>,
         now: UnixTime,
     ) -> Result<Charged, AuthError> {
         let (index, window_end) = window(now);
@@ -86,8 +96,26 @@ impl AuthService {
             }
         }
         let email_key = format!("login-email:{email}");
+        if let Some(device) = device {
+            let device_key = format!("login-device:{}", device.token_hash);
+            if self.charge_device(&device_key, now).await? {
+                return Ok(Charged {
+                    email_key,
+                    ip_key,
+                    device_key: Some(device_key),
+                });
+            }
+            info!(
+                reason = "device failure budget spent",
+                "device token not counted"
+            );
+        }
         match self.charge_email(&email_key, now).await {
-            Ok(()) => Ok(Charged { email_key, ip_key }),
+            Ok(()) => Ok(Charged {
+                email_key,
+                ip_key,
+                device_key: None,
+            }),
             Err(e) => {
                 // Refused before any password work: it is not a failed login of this IP.
                 if let Some(key) = &ip_key {
@@ -134,13 +162,48 @@ impl AuthService {
         ))
     }
 
-    /// Settles a charged attempt: a success resets the email's count and does not count
-    /// against the IP; a failure stays charged.
+    /// Adds a failure to a trusted device's count; `false` (nothing charged) once its budget
+    /// is spent, when the device no longer counts.
+    async fn charge_device(&self, key: &str, now: UnixTime) -> Result<bool, AuthError> {
+        for _ in 0..COUNTER_ATTEMPTS {
+            let counter = self.store.failure_counter(key, now).await?;
+            if counter.failures >= self.config.login_max_failures {
+                return Ok(false);
+            }
+            let next = FailureCounter {
+                failures: counter.failures + 1,
+                locked_until: 0,
+                version: counter.version + 1,
+            };
+            if self
+                .store
+                .replace_failure_counter(
+                    key,
+                    counter.version,
+                    &next,
+                    now + FAILURE_MEMORY_SECS,
+                    now,
+                )
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Err(AuthError::Unavailable(
+            "failure counter kept changing".into(),
+        ))
+    }
+
+    /// Settles a charged attempt: a success resets the count it was charged to (the device's
+    /// or the email's) and does not count against the IP; a failure stays charged. A device's
+    /// success leaves the email's count alone, so the owner signing in does not hand whoever
+    /// locked the address a fresh set of guesses.
     pub(crate) async fn settle_login(&self, charged: Charged, succeeded: bool) {
         if !succeeded {
             return;
         }
-        if let Err(e) = self.store.clear_failure_counter(&charged.email_key).await {
+        let key = charged.device_key.as_ref().unwrap_or(&charged.email_key);
+        if let Err(e) = self.store.clear_failure_counter(key).await {
             warn!(error = %e, "could not reset a failure count");
         }
         if let Some(key) = &charged.ip_key {

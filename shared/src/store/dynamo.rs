@@ -29,12 +29,14 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
     ThrottleStore, UserStore,
 };
 use crate::clock::UnixTime;
-use crate::model::{EmailLink, LinkKind, MfaChallenge, SealedSecret, Session, SessionChain, User};
+use crate::model::{
+    EmailLink, LinkKind, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -612,6 +614,9 @@ impl UserStore for DynamoStore {
             .get_item::<Guard>(&self.users_table, email_key(email))
             .await?
         else {
+            // An unknown address makes the second round trip too, for a user no guard points
+            // to (user ids are random v4), so a known one does not answer a round trip later.
+            self.user_by_id(Uuid::nil()).await?;
             return Ok(None);
         };
         self.user_by_id(guard.user_id).await
@@ -1075,6 +1080,10 @@ fn recovery_map(hashes: &[String]) -> AttributeValue {
     )
 }
 
+fn device_key(token_hash: &str) -> AttributeValue {
+    AttributeValue::S(format!("DEVICE#{token_hash}"))
+}
+
 fn mfa_key(token_hash: &str) -> AttributeValue {
     AttributeValue::S(format!("MFA#{token_hash}"))
 }
@@ -1455,6 +1464,33 @@ impl MfaStore for DynamoStore {
                 "pass_challenge cancelled: {cancelled:?}"
             ))),
         }
+    }
+}
+
+#[async_trait]
+impl DeviceStore for DynamoStore {
+    async fn add_device(&self, device: &TrustedDevice) -> Result<(), StoreError> {
+        let item = to_item(device, device_key(&device.token_hash))?;
+        self.client
+            .put_item()
+            .table_name(&self.sessions_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
+    async fn device(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<TrustedDevice>, StoreError> {
+        let device: Option<TrustedDevice> = self
+            .get_item(&self.sessions_table, device_key(token_hash))
+            .await?;
+        Ok(device.filter(|d| d.expires_at > now))
     }
 }
 

@@ -18,12 +18,14 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    ChallengePassed, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
     ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
-use crate::model::{EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, User};
+use crate::model::{
+    EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
+};
 
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
 /// The email guard: normalised email → user id. Its presence is what makes an email taken.
@@ -39,6 +41,8 @@ const WINDOWS: TableDefinition<&str, &[u8]> = TableDefinition::new("throttle_win
 const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("links");
 /// Sign-ins waiting for their second factor, by the SHA-256 of their `mfa_token`.
 const CHALLENGES: TableDefinition<&str, &[u8]> = TableDefinition::new("mfa_challenges");
+/// Trusted devices by token hash.
+const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredWindow {
@@ -98,6 +102,7 @@ impl EmbeddedStore {
             txn.open_table(WINDOWS).map_err(internal)?;
             txn.open_table(LINKS).map_err(internal)?;
             txn.open_table(CHALLENGES).map_err(internal)?;
+            txn.open_table(DEVICES).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)
@@ -225,7 +230,7 @@ fn sweep_expired(txn: &WriteTransaction, now: UnixTime) -> Result<(), StoreError
             .remove(chain.user_id.as_u128(), chain.sid.as_u128())
             .map_err(internal)?;
     }
-    for definition in [FAILURES, WINDOWS, LINKS, CHALLENGES] {
+    for definition in [FAILURES, WINDOWS, LINKS, CHALLENGES, DEVICES] {
         let mut table = txn.open_table(definition).map_err(internal)?;
         let expired: Vec<String> = table
             .iter()
@@ -849,6 +854,34 @@ impl SessionStore for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for EmbeddedStore {
+    async fn add_device(&self, device: &TrustedDevice) -> Result<(), StoreError> {
+        let device = device.clone();
+        // Lazily, like a new session: a device lost in a crash only means one more lockout.
+        self.write_lazily(move |txn| {
+            let mut devices = txn.open_table(DEVICES).map_err(internal)?;
+            devices
+                .insert(device.token_hash.as_str(), to_json(&device)?.as_slice())
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn device(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<TrustedDevice>, StoreError> {
+        self.read(|txn| {
+            let device: Option<TrustedDevice> =
+                get(&txn.open_table(DEVICES).map_err(internal)?, token_hash)?;
+            Ok(device.filter(|d| d.expires_at > now))
+        })
     }
 }
 

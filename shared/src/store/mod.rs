@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::model::{EmailLink, MfaChallenge, Rotation, SealedSecret, Session, SessionChain, User};
+use crate::model::{
+    EmailLink, MfaChallenge, Rotation, SealedSecret, Session, SessionChain, TrustedDevice, User,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -332,6 +334,22 @@ pub trait MfaStore: Send + Sync {
     ) -> Result<ChallengePassed, StoreError>;
 }
 
+/// Trusted devices, by the hash of their `device_token`.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    async fn add_device(&self, device: &TrustedDevice) -> Result<(), StoreError>;
+
+    /// The device with this token hash, unless it expired.
+    async fn device(
+        &self,
+        token_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<TrustedDevice>, StoreError>;
+}
+
 /// A complete backend.
-pub trait Store: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore {}
-impl<T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore> Store for T {}
+pub trait Store:
+    UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore
+{
+}
+impl<T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore> Store for T {}

@@ -260,10 +260,13 @@ impl Gateway {
 
         let authorizer_context = if target.is_protected() {
             // API Gateway refuses a request without the identity source before calling anyone.
-            let Some(authorization) = incoming.headers.get(header::AUTHORIZATION) else {
+            // Several `Authorization` headers reach the authorizer joined by commas, as API
+            // Gateway joins them; no bearer token has a comma, so that is refused.
+            let Some(authorization) =
+                header_text(&incoming.headers, header::AUTHORIZATION.as_str())
+            else {
                 return gateway_message(StatusCode::UNAUTHORIZED, "Unauthorized");
             };
-            let authorization = String::from_utf8_lossy(authorization.as_bytes()).into_owned();
             let event = authorizer_event(incoming, &context, &authorization);
             match authorizer::handle(&self.state.service, event).await {
                 Ok(answer) if answer["isAuthorized"] == true => Some(answer["context"].clone()),

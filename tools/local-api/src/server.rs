@@ -1,5 +1,7 @@
 //! The HTTP server: HTTP/1.1 on loopback, one access-log line per request (method, path, status,
-//! latency, request id; never a body, a query or a token), graceful shutdown.
+//! latency, request id; never a body, a query or a token), graceful shutdown. A client that is
+//! slow to send its headers is cut off, and connections are bounded, so none can hold the
+//! server.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -12,9 +14,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::gateway::{ClientRequest, Gateway, MAX_PAYLOAD_BYTES};
@@ -22,15 +25,49 @@ use crate::gateway::{ClientRequest, Gateway, MAX_PAYLOAD_BYTES};
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What one client may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From a connection's start (or its previous request) to the end of a request's headers.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
+
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, gateway, Limits::default(), shutdown).await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // A free connection slot first: at the bound, new clients wait in the listen queue.
+        let slot = tokio::select! {
+            slot = connections.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -45,9 +82,14 @@ pub async fn serve(
                     let gateway = gateway.clone();
                     async move { Ok::<_, Infallible>(respond(&gateway, request, peer).await) }
                 });
-                let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_read_timeout)
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = connection.await;
+                    drop(slot);
                 });
             }
             () = &mut shutdown => break,

@@ -1,0 +1,53 @@
+//! Trusted devices: a lockout an attacker causes must not lock the owner out.
+//!
+//! Every successful sign-in answers a `device_token` (256 random bits; the store keeps only its
+//! SHA-256). A login that presents one that still vouches for the address's user (same user,
+//! not expired, issued since the last "log out everywhere", password change or reset) is
+//! charged to the device's own failure count instead of the address's, so it is not held back
+//! by failures elsewhere. After `LOGIN_MAX_FAILURES` consecutive failures the device token
+//! stops counting and its logins are throttled by the address like any other. The per-IP
+//! budget applies either way.
+
+use tracing::info;
+
+use super::email::{new_opaque_token, plausible_opaque_token};
+use super::{AuthError, AuthService};
+use crate::clock::UnixTime;
+use crate::model::{TrustedDevice, User};
+use crate::tokens::token_hash;
+
+impl AuthService {
+    /// The device `token` stands for, if it vouches for `user` now. Anything else (malformed,
+    /// unknown, expired, revoked, another user's) is no device: the login goes on as one
+    /// without a token, and the answer says nothing about why.
+    pub(super) async fn trusted_device(
+        &self,
+        token: &str,
+        user: Option<&User>,
+        now: UnixTime,
+    ) -> Result<Option<TrustedDevice>, AuthError> {
+        let Some(user) = user else {
+            return Ok(None);
+        };
+        if !plausible_opaque_token(token) {
+            return Ok(None);
+        }
+        let device = self.store.device(&token_hash(token), now).await?;
+        Ok(device.filter(|d| d.vouches_for(user, now)))
+    }
+
+    /// A new device token for `user`, living as long as a sign-in chain may.
+    pub(super) async fn new_device(&self, user: &User, now: UnixTime) -> Result<String, AuthError> {
+        let token = new_opaque_token()?;
+        let device = TrustedDevice {
+            token_hash: token_hash(&token),
+            user_id: user.id,
+            epoch: user.session_epoch,
+            created_at: now,
+            expires_at: now + self.config.session_max_lifetime_secs,
+        };
+        self.store.add_device(&device).await?;
+        info!(user_id = %user.id, "device token issued");
+        Ok(token)
+    }
+}

@@ -1,0 +1,90 @@
+//! A failed login for an address with an account and one for an address without: on DynamoDB
+//! the same requests in the same order (two reads for the user either way), and about the same
+//! time. The timing figure is printed; the bound held here is loose, since a test must not
+//! hinge on a machine's load (the figure in the README comes from this test's output).
+
+use std::time::Instant;
+
+use integration_tests::{Harness, test_config};
+use shared::{AuthError, Password};
+
+const EMAIL: &str = "known@example.com";
+const PASSWORD: &str = "correct horse battery staple";
+const IP: Option<&str> = Some("198.51.100.20");
+
+async fn failed_login(h: &Harness, email: &str) {
+    let result = h
+        .service
+        .login(email, &Password::new("not the password"), IP)
+        .await;
+    assert!(
+        matches!(result, Err(AuthError::InvalidCredentials)),
+        "{result:?}"
+    );
+}
+
+fn lenient_config() -> shared::Config {
+    let mut config = test_config();
+    config.login_max_failures = 10_000;
+    config.ip_max_failed_logins = 10_000;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn existing_and_unknown_addresses_make_the_same_dynamodb_requests() {
+    let (h, trips) = Harness::dynamo_recording(lenient_config()).await;
+    h.service
+        .register(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    for round in 0..3 {
+        trips.take();
+        failed_login(&h, EMAIL).await;
+        let existing = trips.take();
+        failed_login(&h, &format!("nobody-{round}@example.com")).await;
+        let unknown = trips.take();
+        assert_eq!(existing, unknown, "round {round}");
+        let reads = existing.iter().filter(|op| *op == "GetItem").count();
+        assert!(
+            reads >= 3,
+            "the guard, the user and a counter: {existing:?}"
+        );
+    }
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Tries alternate, so whatever else the machine does weighs on both alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_login_takes_as_long_for_existing_and_unknown_addresses_dynamodb() {
+    let h = Harness::dynamo_with(lenient_config()).await;
+    h.service
+        .register(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    failed_login(&h, EMAIL).await; // warm connections and the hashing pool
+    let mut existing = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..41 {
+        for (email, times) in [
+            (EMAIL.to_owned(), &mut existing),
+            (format!("nobody-{round}@example.com"), &mut unknown),
+        ] {
+            let started = Instant::now();
+            failed_login(&h, &email).await;
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    let (existing, unknown) = (median(existing), median(unknown));
+    eprintln!(
+        "failed login medians over 41 tries each (DynamoDB Local): existing {:.2} ms, unknown {:.2} ms, unknown/existing {:.3}",
+        existing * 1e3,
+        unknown * 1e3,
+        unknown / existing
+    );
+    let ratio = existing.max(unknown) / existing.min(unknown);
+    assert!(ratio < 1.5, "existing {existing} s, unknown {unknown} s");
+}
