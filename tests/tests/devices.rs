@@ -7,7 +7,7 @@
 use futures::future::join_all;
 use integration_tests::{Harness, on_both_stores};
 use serde_json::json;
-use shared::service::{LinkBase, SignIn};
+use shared::service::{LinkBase, MfaCode, SignIn};
 use shared::tokens::token_hash;
 use shared::{AuthError, Clock, Password, SignedIn};
 
@@ -285,12 +285,21 @@ async fn a_device_token_counts_only_for_its_own_user(h: Harness) {
 async fn a_device_token_does_not_skip_the_second_factor(h: Harness) {
     let device = device_of(&register(&h, EMAIL).await);
     let user = h.store.user_by_email(EMAIL).await.unwrap().unwrap();
-    h.enrol_totp(user.id, PASSWORD).await;
+    let enrolled = h.enrol_totp(user.id, PASSWORD).await;
     lock_out(&h, EMAIL).await;
-    match login(&h, EMAIL, PASSWORD, Some(&device)).await {
-        Ok(SignIn::MfaRequired(_)) => {}
+    let required = match login(&h, EMAIL, PASSWORD, Some(&device)).await {
+        Ok(SignIn::MfaRequired(required)) => required,
         other => panic!("a second factor is still asked for: {other:?}"),
-    }
+    };
+    // The sign-in the second factor finishes answers a new device token.
+    let code = MfaCode::totp(&h.totp_code(&enrolled.secret), "code").unwrap();
+    let signed_in = h
+        .service
+        .verify_mfa(&required.mfa_token, &code)
+        .await
+        .unwrap();
+    let new_device = device_of(&signed_in);
+    assert_ne!(new_device, device);
 }
 
 async fn the_local_server_carries_device_tokens(h: Harness) {
