@@ -29,12 +29,10 @@ fn fixture(name: &str) -> String {
 fn harness(issuer: &str, jwks: &JwksServer, algorithms: Vec<ExternalAlgorithm>) -> Harness {
     let mut config = test_config();
     config.trusted_issuers = vec![TrustedIssuer {
-        issuer: issuer.into(),
-        jwks_uri: jwks.url.clone(),
-        audience: issuer.into(),
         algorithms,
-        user_id_claim: "sub".into(),
-        email_claim: "email".into(),
+        // The recorded Better Auth token lives until 2100.
+        max_token_lifetime_seconds: 100 * 365 * 86_400,
+        ..TrustedIssuer::new(issuer, jwks.url.clone(), issuer)
     }];
     Harness::embedded_with(config)
 }
@@ -337,7 +335,8 @@ async fn algorithms_are_the_issuers_allowlist() {
     let now = test_config_now();
     let es256_token = {
         let header = json!({"alg": "ES256", "kid": "ec1"});
-        let claims = json!({"sub": "user-ec", "iss": issuer, "aud": issuer, "exp": now + 900});
+        let claims =
+            json!({"sub": "user-ec", "iss": issuer, "aud": issuer, "iat": now, "exp": now + 900});
         let input = format!(
             "{}.{}",
             B64.encode(header.to_string()),

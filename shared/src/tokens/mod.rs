@@ -4,6 +4,11 @@
 //! Verification checks, in order of cost: size and shape, `crit`, the algorithm allowlist
 //! (EdDSA only for our own tokens), `typ`, `kid`, the signature, then every claim against the
 //! injected clock with a leeway of 30 seconds.
+//!
+//! `jsonwebtoken` makes and checks every signature, and checks `alg`, `iss` and `aud` after the
+//! signature. Ours, around it: the size, shape and header checks of [`jws::parse`] before it,
+//! and after it every time claim (the crate reads the system clock; we take the injected one),
+//! `nbf` required, `iat` not in the future, `aud` one string, `token_type`, `sub` = `user_id`.
 
 pub mod external;
 pub mod jws;
@@ -12,6 +17,8 @@ pub mod keys;
 use std::sync::Arc;
 
 use aws_lc_rs::digest::{SHA256, digest};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
 
 use crate::clock::UnixTime;
 use crate::model::{Claims, TokenType};
@@ -30,6 +37,10 @@ pub enum TokenError {
     Jws(#[from] JwsError),
     #[error("token type (typ) is not {0}")]
     WrongTyp(&'static str),
+    #[error("token type (typ) is not one this issuer's tokens carry")]
+    TypNotAccepted,
+    #[error("token lives longer than its issuer allows")]
+    LivesTooLong,
     #[error("token_type is not {0}")]
     WrongTokenType(&'static str),
     #[error("no kid, or a kid not in the key ring")]
@@ -65,14 +76,47 @@ pub struct Tokens {
     keys: Arc<KeyRing>,
     issuer: String,
     audience: String,
+    /// What `jsonwebtoken` checks, built once.
+    validation: Arc<Validation>,
+}
+
+/// `jsonwebtoken`'s checks: EdDSA only, `iss` and `aud` ours, the claims we need present. Its
+/// time checks are off: they read the system clock, and ours after it read the injected one.
+fn own_validation(issuer: &str, audience: &str) -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation
+}
+
+/// `jsonwebtoken`'s verdicts in our terms. Shape and header errors were ours to find first.
+pub(crate) fn from_crate_error(error: &jsonwebtoken::errors::Error) -> TokenError {
+    match error.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm | ErrorKind::InvalidKeyFormat => {
+            TokenError::BadSignature
+        }
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::Base64(_) | ErrorKind::InvalidToken => {
+            TokenError::Jws(JwsError::Malformed("not a compact JWS"))
+        }
+        _ => TokenError::InvalidClaims,
+    }
 }
 
 impl Tokens {
     pub fn new(keys: Arc<KeyRing>, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        let (issuer, audience) = (issuer.into(), audience.into());
         Self {
             keys,
-            issuer: issuer.into(),
-            audience: audience.into(),
+            validation: Arc::new(own_validation(&issuer, &audience)),
+            issuer,
+            audience,
         }
     }
 
@@ -107,12 +151,17 @@ impl Tokens {
         });
         let header = serde_json::to_vec(&header).map_err(|_| TokenError::InvalidClaims)?;
         let payload = serde_json::to_vec(claims).map_err(|_| TokenError::InvalidClaims)?;
+        // The header and payload bytes are ours (`jsonwebtoken::encode` would order the header
+        // `typ, alg, kid`, and tokens must stay byte for byte those minted before); the
+        // signature over them is `jsonwebtoken`'s.
         let mut token = jws::encode_part(&header);
         token.push('.');
         token.push_str(&jws::encode_part(&payload));
-        let signature = key.sign(token.as_bytes());
+        let signature = key
+            .sign_b64(token.as_bytes())
+            .map_err(|_| TokenError::NoSigningKey)?;
         token.push('.');
-        token.push_str(&jws::encode_part(&signature));
+        token.push_str(&signature);
         Ok(token)
     }
 
@@ -123,27 +172,31 @@ impl Tokens {
         expected: TokenType,
         now: UnixTime,
     ) -> Result<Claims, TokenError> {
-        let compact = jws::parse(token)?;
-        if compact.algorithm != JwsAlgorithm::EdDSA {
+        // Ours, before the crate: size, shape, canonical base64url, `crit` (even null), the
+        // EdDSA-only allowlist, `typ` exactly, `kid` syntax and in the ring.
+        let header = jws::parse(token)?;
+        if header.algorithm != JwsAlgorithm::EdDSA {
             return Err(JwsError::AlgorithmNotAllowed.into());
         }
         let typ = typ_of(expected);
-        if compact.header.typ.as_deref() != Some(typ) {
+        if header.header.typ.as_deref() != Some(typ) {
             return Err(TokenError::WrongTyp(typ));
         }
-        let key = compact
+        let key = header
             .header
             .kid
             .as_deref()
+            .filter(|kid| keys::is_valid_kid(kid))
             .and_then(|kid| self.keys.find(kid))
             .ok_or(TokenError::UnknownKey)?;
-        if key.algorithm() != compact.algorithm
-            || !key.verify(compact.signing_input, &compact.signature)
-        {
+        if key.algorithm() != header.algorithm {
             return Err(TokenError::BadSignature);
         }
-        let claims: Claims =
-            serde_json::from_slice(&compact.payload).map_err(|_| TokenError::InvalidClaims)?;
+        // The crate: the signature, `alg` again, `iss`, `aud`.
+        let claims = jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation)
+            .map_err(|e| from_crate_error(&e))?
+            .claims;
+        // Ours, after it.
         self.check_claims(&claims, expected, now)?;
         Ok(claims)
     }
