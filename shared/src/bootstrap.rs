@@ -206,9 +206,10 @@ fn install_metrics() {
 }
 
 /// Initialises logging the way the Lambda runtime expects (text or JSON per the function's
-/// log format, level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`).
+/// log format, level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`), with the runtime, the SDK and
+/// hyper never below `info` (see [`crate::logging`]).
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init_lambda();
 }
 
 fn env(name: &str) -> Option<String> {

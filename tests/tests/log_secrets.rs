@@ -1,6 +1,7 @@
 //! Nothing secret in logs: the whole journey through the local API on both stores, with every
-//! log line of every crate captured at debug level, and not one password, token, token hash,
-//! password hash or private key in any of them.
+//! log line of every crate captured at trace level (through the one filter every process uses,
+//! `shared::logging`, which holds the runtime, the SDK and hyper at info), and not one
+//! password, token, token hash, password hash or private key in any of them.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,11 +17,9 @@ fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
     LOG.get_or_init(|| {
         let log = Arc::new(Mutex::new(Vec::new()));
         let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .with_ansi(false)
-            .with_writer(move || Capture(writer.clone()))
-            .finish();
+        // What RUST_LOG=trace gives the local server and AWS_LAMBDA_LOG_LEVEL=TRACE a function.
+        let subscriber =
+            shared::logging::subscriber("trace", false, move || Capture(writer.clone()));
         tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
         log
     })
