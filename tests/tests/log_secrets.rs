@@ -331,14 +331,9 @@ mod runtime_api {
                                             // One invocation only: later polls wait for ever.
                                             None => std::future::pending().await,
                                         }
-                                    } else if path.starts_with("/2018-06-01/runtime/invocation/") {
-                                        let bytes =
-                                            request.into_body().collect().await.unwrap().to_bytes();
-                                        let _ = sender
-                                            .send(String::from_utf8_lossy(&bytes).into_owned());
-                                        response = response.status(202);
-                                        String::from("{}")
-                                    } else if path == "/2018-06-01/runtime/init/error" {
+                                    } else if path.starts_with("/2018-06-01/runtime/invocation/")
+                                        || path == "/2018-06-01/runtime/init/error"
+                                    {
                                         let bytes =
                                             request.into_body().collect().await.unwrap().to_bytes();
                                         let _ = sender

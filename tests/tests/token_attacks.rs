@@ -381,7 +381,7 @@ fn s_plus_l(token: &str) -> String {
 /// A header or claims padded so that its encoding ends with spare bits.
 fn padded_to_spare_bits(claims: &Value) -> Value {
     let mut claims = claims.clone();
-    while serde_json::to_vec(&claims).unwrap().len() % 3 == 0 {
+    while serde_json::to_vec(&claims).unwrap().len().is_multiple_of(3) {
         let pad = claims["pad"].as_str().unwrap_or("").to_owned() + "x";
         claims["pad"] = json!(pad);
     }
@@ -394,7 +394,7 @@ fn trailing_bits_set(token: &str) -> Vec<(usize, String)> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let parts: Vec<&str> = token.split('.').collect();
     (0..3)
-        .filter(|&i| parts[i].len() % 4 != 0)
+        .filter(|&i| !parts[i].len().is_multiple_of(4))
         .map(|i| {
             let part = parts[i];
             let at = ALPHABET

@@ -539,10 +539,14 @@ fn base64url_with_non_zero_trailing_bits_is_refused_in_each_part() {
     let mut payload = serde_json::to_value(claims(TokenType::Access)).unwrap();
     // Lengths whose encodings end in a character with spare bits (not a multiple of 3).
     let mut header = access_header();
-    while serde_json::to_vec(&header).unwrap().len() % 3 == 0 {
+    while serde_json::to_vec(&header).unwrap().len().is_multiple_of(3) {
         header["x"] = json!(header["x"].as_str().unwrap_or("").to_owned() + "x");
     }
-    while serde_json::to_vec(&payload).unwrap().len() % 3 == 0 {
+    while serde_json::to_vec(&payload)
+        .unwrap()
+        .len()
+        .is_multiple_of(3)
+    {
         payload["x"] = json!(payload["x"].as_str().unwrap_or("").to_owned() + "x");
     }
     let token = sign_raw(ring.signing().unwrap(), &header, &payload);
