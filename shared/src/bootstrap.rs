@@ -79,6 +79,8 @@ pub async fn serve_http(
             .unwrap_or_default();
         let response = routes.serve(state, request).await;
         crate::metrics::flush(&request_id);
+        // The status alone: at debug, what an operator tracing one request wants to see.
+        tracing::debug!(status = response.status().as_u16(), "answered");
         response
     }
 

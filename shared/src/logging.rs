@@ -13,14 +13,14 @@ use subscriber::layer::{Layer, SubscriberExt};
 use tracing::Subscriber;
 
 /// Target prefixes held at `info` (a prefix: `hyper` is also `hyper_util` and `hyper_rustls`,
-/// `lambda_runtime` also `lambda_runtime_api_client`).
-pub const QUIET_TARGETS: [&str; 8] = [
+/// `lambda_runtime` also `lambda_runtime_api_client`, and `aws_` every crate of the AWS SDK:
+/// `aws_smithy_*`, `aws_sdk_*`, `aws_config`, and `aws_sigv4` and `aws_runtime`, which at trace
+/// log each signed request's headers and canonical form).
+pub const QUIET_TARGETS: [&str; 6] = [
     "lambda_runtime",
     "lambda_http",
     "lambda_extension",
-    "aws_smithy_",
-    "aws_sdk_",
-    "aws_config",
+    "aws_",
     "hyper",
     "h2",
 ];
@@ -124,6 +124,8 @@ mod tests {
             each_level!("aws_smithy_runtime::client::http");
             each_level!("aws_sdk_dynamodb::operation");
             each_level!("aws_config::default_provider");
+            each_level!("aws_sigv4::http_request::sign");
+            each_level!("aws_runtime::service_clock_skew");
             each_level!("hyper::proto::h1::io");
             each_level!("hyper_util::client::legacy");
             each_level!("h2::codec");
