@@ -3,12 +3,19 @@
 //! for an external issuer's token with its keys cached.
 //!
 //! `cargo bench -p shared --bench authorizer`
+//!
+//! Measured in CPU time of the benchmarking thread (every step runs on it, the external
+//! issuer's too, on a current-thread runtime): what the code costs, not what else the machine
+//! runs. On a shared 2-core machine wall time swings by half from one run to the next.
 
 use std::sync::Arc;
 
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use shared::clock::{Clock, ManualClock};
 use shared::http::bearer_token;
@@ -18,8 +25,51 @@ use shared::store::SessionSnapshot;
 use shared::tokens::{JwkSet, token_hash};
 use shared::{AuthService, Config, Defaults, EmbeddedStore, KeyRing, Passwords, SigningKey};
 
-fn decision(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+/// CPU time of the calling thread.
+struct ThreadCpuTime;
+
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(result, 0, "CLOCK_THREAD_CPUTIME_ID");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Formats like wall time: both are durations.
+static DURATIONS: WallTime = WallTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        thread_cpu_time()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_time().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        DURATIONS.formatter()
+    }
+}
+
+fn decision(c: &mut Criterion<ThreadCpuTime>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let defaults = Defaults {
         users_table: Some("users".into()),
@@ -112,11 +162,14 @@ fn serve_jwks(body: String) -> String {
     url
 }
 
-fn external_decision(c: &mut Criterion) {
+fn external_decision(c: &mut Criterion<ThreadCpuTime>) {
     use shared::config::{ExternalAlgorithm, TrustedIssuer};
     use shared::tokens::external::ExternalIssuers;
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let key = SigningKey::generate("better-auth").unwrap();
     let issuer = "https://app.example.com";
     let jwks = serde_json::json!({"keys": [key.public_jwk()]}).to_string();
@@ -145,5 +198,9 @@ fn external_decision(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decision, external_decision);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = decision, external_decision
+}
 criterion_main!(benches);
