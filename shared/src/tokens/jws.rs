@@ -4,8 +4,8 @@
 //!
 //! These are our checks, made before `jsonwebtoken` sees a token, where it is looser: it has no
 //! size limit, accepts `crit: ["b64"]` with `b64: true` and reads `"crit": null` as no `crit`,
-//! and knows `none`-free but wider algorithm families (HMAC, PS256, ES384, ...) than a key
-//! ring should ever be asked about.
+//! and knows more algorithms (HMAC, PS256, ES384, ...) than a key ring should ever be asked
+//! about.
 //!
 //! Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never read: keys come
 //! only from the key ring or a configured JWK Set.
