@@ -449,6 +449,79 @@ mod tests {
     }
 
     #[test]
+    fn hostile_public_keys_are_refused_at_load() {
+        let ed = SigningKey::generate("k1").unwrap().public_jwk();
+        let modulus = |bytes: usize| {
+            let mut n = vec![0xc5u8; bytes];
+            n[bytes - 1] |= 1;
+            B64.encode(n)
+        };
+        let rsa = |n: String| Jwk {
+            kty: "RSA".into(),
+            kid: Some("r1".into()),
+            n: Some(n),
+            e: Some(B64.encode([1, 0, 1])),
+            ..Jwk::default()
+        };
+        let cases = [
+            ("RSA-1024", rsa(modulus(128))),
+            ("RSA-2040", rsa(modulus(255))),
+            ("RSA over 8192 bits", rsa(modulus(1025))),
+            (
+                "an EC point off P-256",
+                Jwk {
+                    kty: "EC".into(),
+                    crv: Some("P-256".into()),
+                    kid: Some("e1".into()),
+                    x: Some(B64.encode([1u8; 32])),
+                    y: Some(B64.encode([1u8; 32])),
+                    ..Jwk::default()
+                },
+            ),
+            (
+                "kty oct",
+                Jwk {
+                    kty: "oct".into(),
+                    kid: Some("o1".into()),
+                    alg: Some("HS256".into()),
+                    ..Jwk::default()
+                },
+            ),
+            (
+                "use enc",
+                Jwk {
+                    use_: Some("enc".into()),
+                    ..ed.clone()
+                },
+            ),
+            (
+                "alg contradicting the key",
+                Jwk {
+                    alg: Some("RS256".into()),
+                    ..ed.clone()
+                },
+            ),
+            (
+                "a kid that is not plain",
+                Jwk {
+                    kid: Some("../k1".into()),
+                    ..ed.clone()
+                },
+            ),
+        ];
+        for (what, jwk) in cases {
+            assert!(VerifyingKey::from_jwk(&jwk).is_err(), "{what}");
+        }
+        // What is within the limits loads: an Ed25519 key, and RSA at 2048 bits.
+        assert!(VerifyingKey::from_jwk(&ed).is_ok());
+        let pair =
+            aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let key = VerifyingKey::from_jwk(&rsa(B64.encode(&public.n))).map(|k| k.algorithm());
+        assert_eq!(key, Ok(JwsAlgorithm::RS256));
+    }
+
+    #[test]
     fn verify_only_ring_has_no_signing_key() {
         let key = SigningKey::generate("k1").unwrap();
         let ring = KeyRing::verify_only(&JwkSet {
