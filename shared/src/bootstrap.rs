@@ -79,6 +79,8 @@ pub async fn serve_http(
             .unwrap_or_default();
         let response = routes.serve(state, request).await;
         crate::metrics::flush(&request_id);
+        // The status alone: at debug, what an operator tracing one request wants to see.
+        tracing::debug!(status = response.status().as_u16(), "answered");
         response
     }
 
@@ -206,9 +208,10 @@ fn install_metrics() {
 }
 
 /// Initialises logging the way the Lambda runtime expects (text or JSON per the function's
-/// log format, level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`).
+/// log format, level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`), with the runtime, the SDK and
+/// hyper never below `info` (see [`crate::logging`]).
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    crate::logging::init_lambda();
 }
 
 fn env(name: &str) -> Option<String> {

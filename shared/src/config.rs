@@ -35,6 +35,46 @@ pub struct TrustedIssuer {
     pub user_id_claim: String,
     #[serde(default = "default_email_claim")]
     pub email_claim: String,
+    /// The longest a token may live, `exp` past `iat`; a token without `iat` is refused.
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime_seconds: i64,
+    /// The header `typ` values accepted, `null` standing for an absent `typ`. `None`:
+    /// [`DEFAULT_EXTERNAL_TYP`].
+    #[serde(default)]
+    pub typ: Option<Vec<Option<String>>>,
+}
+
+/// The default external token lifetime limit: a day.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_SECS: i64 = 86_400;
+/// The `typ` values accepted from an external issuer by default: absent, `JWT` or `at+jwt`.
+pub const DEFAULT_EXTERNAL_TYP: [Option<&str>; 3] = [None, Some("JWT"), Some("at+jwt")];
+
+impl TrustedIssuer {
+    /// An issuer with the defaults for every optional setting.
+    pub fn new(
+        issuer: impl Into<String>,
+        jwks_uri: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks_uri: jwks_uri.into(),
+            audience: audience.into(),
+            algorithms: default_external_algorithms(),
+            user_id_claim: default_user_id_claim(),
+            email_claim: default_email_claim(),
+            max_token_lifetime_seconds: DEFAULT_MAX_TOKEN_LIFETIME_SECS,
+            typ: None,
+        }
+    }
+
+    /// Whether a header `typ` (absent: `None`) is one this issuer's tokens may carry.
+    pub fn accepts_typ(&self, typ: Option<&str>) -> bool {
+        match &self.typ {
+            Some(accepted) => accepted.iter().any(|t| t.as_deref() == typ),
+            None => DEFAULT_EXTERNAL_TYP.contains(&typ),
+        }
+    }
 }
 
 fn default_external_algorithms() -> Vec<ExternalAlgorithm> {
@@ -45,6 +85,9 @@ fn default_user_id_claim() -> String {
 }
 fn default_email_claim() -> String {
     "email".to_owned()
+}
+fn default_max_token_lifetime() -> i64 {
+    DEFAULT_MAX_TOKEN_LIFETIME_SECS
 }
 
 /// The service's configuration.
@@ -306,6 +349,20 @@ fn trusted_issuers(raw: Option<String>) -> Result<Vec<TrustedIssuer>, ConfigErro
                 "issuer {i}: claim names must not be empty"
             )));
         }
+        if issuer.max_token_lifetime_seconds <= 0 {
+            return Err(invalid(format!(
+                "issuer {i}: max_token_lifetime_seconds must be a positive number of seconds"
+            )));
+        }
+        if issuer
+            .typ
+            .as_ref()
+            .is_some_and(|typ| typ.is_empty() || typ.iter().flatten().any(|t| t.is_empty()))
+        {
+            return Err(invalid(format!(
+                "issuer {i}: typ must list at least one value (null for an absent typ), none empty"
+            )));
+        }
         if issuers[..i]
             .iter()
             .any(|other| other.issuer == issuer.issuer)
@@ -466,6 +523,35 @@ mod tests {
         assert_eq!(issuer.algorithms, vec![ExternalAlgorithm::EdDSA]);
         assert_eq!(issuer.user_id_claim, "sub");
         assert_eq!(issuer.email_claim, "email");
+        assert_eq!(issuer.max_token_lifetime_seconds, 86_400);
+        assert_eq!(issuer.typ, None);
+        for typ in [None, Some("JWT"), Some("at+jwt")] {
+            assert!(issuer.accepts_typ(typ), "{typ:?}");
+        }
+        for typ in [Some("id+jwt"), Some("jwt"), Some("rt+jwt"), Some("")] {
+            assert!(!issuer.accepts_typ(typ), "{typ:?}");
+        }
+    }
+
+    #[test]
+    fn trusted_issuers_take_a_lifetime_limit_and_typ_values() {
+        let vars = with(&[(
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"https://app.example.com","jwks_uri":"https://app.example.com/api/auth/jwks","audience":"https://app.example.com","max_token_lifetime_seconds":900,"typ":["at+jwt"]}]"#,
+        )]);
+        let issuer = &load(&vars).unwrap().trusted_issuers[0];
+        assert_eq!(issuer.max_token_lifetime_seconds, 900);
+        assert!(issuer.accepts_typ(Some("at+jwt")));
+        assert!(!issuer.accepts_typ(None));
+        assert!(!issuer.accepts_typ(Some("JWT")));
+
+        let vars = with(&[(
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"https://app.example.com","jwks_uri":"https://app.example.com/api/auth/jwks","audience":"https://app.example.com","typ":[null]}]"#,
+        )]);
+        let issuer = &load(&vars).unwrap().trusted_issuers[0];
+        assert!(issuer.accepts_typ(None));
+        assert!(!issuer.accepts_typ(Some("JWT")));
     }
 
     #[test]
@@ -479,6 +565,12 @@ mod tests {
             r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","algorithms":[]}]"#,
             r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","jku":"x"}]"#,
             r#"[{"issuer":"https://auth.example.com","jwks_uri":"https://a/jwks","audience":"a"}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","max_token_lifetime_seconds":0}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","max_token_lifetime_seconds":-5}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","max_token_lifetime_seconds":"1d"}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","typ":[]}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","typ":[""]}]"#,
+            r#"[{"issuer":"https://a","jwks_uri":"https://a/jwks","audience":"a","typ":"JWT"}]"#,
         ] {
             let vars = with(&[("TRUSTED_ISSUERS", raw)]);
             assert!(

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod handlers;
 pub mod http;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod mfa;

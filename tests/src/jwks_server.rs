@@ -1,10 +1,11 @@
 //! A JWKS endpoint on loopback, standing in for an external issuer: it serves whatever JWK Set
-//! the test sets, counts the requests, and can be taken down.
+//! the test sets, counts the requests, and can be taken down, slowed down or made to redirect.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -18,6 +19,10 @@ struct State {
     body: Mutex<String>,
     requests: AtomicUsize,
     down: AtomicBool,
+    /// Milliseconds to wait before answering.
+    delay_ms: AtomicU64,
+    /// Where to redirect instead of answering.
+    redirect: Mutex<Option<String>>,
 }
 
 pub struct JwksServer {
@@ -45,16 +50,25 @@ impl JwksServer {
                         let state = state.clone();
                         async move {
                             state.requests.fetch_add(1, Ordering::SeqCst);
+                            let delay = state.delay_ms.load(Ordering::SeqCst);
+                            if delay > 0 {
+                                tokio::time::sleep(Duration::from_millis(delay)).await;
+                            }
+                            let redirect = state.redirect.lock().unwrap().clone();
                             let (status, body) = if state.down.load(Ordering::SeqCst) {
                                 (503, String::from("unavailable"))
+                            } else if redirect.is_some() {
+                                (302, String::new())
                             } else {
                                 (200, state.body.lock().unwrap().clone())
                             };
-                            let response = hyper::Response::builder()
+                            let mut response = hyper::Response::builder()
                                 .status(status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(body)))
-                                .unwrap();
+                                .header("content-type", "application/json");
+                            if let Some(location) = redirect {
+                                response = response.header("location", location);
+                            }
+                            let response = response.body(Full::new(Bytes::from(body))).unwrap();
                             Ok::<_, Infallible>(response)
                         }
                     });
@@ -78,5 +92,17 @@ impl JwksServer {
 
     pub fn set_down(&self, down: bool) {
         self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Answers only after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Answers `302 Found` to `location` instead of the JWK Set (`None`: serves it again).
+    pub fn set_redirect(&self, location: Option<String>) {
+        *self.state.redirect.lock().unwrap() = location;
     }
 }

@@ -12,7 +12,7 @@ use integration_tests::{Harness, test_config};
 use serde_json::{Value, json};
 use shared::config::{ExternalAlgorithm, TrustedIssuer};
 use shared::handlers::authorizer;
-use shared::tokens::external::{KEYS_TTL_SECS, REFETCH_COOLDOWN_SECS};
+use shared::tokens::external::{FETCH_TIMEOUT, KEYS_TTL_SECS, REFETCH_COOLDOWN_SECS};
 use shared::{Clock, Password, SigningKey};
 
 const BETTER_AUTH: &str = "http://127.0.0.1:3100";
@@ -29,12 +29,10 @@ fn fixture(name: &str) -> String {
 fn harness(issuer: &str, jwks: &JwksServer, algorithms: Vec<ExternalAlgorithm>) -> Harness {
     let mut config = test_config();
     config.trusted_issuers = vec![TrustedIssuer {
-        issuer: issuer.into(),
-        jwks_uri: jwks.url.clone(),
-        audience: issuer.into(),
         algorithms,
-        user_id_claim: "sub".into(),
-        email_claim: "email".into(),
+        // The recorded Better Auth token lives until 2100.
+        max_token_lifetime_seconds: 100 * 365 * 86_400,
+        ..TrustedIssuer::new(issuer, jwks.url.clone(), issuer)
     }];
     Harness::embedded_with(config)
 }
@@ -337,7 +335,8 @@ async fn algorithms_are_the_issuers_allowlist() {
     let now = test_config_now();
     let es256_token = {
         let header = json!({"alg": "ES256", "kid": "ec1"});
-        let claims = json!({"sub": "user-ec", "iss": issuer, "aud": issuer, "exp": now + 900});
+        let claims =
+            json!({"sub": "user-ec", "iss": issuer, "aud": issuer, "iat": now, "exp": now + 900});
         let input = format!(
             "{}.{}",
             B64.encode(header.to_string()),
@@ -373,4 +372,242 @@ async fn algorithms_are_the_issuers_allowlist() {
 
 fn test_config_now() -> i64 {
     shared::SystemClock.now()
+}
+
+/// A token of `issuer` with this header, signed by `key`.
+fn token_with_header(key: &SigningKey, header: Value, claims: Value) -> String {
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    format!("{input}.{}", B64.encode(key.sign(input.as_bytes())))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typ_lifetime_and_iat_are_the_issuers_to_bound() {
+    let key = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&key])).await;
+    let issuer = "https://app.example.com";
+    // This issuer with every default: a day's lifetime; absent, JWT or at+jwt.
+    let mut config = test_config();
+    config.trusted_issuers = vec![TrustedIssuer::new(issuer, jwks.url.clone(), issuer)];
+    let h = Harness::embedded_with(config);
+    let now = h.clock.now();
+    let claims =
+        json!({"sub": "user-42", "iss": issuer, "aud": issuer, "iat": now, "exp": now + 900});
+    let with_typ = |typ: Option<&str>| {
+        let mut header = json!({"alg": "EdDSA", "kid": "k1"});
+        if let Some(typ) = typ {
+            header["typ"] = json!(typ);
+        }
+        token_with_header(&key, header, claims.clone())
+    };
+    for typ in [None, Some("JWT"), Some("at+jwt")] {
+        let answer = decide(&h, &with_typ(typ)).await;
+        assert!(allowed(&answer), "{typ:?}: {answer}");
+    }
+    // An ID token of the same issuer is not an access token; nor is anything else.
+    for typ in ["id+jwt", "rt+jwt", "jwt", "JOSE", ""] {
+        assert!(!allowed(&decide(&h, &with_typ(Some(typ))).await), "{typ}");
+    }
+
+    let header = json!({"alg": "EdDSA", "kid": "k1"});
+    let with_times = |iat: Option<i64>, exp: i64| {
+        let mut claims = claims.clone();
+        claims["exp"] = json!(exp);
+        match iat {
+            Some(iat) => claims["iat"] = json!(iat),
+            None => drop(claims.as_object_mut().unwrap().remove("iat")),
+        }
+        token_with_header(&key, header.clone(), claims)
+    };
+    // Exactly the limit passes; a second more, or no iat at all, does not.
+    assert!(allowed(
+        &decide(&h, &with_times(Some(now - 3600), now - 3600 + 86_400)).await
+    ));
+    assert!(
+        !allowed(&decide(&h, &with_times(Some(now - 3600), now - 3600 + 86_401)).await),
+        "a token living a day and a second"
+    );
+    assert!(
+        !allowed(&decide(&h, &with_times(Some(now - 2 * 86_400), now + 900)).await),
+        "issued two days ago, good for another quarter hour: older than the limit"
+    );
+    assert!(
+        !allowed(&decide(&h, &with_times(None, now + 900)).await),
+        "no iat"
+    );
+    // And the recorded Better Auth token, living to 2100, is refused under the default.
+    let ba = JwksServer::start(fixture("jwks.json")).await;
+    let mut config = test_config();
+    config.trusted_issuers = vec![TrustedIssuer::new(BETTER_AUTH, ba.url.clone(), BETTER_AUTH)];
+    let strict = Harness::embedded_with(config);
+    assert!(!allowed(
+        &decide(&strict, &fixture("jwt-long-lived.txt")).await
+    ));
+
+    // An issuer's own typ list replaces the default.
+    let mut config = test_config();
+    config.trusted_issuers = vec![TrustedIssuer {
+        typ: Some(vec![Some("at+jwt".into())]),
+        max_token_lifetime_seconds: 600,
+        ..TrustedIssuer::new(issuer, jwks.url.clone(), issuer)
+    }];
+    let custom = Harness::embedded_with(config);
+    let short = |typ: Option<&str>| {
+        let mut header = json!({"alg": "EdDSA", "kid": "k1"});
+        if let Some(typ) = typ {
+            header["typ"] = json!(typ);
+        }
+        let mut claims = claims.clone();
+        claims["exp"] = json!(now + 600);
+        token_with_header(&key, header, claims)
+    };
+    assert!(allowed(&decide(&custom, &short(Some("at+jwt"))).await));
+    assert!(!allowed(&decide(&custom, &short(None)).await));
+    assert!(!allowed(&decide(&custom, &short(Some("JWT"))).await));
+    assert!(
+        !allowed(&decide(&custom, &with_typ(Some("at+jwt"))).await),
+        "900 s > 600 s"
+    );
+}
+
+/// Random bytes for key material nobody holds the private half of.
+fn random(len: usize) -> Vec<u8> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = vec![0u8; len];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_jwk_sets_are_refused_and_the_cached_keys_stay() {
+    let good = SigningKey::generate("k1").unwrap();
+    let evil = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&good])).await;
+    let elsewhere = JwksServer::start(jwks_of(&[&evil])).await;
+    let issuer = "https://app.example.com";
+    let mut config = test_config();
+    config.trusted_issuers = vec![TrustedIssuer {
+        algorithms: vec![
+            ExternalAlgorithm::EdDSA,
+            ExternalAlgorithm::ES256,
+            ExternalAlgorithm::RS256,
+        ],
+        ..TrustedIssuer::new(issuer, jwks.url.clone(), issuer)
+    }];
+    let h = Harness::embedded_with(config);
+    assert!(allowed(
+        &decide(
+            &h,
+            &external_token(&good, "k1", issuer, h.clock.now(), json!({}))
+        )
+        .await
+    ));
+    assert_eq!(jwks.requests(), 1);
+
+    let mut rsa_1024 = random(128);
+    rsa_1024[0] |= 0x80;
+    let mut sets = vec![
+        (
+            "RSA-1024",
+            json!({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "n": B64.encode(&rsa_1024), "e": "AQAB"}]}).to_string(),
+        ),
+        (
+            "an EC point off P-256",
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+                             "x": B64.encode([1u8; 32]), "y": B64.encode([1u8; 32])}]})
+            .to_string(),
+        ),
+        (
+            "kty oct",
+            json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": B64.encode(random(32))}]}).to_string(),
+        ),
+        ("a kid twice", jwks_of(&[&good, &evil])),
+        ("a kid twice, the other first", jwks_of(&[&evil, &good])),
+        (
+            "over 64 KiB",
+            json!({"keys": [evil.public_jwk()], "padding": "x".repeat(64 * 1024)}).to_string(),
+        ),
+    ];
+    // Served as the JWK Set itself, each would replace the cached key with the attacker's.
+    for (what, body) in sets.drain(..) {
+        jwks.serve(body);
+        check_refused_fetch(&h, &jwks, &good, &evil, issuer, what).await;
+    }
+    jwks.serve(jwks_of(&[&evil]));
+
+    jwks.set_redirect(Some(elsewhere.url.clone()));
+    check_refused_fetch(&h, &jwks, &good, &evil, issuer, "a redirect").await;
+    assert_eq!(elsewhere.requests(), 0, "a redirect is never followed");
+    jwks.set_redirect(None);
+
+    jwks.set_delay(FETCH_TIMEOUT + std::time::Duration::from_secs(1));
+    check_refused_fetch(
+        &h,
+        &jwks,
+        &good,
+        &evil,
+        issuer,
+        "an answer after the timeout",
+    )
+    .await;
+}
+
+/// With a refetch due, the set now served is fetched and refused: the cached key keeps
+/// verifying, the attacker's key `evil` (same kid) never does.
+async fn check_refused_fetch(
+    h: &Harness,
+    jwks: &JwksServer,
+    good: &SigningKey,
+    evil: &SigningKey,
+    issuer: &str,
+    what: &str,
+) {
+    h.clock.advance(KEYS_TTL_SECS + REFETCH_COOLDOWN_SECS);
+    let before = jwks.requests();
+    let now = h.clock.now();
+    let answer = decide(h, &external_token(good, "k1", issuer, now, json!({}))).await;
+    assert!(allowed(&answer), "{what}: the cached key stays: {answer}");
+    assert_eq!(jwks.requests(), before + 1, "{what}: a refresh was tried");
+    assert!(
+        !allowed(&decide(h, &external_token(evil, "k1", issuer, now, json!({}))).await),
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_issuer_does_not_stall_tokens_whose_key_is_cached() {
+    let key = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(jwks_of(&[&key])).await;
+    let issuer = "https://app.example.com";
+    let h = harness(issuer, &jwks, vec![ExternalAlgorithm::EdDSA]);
+    assert!(allowed(
+        &decide(
+            &h,
+            &external_token(&key, "k1", issuer, h.clock.now(), json!({}))
+        )
+        .await
+    ));
+
+    // The keys go stale and the issuer slows down (within the fetch timeout).
+    h.clock.advance(KEYS_TTL_SECS + 1);
+    jwks.set_delay(FETCH_TIMEOUT / 2);
+    let token = external_token(&key, "k1", issuer, h.clock.now(), json!({}));
+    let refreshing = {
+        let (service, token) = (h.service.clone(), token.clone());
+        tokio::spawn(async move { service.authorize_bearer(&token).await.is_ok() })
+    };
+    while jwks.requests() < 2 {
+        tokio::task::yield_now().await;
+    }
+    // While that request waits for the issuer, another with the same cached key does not.
+    assert!(allowed(&decide(&h, &token).await));
+    assert!(
+        !refreshing.is_finished(),
+        "the refresh is still waiting for the slow issuer"
+    );
+    assert!(refreshing.await.unwrap(), "and succeeds when it answers");
+    assert_eq!(jwks.requests(), 2);
 }

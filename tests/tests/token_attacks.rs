@@ -1,11 +1,16 @@
 //! The token attack battery, against the authorizer and the refresh endpoint on both stores:
 //! every forged, tampered, misused or stale token is refused, and no refusal writes anything.
+//! All of it twice: as is, and with a trusted external issuer configured, where routing by the
+//! not yet verified `iss` adds its own attacks (each issuer's name with the other's key, names
+//! that differ from a trusted one by case, a slash or whitespace).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use integration_tests::{Harness, on_both_stores};
+use integration_tests::jwks_server::JwksServer;
+use integration_tests::{Backend, Harness, on_both_stores, test_config};
 use lambda_http::Body;
 use serde_json::{Value, json};
+use shared::config::TrustedIssuer;
 use shared::handlers::{self, authorizer};
 use shared::http::body_bytes;
 use shared::{Clock, Password, SignedIn, SigningKey};
@@ -123,6 +128,24 @@ fn stateless_attacks(h: &Harness, signed_in: &SignedIn, typ: &str, jku: &str) ->
                 &json!({"alg": "EdDSA", "typ": typ, "kid": "attacker", "x5u": jku}),
                 &base,
             ),
+        },
+        Attack {
+            name: "crit null",
+            token: sign(
+                &json!({"alg": "EdDSA", "typ": typ, "kid": kid, "crit": null}),
+                &base,
+            ),
+        },
+        Attack {
+            name: "crit b64 (true), what jsonwebtoken alone accepts",
+            token: sign(
+                &json!({"alg": "EdDSA", "typ": typ, "kid": kid, "crit": ["b64"], "b64": true}),
+                &base,
+            ),
+        },
+        Attack {
+            name: "Ed25519 signature with S + L",
+            token: s_plus_l(real),
         },
         Attack {
             name: "crit header",
@@ -321,7 +344,69 @@ fn stateless_attacks(h: &Harness, signed_in: &SignedIn, typ: &str, jku: &str) ->
             token: sign(&header, &with(base.clone(), claim, wrong)),
         });
     }
+    let spare_bits = sign(&padded_to_spare_bits(&header), &padded_to_spare_bits(&base));
+    // Each of the three parts (the signature, 64 bytes, always has spare bits).
+    assert_eq!(trailing_bits_set(&spare_bits).len(), 3);
+    for (index, token) in trailing_bits_set(&spare_bits) {
+        attacks.push(Attack {
+            name: [
+                "trailing bits in the header",
+                "trailing bits in the payload",
+                "trailing bits in the signature",
+            ][index],
+            token,
+        });
+    }
     attacks
+}
+
+/// The token with its signature's S replaced by S + L (L the Ed25519 group order): the same
+/// value modulo L, so a lax verifier would take it for a second spelling of the token.
+fn s_plus_l(token: &str) -> String {
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = B64.decode(signature).unwrap();
+    let mut carry = 0u16;
+    for (s, l) in signature[32..].iter_mut().zip(L) {
+        let sum = u16::from(*s) + u16::from(l) + carry;
+        *s = sum as u8;
+        carry = sum >> 8;
+    }
+    format!("{input}.{}", B64.encode(&signature))
+}
+
+/// A header or claims padded so that its encoding ends with spare bits.
+fn padded_to_spare_bits(claims: &Value) -> Value {
+    let mut claims = claims.clone();
+    while serde_json::to_vec(&claims).unwrap().len().is_multiple_of(3) {
+        let pad = claims["pad"].as_str().unwrap_or("").to_owned() + "x";
+        claims["pad"] = json!(pad);
+    }
+    claims
+}
+
+/// For each part whose last character carries spare bits, the token with one of them set: it
+/// decodes, leniently, to the same bytes.
+fn trailing_bits_set(token: &str) -> Vec<(usize, String)> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let parts: Vec<&str> = token.split('.').collect();
+    (0..3)
+        .filter(|&i| !parts[i].len().is_multiple_of(4))
+        .map(|i| {
+            let part = parts[i];
+            let at = ALPHABET
+                .iter()
+                .position(|&c| c == part.as_bytes()[part.len() - 1])
+                .unwrap();
+            let altered = format!("{}{}", &part[..part.len() - 1], ALPHABET[at + 1] as char);
+            let mut changed = parts.clone();
+            changed[i] = &altered;
+            (i, changed.join("."))
+        })
+        .collect()
 }
 
 async fn authorizer_allows(h: &Harness, token: &str) -> bool {
@@ -467,4 +552,163 @@ async fn stale_tokens_are_refused_without_writing(h: Harness) {
         writes_after_logout,
         "refusals wrote nothing"
     );
+}
+
+/// The external issuer of the battery's second run, its key and its JWKS endpoint.
+const EXTERNAL: &str = "https://app.test.example";
+
+struct Trusted {
+    key: SigningKey,
+    jwks: JwksServer,
+}
+
+/// A harness that also trusts [`EXTERNAL`]: routing a token by its not yet verified `iss` is
+/// then attack surface too.
+async fn trusting(backend: Backend) -> (Harness, Trusted) {
+    let key = SigningKey::generate("external-1").unwrap();
+    let jwks = JwksServer::start(json!({"keys": [key.public_jwk()]}).to_string()).await;
+    let mut config = test_config();
+    config.trusted_issuers = vec![TrustedIssuer::new(EXTERNAL, jwks.url.clone(), EXTERNAL)];
+    let h = match backend {
+        Backend::Dynamo => Harness::dynamo_with(config).await,
+        Backend::Embedded => Harness::embedded_with(config),
+    };
+    (h, Trusted { key, jwks })
+}
+
+/// The battery again with a trusted issuer configured, and the attacks on routing by `iss`.
+macro_rules! with_a_trusted_issuer {
+    ($($backend:ident),*) => {
+        mod with_a_trusted_issuer {
+            use super::*;
+            $(
+                mod $backend {
+                    use super::*;
+                    fn backend() -> Backend {
+                        match stringify!($backend) {
+                            "dynamodb" => Backend::Dynamo,
+                            _ => Backend::Embedded,
+                        }
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn forged_and_malformed_tokens_are_refused_before_any_store_call() {
+                        let (h, _trusted) = trusting(backend()).await;
+                        super::super::forged_and_malformed_tokens_are_refused_before_any_store_call(h).await;
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn stale_tokens_are_refused_without_writing() {
+                        let (h, _trusted) = trusting(backend()).await;
+                        super::super::stale_tokens_are_refused_without_writing(h).await;
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                    async fn tokens_routed_by_a_forged_iss_are_refused() {
+                        let (h, trusted) = trusting(backend()).await;
+                        super::super::tokens_routed_by_a_forged_iss_are_refused(h, trusted).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+with_a_trusted_issuer!(dynamodb, embedded);
+
+async fn tokens_routed_by_a_forged_iss_are_refused(h: Harness, trusted: Trusted) {
+    let signed_in = sign_in(&h, "routed@example.com").await;
+    let ours = h.keys.signing().unwrap();
+    let own_claims = claims_of(&signed_in.access_token);
+    let own_header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": ours.kid()});
+    let now = h.clock.now();
+    let external_claims = json!({"sub": "user-7", "email": "ext@example.com", "iss": EXTERNAL,
+                                 "aud": EXTERNAL, "iat": now, "exp": now + 900});
+    let external_header = json!({"alg": "EdDSA", "kid": trusted.key.kid()});
+
+    // Both kinds are accepted as they are.
+    assert!(authorizer_allows(&h, &signed_in.access_token).await);
+    assert!(authorizer_allows(&h, &forge(&trusted.key, &external_header, &external_claims)).await);
+    assert_eq!(trusted.jwks.requests(), 1);
+
+    let mut attacks = vec![
+        // The external issuer's name, our key: its JWK Set does not hold our key.
+        (
+            "external iss signed with our key",
+            forge(
+                ours,
+                &own_header,
+                &with(own_claims.clone(), "iss", json!(EXTERNAL)),
+            ),
+        ),
+        (
+            "external claims signed with our key",
+            forge(ours, &own_header, &external_claims),
+        ),
+        (
+            "external claims signed with our key under the external kid",
+            forge(ours, &external_header, &external_claims),
+        ),
+        // Our name, the external key: our key ring does not hold it.
+        (
+            "our iss signed with the external key",
+            forge(&trusted.key, &own_header, &own_claims),
+        ),
+        (
+            "our claims signed with the external key under its kid",
+            forge(
+                &trusted.key,
+                &json!({"alg": "EdDSA", "typ": "at+jwt", "kid": trusted.key.kid()}),
+                &own_claims,
+            ),
+        ),
+        (
+            "external claims with our iss signed with the external key",
+            forge(
+                &trusted.key,
+                &external_header,
+                &with(external_claims.clone(), "iss", json!(h.config.issuer)),
+            ),
+        ),
+    ];
+    // Near misses of either issuer, validly signed by the key that issuer would use.
+    for (issuer, key, header, claims) in [
+        (
+            EXTERNAL.to_owned(),
+            &trusted.key,
+            &external_header,
+            &external_claims,
+        ),
+        (h.config.issuer.clone(), ours, &own_header, &own_claims),
+    ] {
+        for near in [
+            issuer.to_uppercase(),
+            issuer.replace("https://", "HTTPS://"),
+            format!("{issuer}/"),
+            format!(" {issuer}"),
+            format!("{issuer} "),
+            format!("{issuer}\n"),
+            format!("{issuer}\u{200b}"),
+        ] {
+            attacks.push((
+                "an iss that differs by case, a slash or whitespace",
+                forge(key, header, &with(claims.clone(), "iss", json!(near))),
+            ));
+        }
+    }
+    // An iss of the wrong type, or twice: the parser takes neither for a trusted one.
+    attacks.push((
+        "iss as a list",
+        forge(
+            &trusted.key,
+            &external_header,
+            &with(external_claims.clone(), "iss", json!([EXTERNAL])),
+        ),
+    ));
+    let calls = h.calls.total();
+    for (name, token) in &attacks {
+        assert!(
+            !authorizer_allows(&h, token).await,
+            "authorizer allowed: {name}"
+        );
+    }
+    assert_eq!(h.calls.total(), calls, "no store call for any of them");
+    // Unknown kids of the external issuer may ask its JWK Set once (the cooldown), no more.
+    assert!(trusted.jwks.requests() <= 2, "{}", trusted.jwks.requests());
 }

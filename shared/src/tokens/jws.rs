@@ -1,5 +1,11 @@
-//! JWS compact serialisation (RFC 7515), strictly: three base64url parts without padding, a
-//! size limit, a header whose `alg` comes from an explicit allowlist, and no `crit` extensions.
+//! JWS compact serialisation (RFC 7515), strictly: three base64url parts without padding or
+//! non-zero trailing bits, a size limit, a header whose `alg` comes from an explicit allowlist,
+//! and no `crit` extensions.
+//!
+//! These are our checks, made before `jsonwebtoken` sees a token, where it is looser: it has no
+//! size limit, accepts `crit: ["b64"]` with `b64: true` and reads `"crit": null` as no `crit`,
+//! and knows more algorithms (HMAC, PS256, ES384, ...) than a key ring should ever be asked
+//! about.
 //!
 //! Header parameters that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never read: keys come
 //! only from the key ring or a configured JWK Set.
@@ -18,6 +24,16 @@ pub enum JwsAlgorithm {
     EdDSA,
     ES256,
     RS256,
+}
+
+impl From<JwsAlgorithm> for jsonwebtoken::Algorithm {
+    fn from(algorithm: JwsAlgorithm) -> Self {
+        match algorithm {
+            JwsAlgorithm::EdDSA => Self::EdDSA,
+            JwsAlgorithm::ES256 => Self::ES256,
+            JwsAlgorithm::RS256 => Self::RS256,
+        }
+    }
 }
 
 impl JwsAlgorithm {
@@ -59,8 +75,16 @@ pub struct Header {
     pub typ: Option<String>,
     #[serde(default)]
     pub kid: Option<String>,
-    #[serde(default)]
+    /// Present at all, even as `null`, is refused: `Some(Value::Null)` for `"crit": null`.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<serde_json::Value>,
+}
+
+/// Tells a member that is `null` from one that is absent (serde reads both as `None`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
 }
 
 /// A parsed but not yet verified token.
@@ -160,6 +184,46 @@ mod tests {
             "{}",
         );
         assert_eq!(parse(&t).unwrap_err(), JwsError::CriticalHeader);
+    }
+
+    #[test]
+    fn refuses_crit_null_and_empty() {
+        for crit in ["null", "[]", r#"["exp"]"#, "{}", "false"] {
+            let t = token(
+                &format!(r#"{{"alg":"EdDSA","kid":"k1","crit":{crit}}}"#),
+                "{}",
+            );
+            assert_eq!(parse(&t).unwrap_err(), JwsError::CriticalHeader, "{crit}");
+        }
+    }
+
+    #[test]
+    fn refuses_non_zero_trailing_bits_in_each_part() {
+        // The last character of each part carries bits past the data; a neighbour with one
+        // of those bits set decodes to the same bytes and must not pass as the same token.
+        let t = token(r#"{"alg":"EdDSA","kid":"k1"}"#, r#"{"sub":"x"}"#);
+        assert!(parse(&t).is_ok());
+        let parts: Vec<&str> = t.split('.').collect();
+        for index in 0..3 {
+            let part = parts[index];
+            assert_ne!(
+                part.len() % 4,
+                0,
+                "part {index} has trailing bits to play with"
+            );
+            let last = part.as_bytes()[part.len() - 1];
+            // The next base64url character: same leading bits, a trailing bit set.
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let at = alphabet.iter().position(|&c| c == last).unwrap();
+            let altered = format!("{}{}", &part[..part.len() - 1], alphabet[at + 1] as char);
+            let mut changed = parts.clone();
+            changed[index] = &altered;
+            let t = changed.join(".");
+            assert!(
+                matches!(parse(&t), Err(JwsError::Malformed(_))),
+                "part {index}: {t}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //!
 //! The key ring holds at most one signing key and any number of verifying keys, so a new key
 //! can be published in the JWK Set before it signs, and an old one kept until its tokens expire.
+//!
+//! Signatures are made and checked by `jsonwebtoken` (on its aws-lc-rs backend). What stays
+//! here is reading keys, with checks `jsonwebtoken` does not make when it builds a key: it takes
+//! any bytes as a public key and would only fail, or not, at the first verification. Ours, at
+//! load time: `kty: oct` and every other unknown type refused; `use` and `alg` must not
+//! contradict the key's purpose; RSA 2048 to 8192 bits; EC points really on P-256; `kid` syntax.
 
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{
@@ -10,6 +16,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 
 use super::jws::JwsAlgorithm;
@@ -28,6 +35,8 @@ pub enum KeyError {
     DuplicateKeyId(String),
     #[error("key generation failed")]
     Generation,
+    #[error("signing failed")]
+    Signing,
 }
 
 /// A JSON Web Key (RFC 7517), as far as this service reads and writes them.
@@ -77,7 +86,10 @@ fn b64(field: &Option<String>, name: &'static str) -> Result<Vec<u8>, KeyError> 
 /// The private Ed25519 key that signs this service's tokens.
 pub struct SigningKey {
     kid: String,
+    /// For the public half and the private JWK; never used to sign.
     pair: Ed25519KeyPair,
+    /// What `jsonwebtoken` signs with: the same key as PKCS#8.
+    encoding: EncodingKey,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -96,7 +108,17 @@ impl SigningKey {
             return Err(KeyError::BadKeyId);
         }
         let pair = Ed25519KeyPair::generate().map_err(|_| KeyError::Generation)?;
-        Ok(Self { kid, pair })
+        Self::from_pair(kid, pair)
+    }
+
+    fn from_pair(kid: String, pair: Ed25519KeyPair) -> Result<Self, KeyError> {
+        let pkcs8 = pair.to_pkcs8v1().map_err(|_| KeyError::Generation)?;
+        let encoding = EncodingKey::from_ed_der(pkcs8.as_ref());
+        Ok(Self {
+            kid,
+            pair,
+            encoding,
+        })
     }
 
     /// Reads a private OKP JWK (RFC 8037): `{"kty":"OKP","crv":"Ed25519","kid":..,"x":..,"d":..}`.
@@ -117,15 +139,25 @@ impl SigningKey {
         // Checks that `x` really is the public half of `d`.
         let pair = Ed25519KeyPair::from_seed_and_public_key(&seed, &public)
             .map_err(|_| KeyError::Invalid("d and x do not form an Ed25519 key pair"))?;
-        Ok(Self { kid, pair })
+        Self::from_pair(kid, pair)
     }
 
     pub fn kid(&self) -> &str {
         &self.kid
     }
 
+    /// The base64url signature of `message` (a JWS signing input), made by `jsonwebtoken`.
+    pub fn sign_b64(&self, message: &[u8]) -> Result<String, KeyError> {
+        jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::EdDSA)
+            .map_err(|_| KeyError::Signing)
+    }
+
+    /// The raw signature of `message`, for tests that build tokens by hand.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.pair.sign(message).as_ref().to_vec()
+        self.sign_b64(message)
+            .ok()
+            .and_then(|s| B64.decode(s).ok())
+            .expect("an Ed25519 key signs any message")
     }
 
     pub fn public_jwk(&self) -> Jwk {
@@ -160,7 +192,8 @@ impl SigningKey {
 pub struct VerifyingKey {
     kid: String,
     algorithm: JwsAlgorithm,
-    key: ParsedPublicKey,
+    /// What `jsonwebtoken` verifies with.
+    decoding: DecodingKey,
     jwk: Jwk,
 }
 
@@ -187,32 +220,46 @@ impl VerifyingKey {
                 "key {kid} is not for signatures"
             )));
         }
-        let (algorithm, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        // Each key is parsed by aws-lc-rs once here only to validate it (ours: jsonwebtoken
+        // builds keys from any bytes); jsonwebtoken verifies with the same bytes.
+        let valid = |algorithm, bytes: &[u8], what| {
+            ParsedPublicKey::new(algorithm, bytes)
+                .map(drop)
+                .map_err(|_| KeyError::Invalid(what))
+        };
+        let (algorithm, decoding) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("OKP", Some("Ed25519")) => {
                 let x = b64(&jwk.x, "x")?;
-                let key = ParsedPublicKey::new(&ED25519, x).map_err(|_| KeyError::Invalid("x"))?;
-                (JwsAlgorithm::EdDSA, key)
+                valid(&ED25519, &x, "x")?;
+                (JwsAlgorithm::EdDSA, DecodingKey::from_ed_der(&x))
             }
             ("EC", Some("P-256")) => {
                 let (x, y) = (b64(&jwk.x, "x")?, b64(&jwk.y, "y")?);
                 if x.len() != 32 || y.len() != 32 {
                     return Err(KeyError::Invalid("P-256 coordinates are 32 bytes"));
                 }
+                // Refuses points off the curve (ours: jsonwebtoken takes any x and y).
                 let point = [&[0x04][..], &x, &y].concat();
-                let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-                    .map_err(|_| KeyError::Invalid("x, y"))?;
-                (JwsAlgorithm::ES256, key)
+                valid(&ECDSA_P256_SHA256_FIXED, &point, "x, y")?;
+                (JwsAlgorithm::ES256, DecodingKey::from_ec_der(&point))
             }
             ("RSA", _) => {
                 let (n, e) = (b64(&jwk.n, "n")?, b64(&jwk.e, "e")?);
-                if n.len() < 256 {
-                    return Err(KeyError::Invalid("RSA keys must have at least 2048 bits"));
+                // Ours: 2048 to 8192 bits, leading zero bytes aside.
+                let bits = n.iter().skip_while(|&&b| b == 0).count() * 8;
+                if !(2048..=8192).contains(&bits) {
+                    return Err(KeyError::Invalid("RSA keys must have 2048 to 8192 bits"));
                 }
-                let key = RsaPublicKeyComponents { n: &n, e: &e }
+                RsaPublicKeyComponents { n: &n, e: &e }
                     .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
                     .map_err(|_| KeyError::Invalid("n, e"))?;
-                (JwsAlgorithm::RS256, key)
+                (
+                    JwsAlgorithm::RS256,
+                    DecodingKey::from_rsa_raw_components(&n, &e),
+                )
             }
+            // `oct` (a shared secret: HMAC) among them: a public JWK Set must never make a
+            // secret of anything.
             (kty, crv) => {
                 return Err(KeyError::Unsupported(format!("kty {kty} with crv {crv:?}")));
             }
@@ -239,7 +286,7 @@ impl VerifyingKey {
         Ok(Self {
             kid,
             algorithm,
-            key,
+            decoding,
             jwk: public,
         })
     }
@@ -257,8 +304,16 @@ impl VerifyingKey {
         &self.jwk
     }
 
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.key.verify_sig(message, signature).is_ok()
+    /// The key as `jsonwebtoken` verifies with it.
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    /// Whether `signature` (base64url, as in a token) is this key's signature of `message`,
+    /// checked by `jsonwebtoken`.
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(signature, message, &self.decoding, self.algorithm.into())
+            .unwrap_or(false)
     }
 }
 
@@ -329,10 +384,9 @@ mod tests {
         assert_eq!(again.kid(), "k1");
         // Ed25519 is deterministic: the same key signs the same message identically.
         assert_eq!(key.sign(b"message"), again.sign(b"message"));
-        assert!(
-            key.verifying_key()
-                .verify(b"message", &again.sign(b"message"))
-        );
+        let signature = again.sign_b64(b"message").unwrap();
+        assert!(key.verifying_key().verify(b"message", &signature));
+        assert!(!key.verifying_key().verify(b"messagE", &signature));
     }
 
     #[test]
@@ -392,6 +446,79 @@ mod tests {
             KeyRing::new(Some(current), &published).unwrap_err(),
             KeyError::DuplicateKeyId("current".into())
         );
+    }
+
+    #[test]
+    fn hostile_public_keys_are_refused_at_load() {
+        let ed = SigningKey::generate("k1").unwrap().public_jwk();
+        let modulus = |bytes: usize| {
+            let mut n = vec![0xc5u8; bytes];
+            n[bytes - 1] |= 1;
+            B64.encode(n)
+        };
+        let rsa = |n: String| Jwk {
+            kty: "RSA".into(),
+            kid: Some("r1".into()),
+            n: Some(n),
+            e: Some(B64.encode([1, 0, 1])),
+            ..Jwk::default()
+        };
+        let cases = [
+            ("RSA-1024", rsa(modulus(128))),
+            ("RSA-2040", rsa(modulus(255))),
+            ("RSA over 8192 bits", rsa(modulus(1025))),
+            (
+                "an EC point off P-256",
+                Jwk {
+                    kty: "EC".into(),
+                    crv: Some("P-256".into()),
+                    kid: Some("e1".into()),
+                    x: Some(B64.encode([1u8; 32])),
+                    y: Some(B64.encode([1u8; 32])),
+                    ..Jwk::default()
+                },
+            ),
+            (
+                "kty oct",
+                Jwk {
+                    kty: "oct".into(),
+                    kid: Some("o1".into()),
+                    alg: Some("HS256".into()),
+                    ..Jwk::default()
+                },
+            ),
+            (
+                "use enc",
+                Jwk {
+                    use_: Some("enc".into()),
+                    ..ed.clone()
+                },
+            ),
+            (
+                "alg contradicting the key",
+                Jwk {
+                    alg: Some("RS256".into()),
+                    ..ed.clone()
+                },
+            ),
+            (
+                "a kid that is not plain",
+                Jwk {
+                    kid: Some("../k1".into()),
+                    ..ed.clone()
+                },
+            ),
+        ];
+        for (what, jwk) in cases {
+            assert!(VerifyingKey::from_jwk(&jwk).is_err(), "{what}");
+        }
+        // What is within the limits loads: an Ed25519 key, and RSA at 2048 bits.
+        assert!(VerifyingKey::from_jwk(&ed).is_ok());
+        let pair =
+            aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let public = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let key = VerifyingKey::from_jwk(&rsa(B64.encode(&public.n))).map(|k| k.algorithm());
+        assert_eq!(key, Ok(JwsAlgorithm::RS256));
     }
 
     #[test]

@@ -467,3 +467,104 @@ fn token_hash_is_hex_sha256() {
     assert!(!hashes_match(&token_hash("abc"), &token_hash("abd")));
     assert!(!hashes_match("ab", "abc"));
 }
+
+#[test]
+fn the_crates_crypto_backend_is_built_in_and_signs_and_verifies() {
+    // A build without jsonwebtoken's aws_lc_rs feature has no provider, and would panic at the
+    // first token: this fails CI instead of a cold start.
+    assert!(jsonwebtoken::crypto::CryptoProvider::try_get_default().is_some());
+    let key = SigningKey::generate("backend").unwrap();
+    let signature = key.sign_b64(b"header.payload").unwrap();
+    assert!(key.verifying_key().verify(b"header.payload", &signature));
+    // Its signatures are plain Ed25519: aws-lc-rs itself agrees.
+    let x = B64.decode(key.public_jwk().x.unwrap()).unwrap();
+    let raw = B64.decode(&signature).unwrap();
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x)
+        .verify(b"header.payload", &raw)
+        .unwrap();
+}
+
+#[test]
+fn crit_null_is_refused_like_any_crit() {
+    let (tokens, ring) = setup();
+    let payload = serde_json::to_value(claims(TokenType::Access)).unwrap();
+    for crit in [json!(null), json!([]), json!(["b64"]), json!(["exp"])] {
+        let mut header = access_header();
+        header["crit"] = crit.clone();
+        if crit == json!(["b64"]) {
+            // What jsonwebtoken itself would let through.
+            header["b64"] = json!(true);
+        }
+        let token = sign_raw(ring.signing().unwrap(), &header, &payload);
+        assert_eq!(
+            tokens.verify(&token, TokenType::Access, NOW),
+            Err(TokenError::Jws(JwsError::CriticalHeader)),
+            "{crit}"
+        );
+    }
+}
+
+#[test]
+fn an_ed25519_signature_with_s_plus_l_is_refused() {
+    // L, the order of the Ed25519 group, little-endian (RFC 8032 §5.1).
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let (tokens, _) = setup();
+    let token = tokens.mint(&claims(TokenType::Access), "current").unwrap();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = B64.decode(signature).unwrap();
+    // S + L: the same S modulo L, so a verifier that does not insist on S < L accepts it,
+    // and the token would have a second spelling.
+    let mut carry = 0u16;
+    for (s, l) in signature[32..].iter_mut().zip(L) {
+        let sum = u16::from(*s) + u16::from(l) + carry;
+        *s = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0, "S + L fits in 32 bytes for any canonical S");
+    let malleated = format!("{input}.{}", B64.encode(&signature));
+    assert_eq!(
+        tokens.verify(&malleated, TokenType::Access, NOW),
+        Err(TokenError::BadSignature)
+    );
+    assert!(tokens.verify(&token, TokenType::Access, NOW).is_ok());
+}
+
+#[test]
+fn base64url_with_non_zero_trailing_bits_is_refused_in_each_part() {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (tokens, ring) = setup();
+    let mut payload = serde_json::to_value(claims(TokenType::Access)).unwrap();
+    // Lengths whose encodings end in a character with spare bits (not a multiple of 3).
+    let mut header = access_header();
+    while serde_json::to_vec(&header).unwrap().len().is_multiple_of(3) {
+        header["x"] = json!(header["x"].as_str().unwrap_or("").to_owned() + "x");
+    }
+    while serde_json::to_vec(&payload)
+        .unwrap()
+        .len()
+        .is_multiple_of(3)
+    {
+        payload["x"] = json!(payload["x"].as_str().unwrap_or("").to_owned() + "x");
+    }
+    let token = sign_raw(ring.signing().unwrap(), &header, &payload);
+    assert!(tokens.verify(&token, TokenType::Access, NOW).is_ok());
+    let parts: Vec<&str> = token.split('.').collect();
+    for index in 0..3 {
+        let part = parts[index];
+        let last = part.as_bytes()[part.len() - 1];
+        let at = ALPHABET.iter().position(|&c| c == last).unwrap();
+        // The same data bits with the lowest spare bit set: decodes, leniently, to the same
+        // bytes, so the signature would still cover it.
+        let altered = format!("{}{}", &part[..part.len() - 1], ALPHABET[at + 1] as char);
+        let mut changed = parts.clone();
+        changed[index] = &altered;
+        let result = tokens.verify(&changed.join("."), TokenType::Access, NOW);
+        assert!(
+            matches!(result, Err(TokenError::Jws(JwsError::Malformed(_)))),
+            "part {index}: {result:?}"
+        );
+    }
+}

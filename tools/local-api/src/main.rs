@@ -69,14 +69,8 @@ fn options() -> Result<Options, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn")
-            }),
-        )
-        .with_target(false)
-        .init();
+    // The runtime, the SDK and hyper never below info, whatever RUST_LOG says.
+    shared::logging::init_local();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
