@@ -171,8 +171,22 @@ impl Harness {
     }
 
     pub async fn dynamo_with(config: Config) -> Self {
+        Self::dynamo_through(dynamo_client().await, config).await
+    }
+
+    /// A service on fresh tables in DynamoDB Local whose client records every request.
+    pub async fn dynamo_recording(config: Config) -> (Self, round_trips::RoundTrips) {
+        let recorder = round_trips::RoundTrips::default();
+        let sdk = dynamo_client().await.config().clone();
+        let client = Client::from_conf(sdk.to_builder().interceptor(recorder.clone()).build());
+        let harness = Self::dynamo_through(client, config).await;
+        recorder.take();
+        (harness, recorder)
+    }
+
+    /// A service on fresh tables, reached through `client`.
+    async fn dynamo_through(client: Client, config: Config) -> Self {
         let config = Arc::new(config);
-        let client = dynamo_client().await;
         let store = DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
         store
             .create_tables()
@@ -181,23 +195,6 @@ impl Harness {
         let mut harness = Self::build(Backend::Dynamo, Arc::new(store), config.clone());
         harness.dynamo = Some((client, config));
         harness
-    }
-
-    /// A service on fresh tables in DynamoDB Local whose client records every request.
-    pub async fn dynamo_recording(config: Config) -> (Self, round_trips::RoundTrips) {
-        let config = Arc::new(config);
-        let recorder = round_trips::RoundTrips::default();
-        let sdk = dynamo_client().await.config().clone();
-        let client = Client::from_conf(sdk.to_builder().interceptor(recorder.clone()).build());
-        let store = DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
-        store
-            .create_tables()
-            .await
-            .expect("create tables in DynamoDB Local");
-        let mut harness = Self::build(Backend::Dynamo, Arc::new(store), config.clone());
-        harness.dynamo = Some((client, config));
-        recorder.take();
-        (harness, recorder)
     }
 
     /// A service whose DynamoDB endpoint refuses connections, with the production client

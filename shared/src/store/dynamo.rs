@@ -433,6 +433,20 @@ impl DynamoStore {
         output.item.map(from_item).transpose()
     }
 
+    /// Puts an item into the sessions table that must not exist yet (its key is the hash of a
+    /// fresh random token, so a clash would be a bug, never a retry).
+    async fn put_new_session_item(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.sessions_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+
     /// An update with a condition; `false` when the condition fails.
     async fn conditional_update(
         &self,
@@ -1389,16 +1403,8 @@ impl MfaStore for DynamoStore {
     }
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
-        let item = to_item(challenge, mfa_key(&challenge.token_hash))?;
-        self.client
-            .put_item()
-            .table_name(&self.sessions_table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
+        self.put_new_session_item(to_item(challenge, mfa_key(&challenge.token_hash))?)
             .await
-            .map(|_| ())
-            .map_err(classify)
     }
 
     async fn challenge(
@@ -1470,16 +1476,8 @@ impl MfaStore for DynamoStore {
 #[async_trait]
 impl DeviceStore for DynamoStore {
     async fn add_device(&self, device: &TrustedDevice) -> Result<(), StoreError> {
-        let item = to_item(device, device_key(&device.token_hash))?;
-        self.client
-            .put_item()
-            .table_name(&self.sessions_table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
+        self.put_new_session_item(to_item(device, device_key(&device.token_hash))?)
             .await
-            .map(|_| ())
-            .map_err(classify)
     }
 
     async fn device(
