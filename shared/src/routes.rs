@@ -323,17 +323,20 @@ impl FunctionRoutes {
     }
 
     /// Runs the handler of the route this request came in on. API Gateway names it in the
-    /// event (`routeKey`); without one, the method and path decide as API Gateway would.
+    /// event (`routeKey`, or a REST API's method and resource); where that names none of ours
+    /// (no key, `$default`, a `{proxy+}` resource), the method and path decide as API Gateway
+    /// would.
     pub async fn serve(&self, state: &impl HandlerState, request: Request) -> Response<Body> {
-        let route = match route_key(&request) {
-            Some(key) => self.iter().find(|r| r.key() == key),
-            None => resolve(
-                self.iter(),
-                request.method().as_str(),
-                request_path(&request),
-            )
-            .map(|(route, _)| route),
-        };
+        let route = route_key(&request)
+            .and_then(|key| self.iter().find(|r| r.key() == key))
+            .or_else(|| {
+                resolve(
+                    self.iter(),
+                    request.method().as_str(),
+                    request_path(&request),
+                )
+                .map(|(route, _)| route)
+            });
         match route {
             Some(route) => route.handler.call(state, request).await,
             None => HttpError::from(not_routed(request_path(&request))).into_response(),

@@ -30,6 +30,7 @@ macro_rules! on_both_stores_with_budgets {
 on_both_stores_with_budgets!(
     failed_logins_are_limited_per_source_ip,
     registrations_are_limited_per_source_ip,
+    a_greedy_proxy_resource_is_routed_by_its_path,
 );
 
 /// A REST API (v1) proxy event, as API Gateway sends it to a function, from `source_ip`.
@@ -71,7 +72,7 @@ async fn invoke_rest(h: &Harness, event: &Value) -> Response<Body> {
     let key = format!(
         "{} {}",
         event["httpMethod"].as_str().unwrap(),
-        event["resource"].as_str().unwrap()
+        event["path"].as_str().unwrap()
     );
     let route = ROUTES
         .iter()
@@ -126,4 +127,26 @@ async fn registrations_are_limited_per_source_ip(h: Harness) {
     assert_eq!(refused.status(), 429);
     let other = invoke_rest(&h, &register("198.51.100.8", 3)).await;
     assert_eq!(other.status(), 201);
+}
+
+async fn a_greedy_proxy_resource_is_routed_by_its_path(h: Harness) {
+    let mut event = rest_event(
+        "POST",
+        "/auth/register",
+        &json!({"email": "proxied@example.com", "password": PASSWORD}),
+        "203.0.113.70",
+    );
+    event["resource"] = json!("/{proxy+}");
+    event["requestContext"]["resourcePath"] = json!("/{proxy+}");
+    event["pathParameters"] = json!({"proxy": "auth/register"});
+    let answer = invoke_rest(&h, &event).await;
+    assert_eq!(answer.status(), 201);
+    // The same event for a path the function does not serve.
+    event["path"] = json!("/auth/unknown");
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let answer = shared::routes::Function::Register
+        .routes()
+        .serve(&*h.service, request)
+        .await;
+    assert_eq!(answer.status(), 404);
 }
