@@ -4,7 +4,7 @@
 //! keys held apart from the table (`MFA_ENCRYPTION_KEY`).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use totp_rs::{Algorithm, Builder, Totp};
@@ -45,6 +45,8 @@ fn random<const N: usize>() -> Result<[u8; N], MfaError> {
 /// sealed with them has been sealed again (at the next enrolment) or removed.
 pub struct MfaKeys {
     keys: Vec<(String, LessSafeKey)>,
+    /// Per entry, the HMAC key recovery codes are hashed with, derived from the same key.
+    recovery: Vec<(String, hmac::Key)>,
 }
 
 impl std::fmt::Debug for MfaKeys {
@@ -56,7 +58,7 @@ impl std::fmt::Debug for MfaKeys {
 
 impl MfaKeys {
     pub fn parse(value: &str) -> Result<Self, MfaError> {
-        let mut keys = Vec::new();
+        let (mut keys, mut recovery) = (Vec::new(), Vec::new());
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (kid, key) = entry
                 .split_once(':')
@@ -81,11 +83,18 @@ impl MfaKeys {
                 return Err(MfaError::InvalidKey(format!("key id {kid:?} twice")));
             }
             keys.push((kid.to_owned(), LessSafeKey::new(key)));
+            // HKDF with a label of its own: the recovery-code key is not the sealing key.
+            let recovery_key: hmac::Key = hkdf::Salt::new(hkdf::HKDF_SHA256, &[])
+                .extract(&bytes)
+                .expand(&[b"recovery-codes".as_slice()], hmac::HMAC_SHA256)
+                .map_err(|_| MfaError::InvalidKey(format!("key {kid:?}")))?
+                .into();
+            recovery.push((kid.to_owned(), recovery_key));
         }
         if keys.is_empty() {
             return Err(MfaError::InvalidKey("no key".into()));
         }
-        Ok(Self { keys })
+        Ok(Self { keys, recovery })
     }
 
     /// A new key entry, `KID:KEY`, for `MFA_ENCRYPTION_KEY`.
@@ -134,6 +143,31 @@ impl MfaKeys {
             .map_err(|_| MfaError::Unsealable)?;
         Ok(plain.to_vec())
     }
+}
+
+impl MfaKeys {
+    /// How a recovery code of `user` is stored: `KID.HMAC` with the current key, HMAC-SHA256
+    /// over the user id and the code's normal form, in hex. Bound to the user and keyed apart
+    /// from the table, a leaked table offers nothing to attack offline.
+    pub fn recovery_code_hash(&self, user: Uuid, normalized: &str) -> String {
+        let (kid, key) = &self.recovery[0];
+        recovery_hash_with(kid, key, user, normalized)
+    }
+
+    /// The forms a stored recovery code of `user` can have: one per key, so codes hashed
+    /// under an older key keep working until the set is replaced.
+    pub fn recovery_code_candidates(&self, user: Uuid, normalized: &str) -> Vec<String> {
+        self.recovery
+            .iter()
+            .map(|(kid, key)| recovery_hash_with(kid, key, user, normalized))
+            .collect()
+    }
+}
+
+fn recovery_hash_with(kid: &str, key: &hmac::Key, user: Uuid, normalized: &str) -> String {
+    let tag = hmac::sign(key, format!("recovery:{user}:{normalized}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{kid}.{hex}")
 }
 
 /// What a sealed secret is bound to: its user and its key, so a ciphertext copied to another
@@ -242,16 +276,6 @@ pub fn normalize_recovery_code(code: &str) -> Option<String> {
     .then_some(normalized)
 }
 
-/// How a recovery code is stored: the SHA-256 of its normal form, in hex. Its 60 random bits
-/// make a slow hash unnecessary.
-pub fn recovery_code_hash(normalized: &str) -> String {
-    digest(&SHA256, normalized.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,6 +380,31 @@ mod tests {
     }
 
     #[test]
+    fn recovery_codes_are_keyed_and_bound_to_their_user() {
+        let entry = MfaKeys::generate_entry("k1").unwrap();
+        let keys = MfaKeys::parse(&entry).unwrap();
+        let other_keys = MfaKeys::parse(&MfaKeys::generate_entry("k1").unwrap()).unwrap();
+        let (ada, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let code = "abcd2345wxyz";
+        let hash = keys.recovery_code_hash(ada, code);
+        assert!(hash.starts_with("k1.") && hash.len() == 3 + 64, "{hash}");
+        assert_eq!(keys.recovery_code_hash(ada, code), hash, "deterministic");
+        assert_ne!(keys.recovery_code_hash(bob, code), hash, "bound to the user");
+        assert_ne!(other_keys.recovery_code_hash(ada, code), hash, "keyed");
+        let plain: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!hash.contains(&plain), "not the bare SHA-256");
+        // After a rotation the new key hashes, and a code hashed under the old one still matches.
+        let rotated =
+            MfaKeys::parse(&format!("{},{entry}", MfaKeys::generate_entry("k2").unwrap())).unwrap();
+        assert!(rotated.recovery_code_hash(ada, code).starts_with("k2."));
+        assert!(rotated.recovery_code_candidates(ada, code).contains(&hash));
+    }
+
+    #[test]
     fn recovery_codes_are_random_and_normalized() {
         let codes = new_recovery_codes().unwrap();
         assert_eq!(codes.len(), RECOVERY_CODES);
@@ -369,7 +418,6 @@ mod tests {
                 Some(normal.clone())
             );
             assert_eq!(normalize_recovery_code(&normal), Some(normal.clone()));
-            assert_eq!(recovery_code_hash(&normal).len(), 64);
         }
         for bad in [
             "",

@@ -115,16 +115,27 @@ pub struct MfaChallenge {
     pub user_id: Uuid,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
-    /// Wrong codes so far; the challenge dies at [`Self::MAX_FAILURES`].
+    /// Codes tried so far, each counted before it is checked; the challenge dies at
+    /// [`Self::MAX_FAILURES`] wrong ones.
     #[serde(default)]
     pub failures: u32,
+    /// The user's `session_epoch` when the password was checked: a reset, a password change or
+    /// "log out everywhere" since kills the challenge.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl MfaChallenge {
     pub const MAX_FAILURES: u32 = 5;
 
+    /// Whether another code may be tried.
     pub fn is_live(&self, now: UnixTime) -> bool {
         self.expires_at > now && self.failures < Self::MAX_FAILURES
+    }
+
+    /// Whether a code already counted against it may still pass it.
+    pub fn may_pass(&self, now: UnixTime) -> bool {
+        self.expires_at > now && self.failures <= Self::MAX_FAILURES
     }
 }
 
@@ -193,6 +204,14 @@ pub struct EmailLink {
     pub email: String,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
+    /// The user's `session_epoch` when the link was issued: a link outlives no reset,
+    /// password change, "log out everywhere", address change or deactivation.
+    #[serde(default)]
+    pub epoch: u64,
+    /// An address change: the sign-in chain that asked for it, which stays signed in when the
+    /// change moves the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_chain: Option<Uuid>,
 }
 
 // Hand-written so that a stray `{:?}` can never print the password hash.

@@ -10,7 +10,7 @@ use shared::model::{
     EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
 };
 use shared::store::{
-    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore,
     UserStore,
 };
@@ -242,10 +242,13 @@ impl LinkStore for CountingStore {
         &self,
         link: &EmailLink,
         password_hash: &str,
+        wipe_unproven: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.calls.write();
-        self.inner.spend_reset(link, password_hash, now).await
+        self.inner
+            .spend_reset(link, password_hash, wipe_unproven, now)
+            .await
     }
     async fn spend_email_change(
         &self,
@@ -286,12 +289,12 @@ impl MfaStore for CountingStore {
         &self,
         user_id: Uuid,
         code: &SpentCode,
-        new_recovery: Option<&[String]>,
+        along: AlongWithCode<'_>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.calls.write();
         self.inner
-            .spend_code(user_id, code, new_recovery, now)
+            .spend_code(user_id, code, along, now)
             .await
     }
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
@@ -306,9 +309,9 @@ impl MfaStore for CountingStore {
         self.calls.read();
         self.inner.challenge(token_hash, now).await
     }
-    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+    async fn charge_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
         self.calls.write();
-        self.inner.fail_challenge(token_hash, now).await
+        self.inner.charge_challenge(token_hash, now).await
     }
     async fn pass_challenge(
         &self,

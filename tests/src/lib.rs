@@ -309,12 +309,42 @@ impl Harness {
         self
     }
 
-    /// Turns TOTP on for the user as a person would (setup with the password, confirm with the
-    /// app's code), and moves the clock to the next step, since the confirming step is spent.
+    /// Marks the user's address verified through the store's own link path, as following the
+    /// verification mail would.
+    pub async fn verify_address(&self, user_id: uuid::Uuid) {
+        let user = self.store.user_by_id(user_id).await.unwrap().expect("user");
+        let now = shared::Clock::now(&*self.clock);
+        let link = shared::model::EmailLink {
+            token_hash: shared::tokens::token_hash(&uuid::Uuid::new_v4().to_string()),
+            kind: shared::model::LinkKind::VerifyEmail,
+            user_id,
+            email: user.email.clone(),
+            created_at: now,
+            expires_at: now + 3600,
+            epoch: user.session_epoch,
+            keep_chain: None,
+        };
+        assert!(self.store.issue_link(&link).await.unwrap(), "link issued");
+        assert!(
+            self.store.spend_verification(&link, now).await.unwrap(),
+            "address verified"
+        );
+    }
+
+    /// Turns TOTP on for the user as a person would (a verified address, setup with the
+    /// password, confirm with the app's code), and moves the clock to the next step, since the
+    /// confirming step is spent.
     pub async fn enrol_totp(&self, user_id: uuid::Uuid, password: &str) -> Enrolled {
+        if !self.store.user_by_id(user_id).await.unwrap().expect("user").email_verified {
+            self.verify_address(user_id).await;
+        }
         let enrolment = self
             .service
-            .totp_setup(user_id, &shared::Password::new(password), None)
+            .totp_setup(
+                user_id,
+                uuid::Uuid::new_v4(),
+                &shared::Password::new(password),
+            )
             .await
             .expect("setup");
         let secret = base32::decode(

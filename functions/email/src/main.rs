@@ -1,4 +1,5 @@
-//! The signed-in user's address: a new verification link, an address change.
+//! The signed-in user's address: a new verification link, an address change (which, with TOTP
+//! on, checks a code: this function opens sealed TOTP secrets).
 //! Serves the routes that `shared::routes::ROUTES` gives `Function::Email`.
 
 use lambda_http::Error;
@@ -9,6 +10,7 @@ use shared::routes::Function;
 async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::service_from_env(KeyAccess::None).await?;
+    let service = bootstrap::with_mfa_keys_from_env(service).await?;
     let service = bootstrap::with_ses_mail(service).await?;
     bootstrap::serve_http(&service, const { Function::Email.routes() }).await
 }

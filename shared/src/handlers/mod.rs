@@ -156,15 +156,8 @@ pub async fn change_password(service: &AuthService, request: Request) -> Respons
             body.only(&["current_password", "new_password"])?;
             let current = Password::new(body.string("current_password")?);
             let new = Password::new(body.string("new_password")?);
-            let ip = source_ip(&request);
             service
-                .change_password(
-                    principal.user_id,
-                    principal.session_id,
-                    &current,
-                    &new,
-                    ip.as_deref(),
-                )
+                .change_password(principal.user_id, principal.session_id, &current, &new)
                 .await?;
             Ok(no_content())
         }
@@ -273,25 +266,35 @@ pub async fn verify_email(service: &AuthService, request: Request) -> Response<B
     )
 }
 
-/// `POST /auth/email`: `{"email", "password"}` starts an address change.
+/// `POST /auth/email`: `{"email", "password", "code"?}` (`code` when TOTP is on) starts an
+/// address change; the same answer whether or not the new address is taken.
 pub async fn change_email(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
             let principal = principal(&request, &service.config().issuer)?;
-            let [email, password] = fields(&request, ["email", "password"])?;
+            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+            body.only(&["email", "password", "code"])?;
+            let email = body.string("email")?;
+            let password = Password::new(body.string("password")?);
+            let code = body
+                .optional_string("code")?
+                .map(|code| MfaCode::either(code, "code"))
+                .transpose()?;
             let links = links(service, &request)?;
             let ip = source_ip(&request);
             service
                 .start_email_change(
                     principal.user_id,
-                    &email,
-                    &Password::new(password),
+                    principal.session_id,
+                    email,
+                    &password,
+                    code.as_ref(),
                     ip.as_deref(),
                     &links,
                 )
                 .await?;
             Ok(accepted(
-                "A link to confirm the new address is on its way to it. Nothing changes until it is opened.",
+                "If the address can take this account, a link to confirm it is on its way to it. Nothing changes until it is opened.",
             ))
         }
         .await,
@@ -336,9 +339,12 @@ pub async fn totp_setup(service: &AuthService, request: Request) -> Response<Bod
         async {
             let principal = principal(&request, &service.config().issuer)?;
             let [password] = fields(&request, ["password"])?;
-            let ip = source_ip(&request);
             let enrolment = service
-                .totp_setup(principal.user_id, &Password::new(password), ip.as_deref())
+                .totp_setup(
+                    principal.user_id,
+                    principal.session_id,
+                    &Password::new(password),
+                )
                 .await?;
             Ok(json_response(
                 StatusCode::OK,
@@ -377,13 +383,12 @@ pub async fn totp_disable(service: &AuthService, request: Request) -> Response<B
             let principal = principal(&request, &service.config().issuer)?;
             let [password, code] = fields(&request, ["password", "code"])?;
             let code = MfaCode::either(&code, "code")?;
-            let ip = source_ip(&request);
             service
                 .totp_disable(
                     principal.user_id,
+                    principal.session_id,
                     &Password::new(password),
                     &code,
-                    ip.as_deref(),
                 )
                 .await?;
             Ok(no_content())
@@ -392,15 +397,21 @@ pub async fn totp_disable(service: &AuthService, request: Request) -> Response<B
     )
 }
 
-/// `POST /auth/mfa/recovery-codes`: `{"code"}`; a new set, the old one stops working.
+/// `POST /auth/mfa/recovery-codes`: `{"password", "code"}`; a new set, the old one stops
+/// working.
 pub async fn regenerate_recovery_codes(service: &AuthService, request: Request) -> Response<Body> {
     finish(
         async {
             let principal = principal(&request, &service.config().issuer)?;
-            let [code] = fields(&request, ["code"])?;
+            let [password, code] = fields(&request, ["password", "code"])?;
             let code = MfaCode::either(&code, "code")?;
             let codes = service
-                .regenerate_recovery_codes(principal.user_id, &code)
+                .regenerate_recovery_codes(
+                    principal.user_id,
+                    principal.session_id,
+                    &Password::new(password),
+                    &code,
+                )
                 .await?;
             Ok(json_response(
                 StatusCode::OK,

@@ -301,6 +301,12 @@ impl From<AuthError> for Problem {
                 "No enrolment to confirm",
                 "Start with POST /auth/mfa/totp/setup, then confirm with a code from the app.",
             ),
+            AuthError::EmailUnverified => Problem::new(
+                StatusCode::FORBIDDEN,
+                "email_unverified",
+                "Address not verified",
+                "Verify your email address first: POST /auth/email/verification sends a new link.",
+            ),
             AuthError::TooManyRequests { retry_after_secs } => {
                 crate::metrics::throttled();
                 Problem::new(

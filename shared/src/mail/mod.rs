@@ -63,6 +63,10 @@ pub enum Mail<'a> {
     ResetPassword { link: &'a str, minutes: i64 },
     /// After a reset: the password changed and every session ended.
     PasswordResetDone,
+    /// To an address that someone asked to move another account to: it is taken, so no link.
+    EmailChangeTaken,
+    /// After the fifth wrong second-factor code in a row: someone has the password.
+    SecondFactorFailures,
 }
 
 struct Template {
@@ -87,6 +91,8 @@ impl Mail<'_> {
             Mail::EmailChangeRequested { .. } => template!("email-change-requested"),
             Mail::ResetPassword { .. } => template!("reset-password"),
             Mail::PasswordResetDone => template!("password-reset-done"),
+            Mail::EmailChangeTaken => template!("email-change-taken"),
+            Mail::SecondFactorFailures => template!("second-factor-failures"),
         }
     }
 
@@ -98,6 +104,8 @@ impl Mail<'_> {
             Mail::EmailChangeRequested { .. } => "email-change-requested",
             Mail::ResetPassword { .. } => "reset-password",
             Mail::PasswordResetDone => "password-reset-done",
+            Mail::EmailChangeTaken => "email-change-taken",
+            Mail::SecondFactorFailures => "second-factor-failures",
         }
     }
 
@@ -113,7 +121,7 @@ impl Mail<'_> {
             Mail::EmailChangeRequested { new_email } => {
                 values.push(("new_email", new_email.to_owned()));
             }
-            Mail::PasswordResetDone => {}
+            Mail::PasswordResetDone | Mail::EmailChangeTaken | Mail::SecondFactorFailures => {}
         }
         values
     }

@@ -19,21 +19,19 @@ use crate::tokens::token_hash;
 impl AuthService {
     /// The device `token` stands for, if it vouches for `user` now. Anything else (malformed,
     /// unknown, expired, revoked, another user's) is no device: the login goes on as one
-    /// without a token, and the answer says nothing about why.
+    /// without a token, and the answer says nothing about why. A plausible token is looked up
+    /// whether or not the address has an account, so both make the same store requests.
     pub(super) async fn trusted_device(
         &self,
         token: &str,
         user: Option<&User>,
         now: UnixTime,
     ) -> Result<Option<TrustedDevice>, AuthError> {
-        let Some(user) = user else {
-            return Ok(None);
-        };
         if !plausible_opaque_token(token) {
             return Ok(None);
         }
         let device = self.store.device(&token_hash(token), now).await?;
-        Ok(device.filter(|d| d.vouches_for(user, now)))
+        Ok(device.filter(|d| user.is_some_and(|user| d.vouches_for(user, now))))
     }
 
     /// A new device token for `user`, living as long as a sign-in chain may.

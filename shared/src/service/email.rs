@@ -16,13 +16,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::{AuthError, AuthService, invalid_token};
+use super::mfa::code_counter_key;
+use super::{AuthError, AuthService, MfaCode, invalid_token};
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::mail::{Mail, Outbox};
 use crate::model::{EmailLink, LinkKind, User};
-use crate::passwords::{Password, Verification};
-use crate::store::{EmailChange, Store};
+use crate::passwords::Password;
+use crate::store::{AlongWithCode, EmailChange, Store};
 use crate::tokens::token_hash;
 use crate::validation::normalize_email;
 
@@ -81,12 +82,14 @@ struct Mailing {
 }
 
 impl Mailing {
-    /// Issues a link of `kind` for `user`, sent to `to`, and mails it.
+    /// Issues a link of `kind` for `user` under its current epoch, sent to `to`, and mails it.
+    /// `keep_chain` is the session that asked for an address change.
     async fn issue_and_send(
         &self,
         user: &User,
         kind: LinkKind,
         to: &str,
+        keep_chain: Option<Uuid>,
         base: &LinkBase,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
@@ -104,9 +107,11 @@ impl Mailing {
             email: to.to_owned(),
             created_at: now,
             expires_at: now + lifetime,
+            epoch: user.session_epoch,
+            keep_chain,
         };
         if !self.store.issue_link(&link).await? {
-            return Err(invalid_token("user no longer exists"));
+            return Err(invalid_token("user gone, or its epoch moved meanwhile"));
         }
         let url = base.link(page_of(kind), &token);
         let mail = match kind {
@@ -153,7 +158,7 @@ impl Mailing {
                 info!(user_id = %user.id, "reset mail withheld: hourly limit reached");
                 return Ok(());
             }
-            self.issue_and_send(&user, LinkKind::ResetPassword, &user.email, &base)
+            self.issue_and_send(&user, LinkKind::ResetPassword, &user.email, None, &base)
                 .await
         };
         if let Err(e) = result.await {
@@ -214,7 +219,7 @@ impl AuthService {
         let outbox = mailing.outbox.clone();
         outbox.spawn(async move {
             if let Err(e) = mailing
-                .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, &base)
+                .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, None, &base)
                 .await
             {
                 warn!(user_id = %user.id, error = %e, "verification mail not sent");
@@ -235,20 +240,9 @@ impl AuthService {
             return Ok(());
         }
         let mailing = self.mailing()?;
-        let now = self.clock.now();
-        let subject = user.id.to_string();
-        for (name, limit, window) in [
-            ("verify-mail-minute", VERIFICATION_MAILS_PER_MINUTE, 60),
-            ("verify-mail-day", VERIFICATION_MAILS_PER_DAY, 86_400),
-        ] {
-            if !take_budget(&*self.store, name, &subject, limit, window, now).await? {
-                return Err(AuthError::TooManyRequests {
-                    retry_after_secs: (window - now.rem_euclid(window)) as u64,
-                });
-            }
-        }
+        self.take_mail_budget("verify-mail", &user).await?;
         mailing
-            .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, base)
+            .issue_and_send(&user, LinkKind::VerifyEmail, &user.email, None, base)
             .await
     }
 
@@ -326,14 +320,22 @@ impl AuthService {
             .check(password.expose(), &user.email)
             .map_err(AuthError::WeakPassword)?;
         let hash = self.passwords.hash(password).await?;
+        // The reset proves the mailbox: on an address unverified until now, whatever was set
+        // before (TOTP, recovery codes; devices and links die with the epoch) goes.
+        let wipe_unproven = !user.email_verified;
+        let now = self.clock.now();
         if !self
             .store
-            .spend_reset(&link, &hash, self.clock.now())
+            .spend_reset(&link, &hash, wipe_unproven, now)
             .await?
         {
             return Err(invalid_token("reset link stale"));
         }
-        info!(user_id = %user.id, "password reset; every session ended");
+        // Whoever had the old password may have run up the wrong-code count: it starts afresh.
+        if let Err(e) = self.store.clear_failure_counter(&code_counter_key(user.id)).await {
+            warn!(error = %e, "could not reset the wrong-code count");
+        }
+        info!(user_id = %user.id, wipe_unproven, "password reset; every session ended");
         match self.mailing() {
             Ok(mailing) => mailing.outbox.send(Mail::PasswordResetDone, &user.email),
             Err(e) => warn!(user_id = %user.id, error = %e, "no reset notice"),
@@ -341,44 +343,79 @@ impl AuthService {
         Ok(())
     }
 
-    /// `POST /auth/email`: after the password (throttled like a login), a confirmation link to
-    /// the new address and a notice to the old one. Nothing changes until the link is followed.
+    /// `POST /auth/email`: after the password (charged to this session, see `reauth`) and, with
+    /// TOTP on, a code, a confirmation link to the new address and a notice to the old one.
+    /// The answer is the same whether or not the new address is taken: a taken one gets a
+    /// notice instead of a link, and the conflict shows only at confirmation. Nothing changes
+    /// until the link is followed. Budgets: per user as for verification mails, per source IP
+    /// the registrations'.
+    #[allow(clippy::too_many_arguments)]
     pub async fn start_email_change(
         &self,
         user_id: Uuid,
+        chain_id: Uuid,
         new_email: &str,
         password: &Password,
+        code: Option<&MfaCode>,
         source_ip: Option<&str>,
         base: &LinkBase,
     ) -> Result<(), AuthError> {
         let user = self.active_user(user_id).await?;
         let new_email = normalize_email(new_email).map_err(AuthError::InvalidEmail)?;
-        let charged = self
-            .charge_login(&user.email, source_ip, None, self.clock.now())
-            .await?;
-        let verification = self
-            .passwords
-            .verify(password, Some(&user.password_hash))
-            .await;
-        let right = matches!(verification, Ok(Verification::Match { .. }));
-        self.settle_login(charged, right).await;
-        if !right {
-            verification?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        if new_email == user.email || self.store.user_by_email(&new_email).await?.is_some() {
-            return Err(AuthError::EmailTaken);
+        if user.mfa.mfa_enabled && code.is_none() {
+            return Err(AuthError::MalformedCode { field: "code" });
         }
         let mailing = self.mailing()?;
-        mailing
-            .issue_and_send(&user, LinkKind::ChangeEmail, &new_email, base)
-            .await?;
+        let now = self.clock.now();
+        self.charge_registration(source_ip, now).await?;
+        self.reauthenticate(&user, chain_id, password).await?;
+        if let (true, Some(code)) = (user.mfa.mfa_enabled, code) {
+            self.spend_users_code(&user, code, AlongWithCode::Nothing)
+                .await?;
+        }
+        self.take_mail_budget("change-mail", &user).await?;
+        if new_email == user.email {
+            info!(user_id = %user.id, "address change to the same address");
+            return Ok(());
+        }
+        if self.store.user_by_email(&new_email).await?.is_some() {
+            info!(user_id = %user.id, "address change to a taken address: notice only");
+            mailing.outbox.send(Mail::EmailChangeTaken, &new_email);
+        } else {
+            mailing
+                .issue_and_send(
+                    &user,
+                    LinkKind::ChangeEmail,
+                    &new_email,
+                    Some(chain_id),
+                    base,
+                )
+                .await?;
+        }
         mailing.outbox.send(
             Mail::EmailChangeRequested {
                 new_email: &new_email,
             },
             &user.email,
         );
+        Ok(())
+    }
+
+    /// One mail of a signed-in user's per-user budget `name`: one a minute, ten a day.
+    async fn take_mail_budget(&self, name: &str, user: &User) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let subject = user.id.to_string();
+        for (window_name, limit, window) in [
+            ("minute", VERIFICATION_MAILS_PER_MINUTE, 60),
+            ("day", VERIFICATION_MAILS_PER_DAY, 86_400),
+        ] {
+            let name = format!("{name}-{window_name}");
+            if !take_budget(&*self.store, &name, &subject, limit, window, now).await? {
+                return Err(AuthError::TooManyRequests {
+                    retry_after_secs: (window - now.rem_euclid(window)) as u64,
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -6,8 +6,13 @@
 //!
 //! Every code works once: a TOTP step is accepted only if it is later than every step accepted
 //! before, and a recovery code only while it is in the set, each decided by a conditional write
-//! (together with spending the challenge), not by a read before a write. Wrong codes count per
-//! user across challenges, so a stolen password does not let anyone grind codes.
+//! (together with spending the challenge), not by a read before a write. Codes are counted per
+//! user across challenges and routes, before they are checked, with a wait that grows like the
+//! login lockout and a mail to the user at the fifth wrong one, so a stolen password does not
+//! let anyone grind codes (SECURITY.md states the worst case).
+//!
+//! Enrolment needs a verified address; turning TOTP off and new recovery codes need the
+//! password and a code (see `reauth`).
 
 use std::sync::Arc;
 
@@ -19,18 +24,37 @@ use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
 use crate::mfa::{
     MfaKeys, TotpCode, is_totp_code, new_recovery_codes, new_secret, normalize_recovery_code,
-    recovery_code_hash, secret_base32,
+    secret_base32,
 };
+use crate::mail::Mail;
 use crate::model::{Amr, MfaChallenge, User};
-use crate::passwords::{Password, Verification};
-use crate::store::{ChallengePassed, SpentCode};
+use crate::passwords::Password;
+use crate::store::{AlongWithCode, ChallengePassed, SpentCode};
 use crate::tokens::token_hash;
 
 /// How long an `mfa_token` lives.
 pub const MFA_TOKEN_TTL_SECS: i64 = 300;
-/// Wrong codes a user may enter per window, across challenges and routes.
-const WRONG_CODES_PER_WINDOW: u32 = 10;
-const WRONG_CODES_WINDOW_SECS: i64 = 900;
+/// Wrong codes in a row after which each further code waits, and the user is told by mail.
+pub const MFA_MAX_FAILURES: u32 = 5;
+/// The first wait, doubling with each further wrong code up to [`MFA_MAX_LOCK_SECS`].
+const MFA_FIRST_LOCK_SECS: i64 = 60;
+pub const MFA_MAX_LOCK_SECS: i64 = 86_400;
+/// A user's wrong-code count is forgotten this long after its last wait ends.
+const MFA_FAILURE_MEMORY_SECS: i64 = 7 * 86_400;
+
+/// The wait after `failures` wrong codes: none before the fifth, then one minute, doubling, up
+/// to a day.
+pub fn mfa_lock_secs(failures: u32) -> i64 {
+    if failures < MFA_MAX_FAILURES {
+        return 0;
+    }
+    let doublings = (failures - MFA_MAX_FAILURES).min(20);
+    (MFA_FIRST_LOCK_SECS << doublings).min(MFA_MAX_LOCK_SECS)
+}
+
+pub(super) fn code_counter_key(user_id: Uuid) -> String {
+    format!("mfa-codes:{user_id}")
+}
 
 /// A one-time code as a request presents it, its shape already checked.
 #[derive(Clone, PartialEq, Eq)]
@@ -132,7 +156,7 @@ impl AuthService {
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
-    /// After the right password: a challenge for the second factor.
+    /// After the right password: a challenge for the second factor, bound to the user's epoch.
     pub(crate) async fn challenge(&self, user: &User, now: UnixTime) -> Result<SignIn, AuthError> {
         let token = new_opaque_token()?;
         let challenge = MfaChallenge {
@@ -141,6 +165,7 @@ impl AuthService {
             created_at: now,
             expires_at: now + MFA_TOKEN_TTL_SECS,
             failures: 0,
+            epoch: user.session_epoch,
         };
         self.store.create_challenge(&challenge).await?;
         info!(user_id = %user.id, "second factor required");
@@ -150,30 +175,34 @@ impl AuthService {
         }))
     }
 
-    /// Charges one code attempt to the user, or refuses it: more than ten wrong codes in 15
-    /// minutes is `429`, whichever challenges or routes they came through.
-    async fn charge_code(&self, user_id: Uuid, now: UnixTime) -> Result<String, AuthError> {
-        let index = now.div_euclid(WRONG_CODES_WINDOW_SECS);
-        let window_end = (index + 1) * WRONG_CODES_WINDOW_SECS;
-        let key = format!("mfa-codes:{user_id}:{index}");
-        if self
-            .store
-            .take_from_window(&key, WRONG_CODES_PER_WINDOW, window_end)
-            .await?
-        {
-            Ok(key)
-        } else {
-            info!(user_id = %user_id, "codes throttled");
-            Err(AuthError::TooManyRequests {
-                retry_after_secs: (window_end - now) as u64,
-            })
-        }
+    /// Charges one code to the user before it is checked, or refuses it while the user waits
+    /// after repeated wrong codes (whichever challenges or routes they came through).
+    async fn charge_code(&self, user: &User, now: UnixTime) -> Result<CodeCharge, AuthError> {
+        let key = code_counter_key(user.id);
+        let failures = self
+            .charge_lockout(&key, mfa_lock_secs, MFA_FAILURE_MEMORY_SECS, now)
+            .await
+            .inspect_err(|_| info!(user_id = %user.id, "codes throttled"))?;
+        Ok(CodeCharge {
+            key,
+            failures,
+            email: user.email.clone(),
+        })
     }
 
-    /// A right code does not count against the user's budget.
-    async fn refund_code(&self, key: &str) {
-        if let Err(e) = self.store.give_back_to_window(key).await {
-            warn!(error = %e, "could not give back a code attempt");
+    /// Settles a charged code: a right one is taken back; the fifth wrong one in a row tells
+    /// the user by mail that someone has their password.
+    async fn settle_code(&self, charge: CodeCharge, right: bool, now: UnixTime) {
+        if right {
+            self.refund_lockout(&charge.key, MFA_FAILURE_MEMORY_SECS, now)
+                .await;
+            return;
+        }
+        if charge.failures == MFA_MAX_FAILURES {
+            match self.outbox() {
+                Some(outbox) => outbox.send(Mail::SecondFactorFailures, &charge.email),
+                None => warn!("no mail for repeated wrong codes: this function holds no mailer"),
+            }
         }
     }
 
@@ -199,52 +228,40 @@ impl AuthService {
                     .filter(|step| *step > user.mfa.totp_last_step)
                     .map(|step| SpentCode::Totp { step }))
             }
-            MfaCode::Recovery(normalized) => {
-                let hash = recovery_code_hash(normalized);
-                Ok(user
-                    .mfa
-                    .recovery_codes
-                    .contains_key(&hash)
-                    .then_some(SpentCode::Recovery { hash }))
-            }
+            MfaCode::Recovery(normalized) => Ok(self
+                .mfa_keys()?
+                .recovery_code_candidates(user.id, normalized)
+                .into_iter()
+                .find(|hash| user.mfa.recovery_codes.contains_key(hash))
+                .map(|hash| SpentCode::Recovery { hash })),
         }
     }
 
-    /// The password of a signed-in user, checked and throttled like a login.
-    async fn check_password(
-        &self,
-        user: &User,
-        password: &Password,
-        source_ip: Option<&str>,
-    ) -> Result<(), AuthError> {
-        let charged = self
-            .charge_login(&user.email, source_ip, None, self.clock.now())
-            .await?;
-        let verification = self
-            .passwords
-            .verify(password, Some(&user.password_hash))
-            .await;
-        let right = matches!(verification, Ok(Verification::Match { .. }));
-        self.settle_login(charged, right).await;
-        if !right {
-            verification?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        Ok(())
+    fn recovery_hashes(&self, user_id: Uuid, codes: &[String]) -> Result<Vec<String>, AuthError> {
+        let keys = self.mfa_keys()?;
+        Ok(codes
+            .iter()
+            .filter_map(|c| normalize_recovery_code(c))
+            .map(|c| keys.recovery_code_hash(user_id, &c))
+            .collect())
     }
 
     /// `POST /auth/mfa/totp/setup`: a new secret for an authenticator app; nothing is on yet.
+    /// Needs a verified address and the password.
     pub async fn totp_setup(
         &self,
         user_id: Uuid,
+        chain_id: Uuid,
         password: &Password,
-        source_ip: Option<&str>,
     ) -> Result<TotpEnrolment, AuthError> {
         let user = self.active_user(user_id).await?;
         if user.mfa.mfa_enabled {
             return Err(AuthError::MfaAlreadyEnabled);
         }
-        self.check_password(&user, password, source_ip).await?;
+        if !user.email_verified {
+            return Err(AuthError::EmailUnverified);
+        }
+        self.reauthenticate(&user, chain_id, password).await?;
         let secret = new_secret().map_err(|e| AuthError::Internal(e.to_string()))?;
         let sealed = self
             .mfa_keys()?
@@ -285,20 +302,24 @@ impl AuthService {
         if user.mfa.mfa_enabled {
             return Err(AuthError::MfaAlreadyEnabled);
         }
+        if !user.email_verified {
+            return Err(AuthError::EmailUnverified);
+        }
         let Some(pending) = user.mfa.totp_pending.clone() else {
             return Err(AuthError::MfaSetupRequired);
         };
         let now = self.clock.now();
-        let charged = self.charge_code(user.id, now).await?;
+        let charge = self.charge_code(&user, now).await?;
         let secret = self
             .mfa_keys()?
             .open(user.id, &pending)
             .map_err(|e| AuthError::Internal(e.to_string()))?;
         let Some(step) = self.totp_of(&user, &secret)?.check(code, now) else {
+            self.settle_code(charge, false, now).await;
             return Err(AuthError::InvalidCode);
         };
         let codes = new_recovery_codes().map_err(|e| AuthError::Internal(e.to_string()))?;
-        let hashes = recovery_hashes(&codes);
+        let hashes = self.recovery_hashes(user.id, &codes)?;
         if !self
             .store
             .enable_totp(user.id, &pending, step, &hashes, now)
@@ -307,7 +328,7 @@ impl AuthService {
             // Another setup replaced the secret meanwhile, or a concurrent confirm won.
             return Err(AuthError::MfaSetupRequired);
         }
-        self.refund_code(&charged).await;
+        self.settle_code(charge, true, now).await;
         info!(user_id = %user.id, "TOTP turned on");
         Ok(codes)
     }
@@ -316,63 +337,71 @@ impl AuthService {
     pub async fn totp_disable(
         &self,
         user_id: Uuid,
+        chain_id: Uuid,
         password: &Password,
         code: &MfaCode,
-        source_ip: Option<&str>,
     ) -> Result<(), AuthError> {
         let user = self.active_user(user_id).await?;
         if !user.mfa.mfa_enabled {
             return Err(AuthError::MfaNotEnabled);
         }
-        self.check_password(&user, password, source_ip).await?;
-        self.spend_users_code(&user, code, None).await?;
+        self.reauthenticate(&user, chain_id, password).await?;
+        self.spend_users_code(&user, code, AlongWithCode::TotpOff)
+            .await?;
         info!(user_id = %user.id, "TOTP turned off");
         Ok(())
     }
 
-    /// `POST /auth/mfa/recovery-codes`: a code (TOTP or recovery) for a new set; the old set
-    /// stops working.
+    /// `POST /auth/mfa/recovery-codes`: the password and a code (TOTP or recovery) for a new
+    /// set; the old set stops working.
     pub async fn regenerate_recovery_codes(
         &self,
         user_id: Uuid,
+        chain_id: Uuid,
+        password: &Password,
         code: &MfaCode,
     ) -> Result<Vec<String>, AuthError> {
         let user = self.active_user(user_id).await?;
         if !user.mfa.mfa_enabled {
             return Err(AuthError::MfaNotEnabled);
         }
+        self.reauthenticate(&user, chain_id, password).await?;
         let codes = new_recovery_codes().map_err(|e| AuthError::Internal(e.to_string()))?;
-        self.spend_users_code(&user, code, Some(&recovery_hashes(&codes)))
+        let hashes = self.recovery_hashes(user.id, &codes)?;
+        self.spend_users_code(&user, code, AlongWithCode::NewRecoveryCodes(&hashes))
             .await?;
         info!(user_id = %user.id, "recovery codes replaced");
         Ok(codes)
     }
 
-    /// Checks and spends a code of a signed-in user, with what goes with it.
-    async fn spend_users_code(
+    /// Checks and spends a code of a signed-in user, with what goes with it (TOTP off, or a new
+    /// set of recovery codes).
+    pub(crate) async fn spend_users_code(
         &self,
         user: &User,
         code: &MfaCode,
-        new_recovery: Option<&[String]>,
+        along: AlongWithCode<'_>,
     ) -> Result<(), AuthError> {
         let now = self.clock.now();
-        let charged = self.charge_code(user.id, now).await?;
-        let Some(spent) = self.check_code(user, code, now)? else {
-            return Err(AuthError::InvalidCode);
+        let charge = self.charge_code(user, now).await?;
+        let spent = match self.check_code(user, code, now)? {
+            Some(spent) => {
+                self.store
+                    .spend_code(user.id, &spent, along, now)
+                    .await?
+            }
+            None => false,
         };
-        if !self
-            .store
-            .spend_code(user.id, &spent, new_recovery, now)
-            .await?
-        {
+        self.settle_code(charge, spent, now).await;
+        if !spent {
             return Err(AuthError::InvalidCode);
         }
-        self.refund_code(&charged).await;
         Ok(())
     }
 
     /// `POST /auth/mfa/verify`: finishes a sign-in with a TOTP or a recovery code. The session
-    /// carries `amr: ["pwd", "otp"]`.
+    /// carries `amr: ["pwd", "otp"]`. Each code is counted against the challenge before it is
+    /// checked, so however many arrive at once, at most five are checked.
     pub async fn verify_mfa(&self, mfa_token: &str, code: &MfaCode) -> Result<SignedIn, AuthError> {
         if !plausible_opaque_token(mfa_token) {
             return Err(invalid_token("not an mfa_token"));
@@ -384,31 +413,35 @@ impl AuthService {
             .await?
             .ok_or_else(|| invalid_token("mfa_token unknown, spent, dead or expired"))?;
         let user = self.active_user(challenge.user_id).await?;
-        if !user.mfa.mfa_enabled {
-            return Err(invalid_token("TOTP is off for this user"));
+        if !user.mfa.mfa_enabled || user.session_epoch != challenge.epoch {
+            return Err(invalid_token("TOTP off, or the epoch moved since the password"));
         }
-        let charged = self.charge_code(user.id, now).await?;
+        if !self
+            .store
+            .charge_challenge(&challenge.token_hash, now)
+            .await?
+        {
+            return Err(invalid_token("mfa_token spent or out of attempts"));
+        }
+        let charge = self.charge_code(&user, now).await?;
         let Some(spent) = self.check_code(&user, code, now)? else {
-            self.store
-                .fail_challenge(&challenge.token_hash, now)
-                .await?;
+            self.settle_code(charge, false, now).await;
             info!(user_id = %user.id, "wrong second factor");
             return Err(AuthError::InvalidCode);
         };
         match self.store.pass_challenge(&challenge, &spent, now).await? {
             ChallengePassed::Passed => {}
             ChallengePassed::ChallengeGone => {
+                self.settle_code(charge, true, now).await;
                 return Err(invalid_token("mfa_token spent or dead meanwhile"));
             }
             ChallengePassed::CodeSpent => {
-                self.store
-                    .fail_challenge(&challenge.token_hash, now)
-                    .await?;
+                self.settle_code(charge, false, now).await;
                 info!(user_id = %user.id, "second factor replayed");
                 return Err(AuthError::InvalidCode);
             }
         }
-        self.refund_code(&charged).await;
+        self.settle_code(charge, true, now).await;
         if matches!(spent, SpentCode::Recovery { .. }) {
             info!(user_id = %user.id, "signed in with a recovery code");
         }
@@ -417,10 +450,53 @@ impl AuthService {
     }
 }
 
-fn recovery_hashes(codes: &[String]) -> Vec<String> {
-    codes
-        .iter()
-        .filter_map(|c| normalize_recovery_code(c))
-        .map(|c| recovery_code_hash(&c))
-        .collect()
+/// A code charged to its user, waiting to be settled.
+struct CodeCharge {
+    key: String,
+    /// The user's wrong codes with this one.
+    failures: u32,
+    email: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_after_wrong_codes_doubles_from_a_minute_to_a_day() {
+        let waits: Vec<i64> = (1..=18).map(mfa_lock_secs).collect();
+        assert_eq!(
+            waits,
+            [
+                0, 0, 0, 0, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 30720, 61440, 86400,
+                86400, 86400
+            ]
+        );
+        assert_eq!(mfa_lock_secs(u32::MAX), MFA_MAX_LOCK_SECS);
+    }
+
+    /// The most wrong codes one account can take in a year: an attacker ramps up to `k` wrong
+    /// codes as fast as the waits allow, then lets the count be forgotten, over and over (`k`
+    /// large enough is guessing without a pause, once a day). SECURITY.md quotes this bound.
+    fn guesses_a_year(k: u32) -> f64 {
+        let ramp: i64 = (1..k).map(mfa_lock_secs).sum();
+        let cycle = ramp + mfa_lock_secs(k) + MFA_FAILURE_MEMORY_SECS;
+        f64::from(k) * (365.0 * 86_400.0) / cycle as f64
+    }
+
+    #[test]
+    fn a_year_of_guessing_has_under_one_percent_chance() {
+        let (best, guesses) = (1..=400)
+            .map(|k| (k, guesses_a_year(k)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        // Three time steps are accepted at once, each a 1-in-10^6 guess; recovery codes (60 bits
+        // each) add nothing measurable.
+        let chance = guesses * 3.0e-6;
+        assert!(chance < 0.01, "k = {best}: {guesses:.0} guesses, {chance:.4}");
+        assert!(
+            (600.0..700.0).contains(&guesses) && best == 14,
+            "SECURITY.md says 663 guesses (k = 14); now k = {best}, {guesses:.0}"
+        );
+    }
 }

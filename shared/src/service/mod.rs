@@ -6,6 +6,7 @@
 mod devices;
 mod email;
 mod mfa;
+mod reauth;
 mod throttle;
 
 pub use email::LinkBase;
@@ -65,6 +66,9 @@ pub enum AuthError {
     MfaNotEnabled,
     #[error("no two-factor enrolment to confirm")]
     MfaSetupRequired,
+    /// Enrolling a second factor needs a verified address.
+    #[error("the address is not verified")]
+    EmailUnverified,
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -578,6 +582,7 @@ impl AuthService {
         let minted = self.mint_pair(&user, chain.sid, &rotation)?;
         let request = RotationRequest {
             spent,
+            epoch: chain.epoch,
             rotation: &rotation,
             access: &minted.access,
             refresh: &minted.refresh,
@@ -679,32 +684,22 @@ impl AuthService {
         Ok(())
     }
 
-    /// Changes the password after checking the current one, and ends every other session of the
-    /// user. Wrong current passwords are throttled like failed logins.
+    /// Changes the password after checking the current one (charged to this session's own
+    /// budget, see [`reauth`]), and ends every other session of the user: the epoch moves and
+    /// `session_id` moves with it.
     pub async fn change_password(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         current: &Password,
         new: &Password,
-        source_ip: Option<&str>,
     ) -> Result<(), AuthError> {
         let user = self.active_user(user_id).await?;
         self.policy
             .check(new.expose(), &user.email)
             .map_err(AuthError::WeakPassword)?;
         let now = self.clock.now();
-        let charged = self.charge_login(&user.email, source_ip, None, now).await?;
-        let verification = self
-            .passwords
-            .verify(current, Some(&user.password_hash))
-            .await;
-        let right = matches!(verification, Ok(Verification::Match { .. }));
-        self.settle_login(charged, right).await;
-        if !right {
-            verification?;
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.reauthenticate(&user, session_id, current).await?;
         let hash = self.passwords.hash(new).await?;
         if !self
             .store

@@ -130,36 +130,83 @@ impl AuthService {
     /// threshold sets the lock, so concurrent attempts see it at once.
     async fn charge_email(&self, key: &str, now: UnixTime) -> Result<(), AuthError> {
         let threshold = self.config.login_max_failures;
+        let charged = self
+            .charge_lockout(key, |f| lock_secs(f, threshold), FAILURE_MEMORY_SECS, now)
+            .await;
+        if let Err(AuthError::TooManyRequests { .. }) = &charged {
+            info!(
+                reason = "email locked after repeated failures",
+                "login throttled"
+            );
+        }
+        charged.map(drop)
+    }
+
+    /// Charges one attempt to the lockout counter `key`, before whatever it attempts is checked,
+    /// or refuses it while the counter is locked. `lock` gives the wait after a number of
+    /// failures; the counter is forgotten `memory_secs` after its last lock ends. Answers the
+    /// count with this attempt.
+    pub(crate) async fn charge_lockout(
+        &self,
+        key: &str,
+        lock: impl Fn(u32) -> i64,
+        memory_secs: i64,
+        now: UnixTime,
+    ) -> Result<u32, AuthError> {
         for _ in 0..COUNTER_ATTEMPTS {
             let counter = self.store.failure_counter(key, now).await?;
             if counter.locked_until > now {
-                info!(
-                    reason = "email locked after repeated failures",
-                    "login throttled"
-                );
                 return Err(AuthError::TooManyRequests {
                     retry_after_secs: (counter.locked_until - now) as u64,
                 });
             }
             let failures = counter.failures.saturating_add(1);
-            let lock = lock_secs(failures, threshold);
+            let wait = lock(failures);
             let next = FailureCounter {
                 failures,
-                locked_until: if lock > 0 { now + lock } else { 0 },
+                locked_until: if wait > 0 { now + wait } else { 0 },
                 version: counter.version + 1,
             };
-            let expires_at = now + FAILURE_MEMORY_SECS.max(lock);
             if self
                 .store
-                .replace_failure_counter(key, counter.version, &next, expires_at, now)
+                .replace_failure_counter(key, counter.version, &next, now + wait + memory_secs, now)
                 .await?
             {
-                return Ok(());
+                return Ok(failures);
             }
         }
         Err(AuthError::Unavailable(
             "failure counter kept changing".into(),
         ))
+    }
+
+    /// Takes back the charge of an attempt that succeeded, leaving every other failure (and any
+    /// lock they set) counted: a success must not hand a guesser fresh attempts.
+    pub(crate) async fn refund_lockout(&self, key: &str, memory_secs: i64, now: UnixTime) {
+        for _ in 0..COUNTER_ATTEMPTS {
+            let counter = match self.store.failure_counter(key, now).await {
+                Ok(counter) => counter,
+                Err(e) => return warn!(error = %e, "could not refund an attempt"),
+            };
+            if counter.failures == 0 {
+                return;
+            }
+            let next = FailureCounter {
+                failures: counter.failures - 1,
+                version: counter.version + 1,
+                ..counter
+            };
+            let expires_at = next.locked_until.max(now) + memory_secs;
+            match self
+                .store
+                .replace_failure_counter(key, counter.version, &next, expires_at, now)
+                .await
+            {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(e) => return warn!(error = %e, "could not refund an attempt"),
+            }
+        }
     }
 
     /// Adds a failure to a trusted device's count; `false` (nothing charged) once its budget

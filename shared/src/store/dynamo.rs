@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
@@ -29,7 +29,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
     ThrottleStore, UserStore,
 };
@@ -188,6 +188,13 @@ impl<Part: PartialEq> Cancelled<Part> {
         self.reasons
             .iter()
             .any(|(p, code)| *p == part && code == "ConditionalCheckFailed")
+    }
+
+    /// Whether an item other than `part` failed its condition.
+    fn failed_other_than(&self, part: Part) -> bool {
+        self.reasons
+            .iter()
+            .any(|(p, code)| *p != part && code == "ConditionalCheckFailed")
     }
 
     fn any_failed(&self) -> bool {
@@ -563,6 +570,24 @@ fn update(
         .build())
 }
 
+fn condition_check(
+    table: &str,
+    key_value: AttributeValue,
+    condition: &str,
+    values: Vec<(&str, AttributeValue)>,
+) -> Result<TransactWriteItem, StoreError> {
+    let mut builder = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key(key_value)))
+        .condition_expression(condition);
+    for (name, value) in values {
+        builder = builder.expression_attribute_values(name, value);
+    }
+    Ok(TransactWriteItem::builder()
+        .condition_check(build(builder.build())?)
+        .build())
+}
+
 fn delete(
     table: &str,
     key_value: AttributeValue,
@@ -585,6 +610,35 @@ fn chain_item(chain: &SessionChain) -> Result<Item, StoreError> {
     let mut item = to_item(chain, chain_key(chain.sid))?;
     item.insert(USER_INDEX_KEY.into(), s(chain.user_id));
     Ok(item)
+}
+
+/// Every link pointer on the user's item: a change that moves the epoch drops them all.
+const ALL_LINKS: &str = "link_verify_email, link_reset_password, link_change_email";
+
+impl DynamoStore {
+    /// Moves a live chain of `user` from `epoch` to the next, with the user: the session that
+    /// made a change which moves the epoch stays signed in.
+    fn keep_chain_item(
+        &self,
+        keep: Uuid,
+        user: Uuid,
+        epoch: u64,
+        now: UnixTime,
+    ) -> Result<TransactWriteItem, StoreError> {
+        update(
+            &self.sessions_table,
+            chain_key(keep),
+            "SET epoch = :next",
+            "attribute_exists(pk) AND user_id = :user AND epoch = :epoch \
+             AND attribute_not_exists(revoked_at) AND expires_at > :now",
+            vec![
+                (":next", n(epoch + 1)),
+                (":user", s(user)),
+                (":epoch", n(epoch)),
+                (":now", n(now)),
+            ],
+        )
+    }
 }
 
 #[async_trait]
@@ -701,33 +755,22 @@ impl UserStore for DynamoStore {
             .with(
                 "user",
                 update(
-                &self.users_table,
-                user_key(id),
-                "SET password_hash = :hash, updated_at = :now, session_epoch = :next REMOVE link_reset_password",
-                "attribute_exists(pk) AND session_epoch = :epoch",
-                vec![
-                    (":hash", s(password_hash)),
-                    (":now", n(now)),
-                    (":next", n(next)),
-                    (":epoch", n(epoch)),
-                ],
-            )?,
+                    &self.users_table,
+                    user_key(id),
+                    &format!(
+                        "SET password_hash = :hash, updated_at = :now, session_epoch = :next \
+                         REMOVE {ALL_LINKS}"
+                    ),
+                    "attribute_exists(pk) AND session_epoch = :epoch",
+                    vec![
+                        (":hash", s(password_hash)),
+                        (":now", n(now)),
+                        (":next", n(next)),
+                        (":epoch", n(epoch)),
+                    ],
+                )?,
             )
-            .with(
-                "kept chain",
-                update(
-                &self.sessions_table,
-                chain_key(keep),
-                "SET epoch = :next",
-                "attribute_exists(pk) AND user_id = :user AND epoch = :epoch AND attribute_not_exists(revoked_at) AND expires_at > :now",
-                vec![
-                    (":next", n(next)),
-                    (":user", s(id)),
-                    (":epoch", n(epoch)),
-                    (":now", n(now)),
-                ],
-            )?,
-            );
+            .with("kept chain", self.keep_chain_item(keep, id, epoch, now)?);
         // A fresh idempotency token: the same session may change its password again soon.
         match self.transact(transaction, Uuid::new_v4()).await? {
             Ok(()) => Ok(true),
@@ -853,6 +896,7 @@ impl SessionStore for DynamoStore {
             SpentToken,
             AccessToken,
             RefreshToken,
+            User,
             Chain,
         }
         let now = request.now;
@@ -888,6 +932,18 @@ impl SessionStore for DynamoStore {
                 )?,
             )
             .with(
+                Part::User,
+                condition_check(
+                    &self.users_table,
+                    user_key(request.spent.user_id),
+                    "session_epoch = :epoch AND is_active = :true",
+                    vec![
+                        (":epoch", n(request.epoch)),
+                        (":true", AttributeValue::Bool(true)),
+                    ],
+                )?,
+            )
+            .with(
                 Part::Chain,
                 update(
                     &self.sessions_table,
@@ -915,7 +971,9 @@ impl SessionStore for DynamoStore {
                 Some(cancelled) if cancelled.failed(Part::SpentToken) => {
                     Ok(RotateOutcome::AlreadyRotated)
                 }
-                Some(cancelled) if cancelled.failed(Part::Chain) => Ok(RotateOutcome::ChainGone),
+                Some(cancelled) if cancelled.failed(Part::Chain) || cancelled.failed(Part::User) => {
+                    Ok(RotateOutcome::ChainGone)
+                }
                 Some(cancelled) if cancelled.conflicted() => Ok(RotateOutcome::Contended),
                 Some(cancelled) => Err(StoreError::Internal(format!(
                     "rotate cancelled: {cancelled:?}"
@@ -1109,6 +1167,8 @@ enum SpendPart {
     User,
     OldGuard,
     NewGuard,
+    /// The chain that stays signed in through an address change.
+    KeptChain,
 }
 
 impl DynamoStore {
@@ -1159,8 +1219,8 @@ impl LinkStore for DynamoStore {
                     &self.users_table,
                     user_key(link.user_id),
                     &format!("SET {} = :hash", link.kind.attribute()),
-                    "attribute_exists(pk)",
-                    vec![(":hash", s(&link.token_hash))],
+                    "attribute_exists(pk) AND session_epoch = :epoch",
+                    vec![(":hash", s(&link.token_hash)), (":epoch", n(link.epoch))],
                 )?,
             );
         match self.transact(transaction, Uuid::new_v4()).await? {
@@ -1189,12 +1249,13 @@ impl LinkStore for DynamoStore {
             &self.users_table,
             user_key(link.user_id),
             &format!("SET email_verified = :true, updated_at = :now REMOVE {attribute}"),
-            &format!("{attribute} = :hash AND email = :email"),
+            &format!("{attribute} = :hash AND email = :email AND session_epoch = :epoch"),
             vec![
                 (":true", AttributeValue::Bool(true)),
                 (":now", n(now)),
                 (":hash", s(&link.token_hash)),
                 (":email", s(&link.email)),
+                (":epoch", n(link.epoch)),
             ],
         )?;
         self.spend(link, now, user_update).await
@@ -1204,27 +1265,41 @@ impl LinkStore for DynamoStore {
         &self,
         link: &EmailLink,
         password_hash: &str,
+        wipe_unproven: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let attribute = LinkKind::ResetPassword.attribute();
-        // A new session epoch ends every session in the same write.
+        // A new session epoch ends every session in the same write. On an address that was
+        // unverified until now, whatever was set before the mailbox was proven goes too.
+        let (set_mfa, remove_mfa) = if wipe_unproven {
+            (
+                ", mfa_enabled = :false",
+                ", totp, totp_pending, recovery_codes",
+            )
+        } else {
+            ("", "")
+        };
+        let mut values = vec![
+            (":password", s(password_hash)),
+            (":true", AttributeValue::Bool(true)),
+            (":now", n(now)),
+            (":next", n(link.epoch + 1)),
+            (":epoch", n(link.epoch)),
+            (":hash", s(&link.token_hash)),
+            (":email", s(&link.email)),
+        ];
+        if wipe_unproven {
+            values.push((":false", AttributeValue::Bool(false)));
+        }
         let user_update = update(
             &self.users_table,
             user_key(link.user_id),
             &format!(
                 "SET password_hash = :password, email_verified = :true, updated_at = :now, \
-                 session_epoch = if_not_exists(session_epoch, :zero) + :one REMOVE {attribute}"
+                 session_epoch = :next{set_mfa} REMOVE {ALL_LINKS}{remove_mfa}"
             ),
-            &format!("{attribute} = :hash AND email = :email"),
-            vec![
-                (":password", s(password_hash)),
-                (":true", AttributeValue::Bool(true)),
-                (":now", n(now)),
-                (":zero", n(0)),
-                (":one", n(1)),
-                (":hash", s(&link.token_hash)),
-                (":email", s(&link.email)),
-            ],
+            &format!("{attribute} = :hash AND email = :email AND session_epoch = :epoch"),
+            values,
         )?;
         self.spend(link, now, user_update).await
     }
@@ -1235,12 +1310,56 @@ impl LinkStore for DynamoStore {
         old_email: &str,
         now: UnixTime,
     ) -> Result<EmailChange, StoreError> {
+        // The session that asked stays signed in, if it still is; if only it failed its
+        // condition, the change goes ahead without it.
+        let first = self.try_email_change(link, old_email, link.keep_chain, now).await?;
+        match first {
+            Err(cancelled) if cancelled.failed(SpendPart::KeptChain) && !cancelled.failed_other_than(SpendPart::KeptChain) => {
+                self.try_email_change(link, old_email, None, now)
+                    .await
+                    .and_then(email_change_outcome)
+            }
+            other => email_change_outcome(other),
+        }
+    }
+}
+
+fn email_change_outcome(
+    result: Result<(), Cancelled<SpendPart>>,
+) -> Result<EmailChange, StoreError> {
+    match result {
+        Ok(()) => Ok(EmailChange::Changed),
+        Err(cancelled)
+            if cancelled.failed(SpendPart::Link)
+                || cancelled.failed(SpendPart::User)
+                || cancelled.failed(SpendPart::OldGuard)
+                || cancelled.failed(SpendPart::KeptChain) =>
+        {
+            Ok(EmailChange::Stale)
+        }
+        Err(cancelled) if cancelled.failed(SpendPart::NewGuard) => Ok(EmailChange::Taken),
+        Err(cancelled) => Err(StoreError::Internal(format!(
+            "spend_email_change cancelled: {cancelled:?}"
+        ))),
+    }
+}
+
+impl DynamoStore {
+    /// One attempt at an address change: the link spent, the user moved to the new address
+    /// and the next epoch, the guards moved, and `keep` (if any) moved with the user.
+    async fn try_email_change(
+        &self,
+        link: &EmailLink,
+        old_email: &str,
+        keep: Option<Uuid>,
+        now: UnixTime,
+    ) -> Result<Result<(), Cancelled<SpendPart>>, StoreError> {
         let attribute = LinkKind::ChangeEmail.attribute();
         let new_guard = HashMap::from([
             (PARTITION_KEY.to_owned(), email_key(&link.email)),
             ("user_id".to_owned(), s(link.user_id)),
         ]);
-        let transaction = Transaction::new()
+        let mut transaction = Transaction::new()
             .with(SpendPart::Link, self.spend_link_item(link, now)?)
             .with(
                 SpendPart::User,
@@ -1248,15 +1367,16 @@ impl LinkStore for DynamoStore {
                     &self.users_table,
                     user_key(link.user_id),
                     &format!(
-                        "SET email = :new, email_verified = :true, updated_at = :now \
-                         REMOVE {attribute}, {}",
-                        LinkKind::VerifyEmail.attribute()
+                        "SET email = :new, email_verified = :true, updated_at = :now, \
+                         session_epoch = :next REMOVE {ALL_LINKS}"
                     ),
-                    &format!("{attribute} = :hash AND email = :old"),
+                    &format!("{attribute} = :hash AND email = :old AND session_epoch = :epoch"),
                     vec![
                         (":new", s(&link.email)),
                         (":true", AttributeValue::Bool(true)),
                         (":now", n(now)),
+                        (":next", n(link.epoch + 1)),
+                        (":epoch", n(link.epoch)),
                         (":hash", s(&link.token_hash)),
                         (":old", s(old_email)),
                     ],
@@ -1279,20 +1399,13 @@ impl LinkStore for DynamoStore {
                     Some("attribute_not_exists(pk)"),
                 )?,
             );
-        match self.transact(transaction, Uuid::new_v4()).await? {
-            Ok(()) => Ok(EmailChange::Changed),
-            Err(cancelled)
-                if cancelled.failed(SpendPart::Link)
-                    || cancelled.failed(SpendPart::User)
-                    || cancelled.failed(SpendPart::OldGuard) =>
-            {
-                Ok(EmailChange::Stale)
-            }
-            Err(cancelled) if cancelled.failed(SpendPart::NewGuard) => Ok(EmailChange::Taken),
-            Err(cancelled) => Err(StoreError::Internal(format!(
-                "spend_email_change cancelled: {cancelled:?}"
-            ))),
+        if let Some(keep) = keep {
+            transaction = transaction.with(
+                SpendPart::KeptChain,
+                self.keep_chain_item(keep, link.user_id, link.epoch, now)?,
+            );
         }
+        self.transact(transaction, Uuid::new_v4()).await
     }
 }
 
@@ -1381,21 +1494,23 @@ impl MfaStore for DynamoStore {
         &self,
         user_id: Uuid,
         code: &SpentCode,
-        new_recovery: Option<&[String]>,
+        along: AlongWithCode<'_>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let expression = spend_code_expression(code, true)
+        let whole_set_changes = along != AlongWithCode::Nothing;
+        let expression = spend_code_expression(code, whole_set_changes)
             .set("updated_at = :now")
             .value(":now", n(now));
-        let expression = match new_recovery {
+        let expression = match along {
+            AlongWithCode::Nothing => expression,
             // Turning TOTP off: the secret and every code go.
-            None => expression
+            AlongWithCode::TotpOff => expression
                 .set("mfa_enabled = :false")
                 .value(":false", AttributeValue::Bool(false))
                 .remove("totp")
                 .remove("totp_pending")
                 .remove("recovery_codes"),
-            Some(hashes) => expression
+            AlongWithCode::NewRecoveryCodes(hashes) => expression
                 .set("recovery_codes = :codes")
                 .value(":codes", recovery_map(hashes)),
         };
@@ -1418,7 +1533,7 @@ impl MfaStore for DynamoStore {
         Ok(challenge.filter(|c| c.is_live(now)))
     }
 
-    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+    async fn charge_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
         self.conditional_update(
             &self.sessions_table,
             mfa_key(token_hash),
@@ -1447,10 +1562,11 @@ impl MfaStore for DynamoStore {
         let transaction = Transaction::new()
             .with(
                 Part::Challenge,
+                // Its attempts are counted before the code is checked: this one is among them.
                 delete(
                     &self.sessions_table,
                     mfa_key(&challenge.token_hash),
-                    "attribute_exists(pk) AND expires_at > :now AND failures < :max",
+                    "attribute_exists(pk) AND expires_at > :now AND failures <= :max",
                     vec![(":now", n(now)), (":max", n(MfaChallenge::MAX_FAILURES))],
                 )?,
             )
@@ -1458,6 +1574,8 @@ impl MfaStore for DynamoStore {
                 Part::Code,
                 spend_code_expression(code, false)
                     .when("attribute_exists(pk)")
+                    .when("session_epoch = :epoch")
+                    .value(":epoch", n(challenge.epoch))
                     .into_transact_item(&self.users_table, user_key(challenge.user_id))?,
             );
         match self.transact(transaction, Uuid::new_v4()).await? {

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
     RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
     ThrottleStore, UserStore,
 };
@@ -382,7 +382,7 @@ impl UserStore for EmbeddedStore {
             user.password_hash = password_hash;
             user.updated_at = now;
             user.session_epoch = epoch + 1;
-            user.links.link_reset_password = None;
+            user.links = Default::default();
             chain.epoch = epoch + 1;
             put_user(txn, &user)?;
             put_chain(txn, &chain)?;
@@ -408,7 +408,9 @@ fn link_holder(
         return Ok(None);
     }
     Ok(load_user(txn, link.user_id)?.filter(|user| {
-        user.links.current(link.kind) == Some(link.token_hash.as_str()) && user.email == email
+        user.links.current(link.kind) == Some(link.token_hash.as_str())
+            && user.email == email
+            && user.session_epoch == link.epoch
     }))
 }
 
@@ -432,7 +434,9 @@ impl LinkStore for EmbeddedStore {
     async fn issue_link(&self, link: &EmailLink) -> Result<bool, StoreError> {
         let link = link.clone();
         self.write(move |txn| {
-            let Some(mut user) = load_user(txn, link.user_id)? else {
+            let Some(mut user) =
+                load_user(txn, link.user_id)?.filter(|u| u.session_epoch == link.epoch)
+            else {
                 return Ok(false);
             };
             *user.links.slot(link.kind) = Some(link.token_hash.clone());
@@ -476,6 +480,7 @@ impl LinkStore for EmbeddedStore {
         &self,
         link: &EmailLink,
         password_hash: &str,
+        wipe_unproven: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let (link, password_hash) = (link.clone(), password_hash.to_owned());
@@ -488,6 +493,10 @@ impl LinkStore for EmbeddedStore {
             user.email_verified = true;
             // A new session epoch ends every session in the same write.
             user.session_epoch += 1;
+            user.links = Default::default();
+            if wipe_unproven {
+                user.mfa = Default::default();
+            }
             put_user(txn, &user)?;
             Ok(true)
         })
@@ -525,8 +534,17 @@ impl LinkStore for EmbeddedStore {
                 .map_err(internal)?;
             user.email = link.email.clone();
             user.email_verified = true;
-            user.links.link_verify_email = None;
+            user.links = Default::default();
+            // The epoch moves; the session that asked moves with it if it is still live.
+            let epoch = user.session_epoch;
+            user.session_epoch = epoch + 1;
             put_user(txn, &user)?;
+            if let Some(mut chain) = link.keep_chain.map(|sid| load_chain(txn, sid)).transpose()?.flatten().filter(|c| {
+                c.user_id == user.id && c.epoch == epoch && c.revoked_at.is_none() && c.expires_at > now
+            }) {
+                chain.epoch = epoch + 1;
+                put_chain(txn, &chain)?;
+            }
             Ok(EmailChange::Changed)
         })
         .await
@@ -610,10 +628,15 @@ impl MfaStore for EmbeddedStore {
         &self,
         user_id: Uuid,
         code: &SpentCode,
-        new_recovery: Option<&[String]>,
+        along: AlongWithCode<'_>,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let (code, new_recovery) = (code.clone(), new_recovery.map(<[String]>::to_vec));
+        let code = code.clone();
+        let new_recovery = match along {
+            AlongWithCode::Nothing => None,
+            AlongWithCode::TotpOff => Some(None),
+            AlongWithCode::NewRecoveryCodes(hashes) => Some(Some(hashes.to_vec())),
+        };
         self.write(move |txn| {
             let Some(mut user) = load_user(txn, user_id)? else {
                 return Ok(false);
@@ -622,13 +645,14 @@ impl MfaStore for EmbeddedStore {
                 return Ok(false);
             }
             match new_recovery {
-                None => {
+                None => {}
+                Some(None) => {
                     user.mfa = crate::model::MfaState {
                         totp_last_step: user.mfa.totp_last_step,
                         ..Default::default()
                     }
                 }
-                Some(hashes) => {
+                Some(Some(hashes)) => {
                     user.mfa.recovery_codes = hashes.into_iter().map(|h| (h, true)).collect()
                 }
             }
@@ -666,7 +690,7 @@ impl MfaStore for EmbeddedStore {
         })
     }
 
-    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+    async fn charge_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError> {
         let token_hash = token_hash.to_owned();
         self.write(move |txn| {
             let Some(mut challenge) = load_challenge(txn, &token_hash, now)? else {
@@ -690,11 +714,17 @@ impl MfaStore for EmbeddedStore {
     ) -> Result<ChallengePassed, StoreError> {
         let (challenge, code) = (challenge.clone(), code.clone());
         self.write(move |txn| {
-            if load_challenge(txn, &challenge.token_hash, now)?.is_none() {
+            let stored: Option<MfaChallenge> = get(
+                &txn.open_table(CHALLENGES).map_err(internal)?,
+                challenge.token_hash.as_str(),
+            )?;
+            if !stored.is_some_and(|c| c.may_pass(now)) {
                 return Ok(ChallengePassed::ChallengeGone);
             }
-            let Some(mut user) = load_user(txn, challenge.user_id)? else {
-                return Ok(ChallengePassed::CodeSpent);
+            let Some(mut user) = load_user(txn, challenge.user_id)?
+                .filter(|u| u.session_epoch == challenge.epoch)
+            else {
+                return Ok(ChallengePassed::ChallengeGone);
             };
             if !spend_code_on(&mut user, &code) {
                 return Ok(ChallengePassed::CodeSpent);
@@ -761,6 +791,7 @@ impl SessionStore for EmbeddedStore {
         let expected_hash = request.spent.token_hash.clone();
         let rotation = request.rotation.clone();
         let (access, refresh, now) = (request.access.clone(), request.refresh.clone(), request.now);
+        let epoch = request.epoch;
         self.write(move |txn| {
             let tokens = txn.open_table(TOKENS).map_err(internal)?;
             let spent: Option<Session> = get(&tokens, spent_id.as_u128())?;
@@ -778,6 +809,11 @@ impl SessionStore for EmbeddedStore {
             else {
                 return Ok(RotateOutcome::ChainGone);
             };
+            if !load_user(txn, spent.user_id)?
+                .is_some_and(|u| u.is_active && u.session_epoch == epoch)
+            {
+                return Ok(RotateOutcome::ChainGone);
+            }
             spent.rotation = Some(rotation);
             spent.last_used_at = Some(now);
             put_session(txn, &spent)?;

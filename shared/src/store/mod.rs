@@ -59,6 +59,9 @@ pub enum RotateOutcome {
 #[derive(Debug, Clone)]
 pub struct RotationRequest<'a> {
     pub spent: &'a Session,
+    /// The epoch the chain belongs to: the rotation happens only while the user is active and
+    /// still at it.
+    pub epoch: u64,
     pub rotation: &'a Rotation,
     pub access: &'a Session,
     pub refresh: &'a Session,
@@ -83,7 +86,7 @@ pub trait UserStore: Send + Sync {
     /// Ends every session of the user at once by moving to a new session epoch.
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError>;
     /// Replaces the password hash and ends every session but `keep` in one step: the user moves
-    /// from session epoch `epoch` to the next and `keep` moves with it. An outstanding reset link
+    /// from session epoch `epoch` to the next and `keep` moves with it. Every outstanding link
     /// stops working. `false` if the user is no longer at `epoch` or `keep` is not a live chain
     /// of the user.
     async fn change_password(
@@ -226,29 +229,33 @@ pub enum EmailChange {
 #[async_trait]
 pub trait LinkStore: Send + Sync {
     /// Stores `link` and makes it the user's current link of its kind; `false` if there is no
-    /// such user.
+    /// such user or the user's epoch is no longer the link's.
     async fn issue_link(&self, link: &EmailLink) -> Result<bool, StoreError>;
 
     /// The link with this token hash, unless it was spent or has expired.
     async fn link(&self, token_hash: &str, now: UnixTime) -> Result<Option<EmailLink>, StoreError>;
 
     /// Spends a verification link: the address it was sent to is verified. `false` when the
-    /// link is no longer the user's current one (spent, superseded, expired) or the account's
-    /// address is no longer the one it was sent to.
+    /// link is no longer the user's current one (spent, superseded, expired), the account's
+    /// address is no longer the one it was sent to, or the user's epoch moved since it was
+    /// issued.
     async fn spend_verification(&self, link: &EmailLink, now: UnixTime)
     -> Result<bool, StoreError>;
 
-    /// Spends a reset link: the new password hash, the address verified, and every session
-    /// ended, in one step. `false` as for [`Self::spend_verification`].
+    /// Spends a reset link: the new password hash, the address verified, the epoch moved (every
+    /// session, link, challenge and device ends) and, with `wipe_unproven`, TOTP and recovery
+    /// codes removed, in one step. `false` as for [`Self::spend_verification`].
     async fn spend_reset(
         &self,
         link: &EmailLink,
         password_hash: &str,
+        wipe_unproven: bool,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
     /// Spends an address-change link: the account moves from `old_email` to the address the
-    /// link was sent to, and the email guards move with it, in one step.
+    /// link was sent to, the email guards move with it, and the epoch moves, keeping the link's
+    /// `keep_chain` signed in if it still is, in one step.
     async fn spend_email_change(
         &self,
         link: &EmailLink,
@@ -264,6 +271,17 @@ pub enum SpentCode {
     Totp { step: u64 },
     /// A recovery code, by its hash: accepted only if it is still in the user's set.
     Recovery { hash: String },
+}
+
+/// What spending a signed-in user's code does besides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlongWithCode<'a> {
+    /// Nothing: the code proves a fresh factor for another change.
+    Nothing,
+    /// TOTP goes off, with its secret and every recovery code.
+    TotpOff,
+    /// The recovery codes are replaced by these hashes.
+    NewRecoveryCodes(&'a [String]),
 }
 
 /// What became of a second factor presented to finish a sign-in.
@@ -301,13 +319,13 @@ pub trait MfaStore: Send + Sync {
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
-    /// Spends `code` and, in the same step, turns TOTP off (`new_recovery: None`) or replaces
-    /// the recovery codes. `false` when TOTP is off or the code was spent.
+    /// Spends `code` and, in the same step, does `along`. `false` when TOTP is off or the
+    /// code was spent.
     async fn spend_code(
         &self,
         user_id: Uuid,
         code: &SpentCode,
-        new_recovery: Option<&[String]>,
+        along: AlongWithCode<'_>,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
 
@@ -321,11 +339,12 @@ pub trait MfaStore: Send + Sync {
         now: UnixTime,
     ) -> Result<Option<MfaChallenge>, StoreError>;
 
-    /// Counts a wrong code against the challenge; at [`MfaChallenge::MAX_FAILURES`] it dies.
-    /// `false` when it is gone already.
-    async fn fail_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError>;
+    /// Counts one attempt against the challenge, before its code is checked, so parallel
+    /// guesses cannot overshoot: after [`MfaChallenge::MAX_FAILURES`] it takes no more.
+    /// `false` when it is gone or has had them all.
+    async fn charge_challenge(&self, token_hash: &str, now: UnixTime) -> Result<bool, StoreError>;
 
-    /// Spends the challenge and the code together.
+    /// Spends the challenge and the code together, while the user is at the challenge's epoch.
     async fn pass_challenge(
         &self,
         challenge: &MfaChallenge,

@@ -212,6 +212,9 @@ impl Gateway {
             .mail
             .as_ref()
             .filter(|_| incoming.method == Method::GET)
+            // Only under a loopback name: a page on another site that rebinds its own name to
+            // 127.0.0.1 must not read the mail (DNS rebinding).
+            .filter(|_| loopback_host(&incoming.headers))
         else {
             return gateway_message(StatusCode::NOT_FOUND, "Not Found");
         };
@@ -242,6 +245,14 @@ impl Gateway {
     }
 
     /// API Gateway's answer to a body over its limit.
+    /// The answer to a request whose body did not arrive in time.
+    pub fn request_timeout(&self) -> GatewayResponse {
+        with_request_id(
+            gateway_message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+            request_id(),
+        )
+    }
+
     pub fn payload_too_large(&self) -> GatewayResponse {
         with_request_id(
             gateway_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
@@ -571,7 +582,26 @@ fn request_event(
     event
 }
 
-/// The authorizer's payload 2.0 REQUEST event, identity source the `Authorization` header.
+/// Whether the request's `Host` names this machine's loopback: `localhost` (or a name under
+/// it), an address in 127.0.0.0/8, or `[::1]`, with or without a port.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The authorizer's payload 2.0 REQUEST event, identity sources the `Authorization` header and
+/// the route (the cache key the template declares).
 fn authorizer_event(
     incoming: &ClientRequest,
     context: &RequestContext,
@@ -585,7 +615,7 @@ fn authorizer_event(
             "arn:aws:execute-api:local:{ACCOUNT_ID}:{API_ID}/$default/{}{}",
             incoming.method, incoming.path
         ),
-        "identitySource": [authorization],
+        "identitySource": [authorization, context.route_key],
         "routeKey": context.route_key,
         "rawPath": incoming.path,
         "rawQueryString": incoming.query.clone().unwrap_or_default(),
@@ -596,6 +626,46 @@ fn authorizer_event(
         "pathParameters": {},
         "stageVariables": {},
     })
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::*;
+
+    fn host(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn dev_pages_answer_only_under_a_loopback_host() {
+        for good in [
+            "localhost",
+            "localhost:3000",
+            "LOCALHOST:3000",
+            "app.localhost:3000",
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.1.2.3:80",
+            "[::1]:3000",
+            "[::1]",
+        ] {
+            assert!(loopback_host(&host(good)), "{good}");
+        }
+        for bad in [
+            "attacker.example",
+            "attacker.example:3000",
+            "localhost.attacker.example",
+            "127.0.0.1.attacker.example",
+            "192.168.1.10:3000",
+            "[2001:db8::1]:3000",
+            "",
+        ] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
+        }
+        assert!(!loopback_host(&HeaderMap::new()), "no Host at all");
+    }
 }
 
 #[cfg(test)]

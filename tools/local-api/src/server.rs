@@ -1,7 +1,7 @@
 //! The HTTP server: HTTP/1.1 on loopback, one access-log line per request (method, path, status,
 //! latency, request id; never a body, a query or a token), graceful shutdown. A client that is
-//! slow to send its headers is cut off, and connections are bounded, so none can hold the
-//! server.
+//! slow to send its headers or its body is cut off, and connections are bounded, so none can
+//! hold the server.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +30,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Limits {
     /// From a connection's start (or its previous request) to the end of a request's headers.
     pub header_read_timeout: Duration,
+    /// From the end of a request's headers to the end of its body.
+    pub body_read_timeout: Duration,
     /// Connections served at once; further ones wait in the listen queue.
     pub max_connections: usize,
 }
@@ -38,6 +40,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             max_connections: 256,
         }
     }
@@ -78,9 +81,12 @@ pub async fn serve_with(
                     }
                 };
                 let gateway = gateway.clone();
+                let body_deadline = limits.body_read_timeout;
                 let service = service_fn(move |request| {
                     let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(respond(&gateway, request, peer).await) }
+                    async move {
+                        Ok::<_, Infallible>(respond(&gateway, request, peer, body_deadline).await)
+                    }
                 });
                 let connection = http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -109,13 +115,21 @@ async fn respond(
     gateway: &Gateway,
     request: hyper::Request<Incoming>,
     peer: SocketAddr,
+    body_deadline: Duration,
 ) -> hyper::Response<Full<Bytes>> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_owned();
-    let answer = match Limited::new(body, MAX_PAYLOAD_BYTES).collect().await {
-        Ok(body) => {
+    let collected = tokio::time::timeout(
+        body_deadline,
+        Limited::new(body, MAX_PAYLOAD_BYTES).collect(),
+    )
+    .await;
+    let answer = match collected {
+        // A body that does not arrive in time: the connection closes with the answer.
+        Err(_) => gateway.request_timeout(),
+        Ok(Ok(body)) => {
             let request = ClientRequest {
                 method: parts.method,
                 path: path.clone(),
@@ -127,7 +141,7 @@ async fn respond(
             gateway.handle(request).await
         }
         // Larger than API Gateway accepts: it answers before any function runs.
-        Err(_) => gateway.payload_too_large(),
+        Ok(Err(_)) => gateway.payload_too_large(),
     };
     let latency = started.elapsed();
     info!(
@@ -140,5 +154,10 @@ async fn respond(
     let mut response = hyper::Response::new(Full::new(answer.body));
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
+    if answer.status == hyper::StatusCode::REQUEST_TIMEOUT {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONNECTION, "close".parse().expect("a header value"));
+    }
     response
 }
