@@ -1,11 +1,17 @@
 //! What an on-call engineer gets from `template.yaml`: JSON logs with levels, X-Ray tracing,
 //! alarms on the functions' own metrics (held to `shared::metrics`) that notify an optional SNS
 //! topic, and the exports other stacks attach their routes with.
+//!
+//! Beside it, what the functions tell the engineer at run time: their metrics (`metrics`) and
+//! their logs, which carry no secret (`log_secrets`).
+
+mod log_secrets;
+mod metrics;
 
 use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
 use serde_yaml_ng::Value;
-use shared::metrics;
+use shared::metrics::{METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED};
 
 fn tag<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
     match value {
@@ -116,8 +122,8 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
             );
             match namespace.as_str() {
                 "AWS/Lambda" => {}
-                ns if ns == metrics::NAMESPACE => assert!(
-                    metrics::METRICS.iter().any(|(known, _)| *known == name),
+                ns if ns == NAMESPACE => assert!(
+                    METRICS.iter().any(|(known, _)| *known == name),
                     "{id}: {name} is no metric of shared/src/metrics.rs"
                 ),
                 other => panic!("{id}: namespace {other}"),
@@ -127,10 +133,10 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
     }
     for (metric, binary) in [
         ("Errors", "authorizer"),
-        (metrics::REFRESH_REUSE, "refresh"),
-        (metrics::THROTTLED, "login"),
-        (metrics::THROTTLED, "register"),
-        (metrics::THROTTLED, "password"),
+        (REFRESH_REUSE, "refresh"),
+        (THROTTLED, "login"),
+        (THROTTLED, "register"),
+        (THROTTLED, "password"),
     ] {
         assert!(
             covered.iter().any(|(m, b)| m == metric && b == binary),

@@ -1,7 +1,7 @@
 //! The `sam` commands README documents, checked with the SAM CLI's own code (Docker cannot run
 //! here): what `sam local --env-vars env.json` gives each function, and what every documented
-//! `--parameter-overrides` delivers to the stack. `tests/tests/rie.rs` then runs each function
-//! with exactly that environment.
+//! `--parameter-overrides` delivers to the stack. `rie.rs` beside this file then runs each
+//! function with exactly that environment.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;

@@ -1,6 +1,8 @@
 //! Every metric of `shared::metrics` is counted where it happens and rendered as an Embedded
 //! Metric Format document whose dimensions are the function's name and fixed words: never a
-//! user id, an email or an address. One test in this binary: the metrics recorder is global.
+//! user id, an email or an address. One test only, since the metrics recorder is global: nextest
+//! runs it in a process of its own (under `cargo test` the other tests' counts join in, which
+//! these checks allow: each metric at least once, no user in any dimension).
 
 use std::collections::BTreeMap;
 

@@ -11,7 +11,8 @@ use integration_tests::{Harness, on_both_stores};
 use serde_json::json;
 use shared::tokens::token_hash;
 
-/// Everything logged in this process so far.
+/// Everything logged in this process so far. The subscriber is global: nextest gives each test a
+/// process of its own; under `cargo test` the other tests' lines land here too.
 fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOG.get_or_init(|| {

@@ -509,8 +509,8 @@ async fn check_live(stack: &Stack, name: &str) {
             assert_eq!(context["mfa"], "true");
         }
         other => panic!(
-            "tests/tests/rie.rs: say how events/{other} is made live (a real account, token or \
-             session) and what it must answer"
+            "tests/tests/suite/lambda/rie.rs: say how events/{other} is made live (a real \
+             account, token or session) and what it must answer"
         ),
     }
 }

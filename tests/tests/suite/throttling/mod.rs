@@ -1,6 +1,11 @@
 //! Throttling on both stores: per-email consecutive failures with doubling waits, per-IP
 //! budgets for failed logins and registrations, no Argon2 work for a refused attempt, and no
 //! difference between accounts that exist and accounts that do not.
+//!
+//! Beside it, `login_equal_work`: a failed login for an unknown address does the same work as
+//! one for an existing address.
+
+mod login_equal_work;
 
 use futures::future::join_all;
 use integration_tests::{Harness, on_both_stores};

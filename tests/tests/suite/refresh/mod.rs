@@ -1,0 +1,3 @@
+//! Refresh rotation and the other writes that must hold when many requests arrive at once.
+
+mod races;

@@ -1,0 +1,6 @@
+//! Tokens: the authorizer, the token attack battery, and tokens of an external issuer (Better
+//! Auth) beside our own.
+
+mod authorizer;
+mod better_auth;
+mod token_attacks;
