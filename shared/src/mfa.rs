@@ -389,7 +389,11 @@ mod tests {
         let hash = keys.recovery_code_hash(ada, code);
         assert!(hash.starts_with("k1.") && hash.len() == 3 + 64, "{hash}");
         assert_eq!(keys.recovery_code_hash(ada, code), hash, "deterministic");
-        assert_ne!(keys.recovery_code_hash(bob, code), hash, "bound to the user");
+        assert_ne!(
+            keys.recovery_code_hash(bob, code),
+            hash,
+            "bound to the user"
+        );
         assert_ne!(other_keys.recovery_code_hash(ada, code), hash, "keyed");
         let plain: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, code.as_bytes())
             .as_ref()
@@ -398,8 +402,11 @@ mod tests {
             .collect();
         assert!(!hash.contains(&plain), "not the bare SHA-256");
         // After a rotation the new key hashes, and a code hashed under the old one still matches.
-        let rotated =
-            MfaKeys::parse(&format!("{},{entry}", MfaKeys::generate_entry("k2").unwrap())).unwrap();
+        let rotated = MfaKeys::parse(&format!(
+            "{},{entry}",
+            MfaKeys::generate_entry("k2").unwrap()
+        ))
+        .unwrap();
         assert!(rotated.recovery_code_hash(ada, code).starts_with("k2."));
         assert!(rotated.recovery_code_candidates(ada, code).contains(&hash));
     }

@@ -10,9 +10,9 @@ use shared::model::{
     EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
 };
 use shared::store::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
-    RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore,
-    UserStore,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError,
+    ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 
@@ -293,9 +293,7 @@ impl MfaStore for CountingStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.calls.write();
-        self.inner
-            .spend_code(user_id, code, along, now)
-            .await
+        self.inner.spend_code(user_id, code, along, now).await
     }
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
         self.calls.write();

@@ -289,6 +289,23 @@ impl Harness {
         }
     }
 
+    /// The same harness, its service hashing with `passwords` (cheap parameters for tests that
+    /// run thousands of flows and are about the flows, not the hashing).
+    pub fn with_passwords(mut self, passwords: Passwords) -> Self {
+        self.service = Arc::new(
+            AuthService::new(
+                self.config.clone(),
+                self.counted.clone(),
+                self.keys.clone(),
+                passwords,
+                self.clock.clone(),
+            )
+            .with_mailer(Arc::new(self.mail.clone()))
+            .with_mfa_keys(test_mfa_keys()),
+        );
+        self
+    }
+
     /// The same harness, its service sending mail through Amazon SES v2 to the emulator the
     /// test command started (`AWS_ENDPOINT_URL_SESV2`). Fails loudly without it.
     pub async fn with_ses(mut self) -> Self {
@@ -312,6 +329,8 @@ impl Harness {
     /// Marks the user's address verified through the store's own link path, as following the
     /// verification mail would.
     pub async fn verify_address(&self, user_id: uuid::Uuid) {
+        // The registration's own link goes out in the background: let it land first.
+        self.service.outbox_idle().await;
         let user = self.store.user_by_id(user_id).await.unwrap().expect("user");
         let now = shared::Clock::now(&*self.clock);
         let link = shared::model::EmailLink {
@@ -335,7 +354,14 @@ impl Harness {
     /// password, confirm with the app's code), and moves the clock to the next step, since the
     /// confirming step is spent.
     pub async fn enrol_totp(&self, user_id: uuid::Uuid, password: &str) -> Enrolled {
-        if !self.store.user_by_id(user_id).await.unwrap().expect("user").email_verified {
+        if !self
+            .store
+            .user_by_id(user_id)
+            .await
+            .unwrap()
+            .expect("user")
+            .email_verified
+        {
             self.verify_address(user_id).await;
         }
         let enrolment = self

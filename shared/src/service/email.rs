@@ -269,6 +269,11 @@ impl AuthService {
         let user = self.active_user(link.user_id).await?;
         let now = self.clock.now();
         match link.kind {
+            // A link to the address the account has now (it moved there by another link
+            // since) changes nothing: spent or not, it is stale.
+            LinkKind::ChangeEmail if link.email == user.email => {
+                return Err(invalid_token("address-change link to the current address"));
+            }
             LinkKind::ChangeEmail => {
                 match self
                     .store
@@ -332,7 +337,11 @@ impl AuthService {
             return Err(invalid_token("reset link stale"));
         }
         // Whoever had the old password may have run up the wrong-code count: it starts afresh.
-        if let Err(e) = self.store.clear_failure_counter(&code_counter_key(user.id)).await {
+        if let Err(e) = self
+            .store
+            .clear_failure_counter(&code_counter_key(user.id))
+            .await
+        {
             warn!(error = %e, "could not reset the wrong-code count");
         }
         info!(user_id = %user.id, wipe_unproven, "password reset; every session ended");

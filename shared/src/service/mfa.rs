@@ -20,13 +20,14 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::email::{new_opaque_token, plausible_opaque_token};
+use super::throttle::LockoutCharge;
 use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
+use crate::mail::Mail;
 use crate::mfa::{
     MfaKeys, TotpCode, is_totp_code, new_recovery_codes, new_secret, normalize_recovery_code,
     secret_base32,
 };
-use crate::mail::Mail;
 use crate::model::{Amr, MfaChallenge, User};
 use crate::passwords::Password;
 use crate::store::{AlongWithCode, ChallengePassed, SpentCode};
@@ -179,13 +180,13 @@ impl AuthService {
     /// after repeated wrong codes (whichever challenges or routes they came through).
     async fn charge_code(&self, user: &User, now: UnixTime) -> Result<CodeCharge, AuthError> {
         let key = code_counter_key(user.id);
-        let failures = self
+        let charge = self
             .charge_lockout(&key, mfa_lock_secs, MFA_FAILURE_MEMORY_SECS, now)
             .await
             .inspect_err(|_| info!(user_id = %user.id, "codes throttled"))?;
         Ok(CodeCharge {
             key,
-            failures,
+            charge,
             email: user.email.clone(),
         })
     }
@@ -194,11 +195,11 @@ impl AuthService {
     /// the user by mail that someone has their password.
     async fn settle_code(&self, charge: CodeCharge, right: bool, now: UnixTime) {
         if right {
-            self.refund_lockout(&charge.key, MFA_FAILURE_MEMORY_SECS, now)
+            self.refund_lockout(&charge.key, &charge.charge, MFA_FAILURE_MEMORY_SECS, now)
                 .await;
             return;
         }
-        if charge.failures == MFA_MAX_FAILURES {
+        if charge.charge.failures == MFA_MAX_FAILURES {
             match self.outbox() {
                 Some(outbox) => outbox.send(Mail::SecondFactorFailures, &charge.email),
                 None => warn!("no mail for repeated wrong codes: this function holds no mailer"),
@@ -385,11 +386,7 @@ impl AuthService {
         let now = self.clock.now();
         let charge = self.charge_code(user, now).await?;
         let spent = match self.check_code(user, code, now)? {
-            Some(spent) => {
-                self.store
-                    .spend_code(user.id, &spent, along, now)
-                    .await?
-            }
+            Some(spent) => self.store.spend_code(user.id, &spent, along, now).await?,
             None => false,
         };
         self.settle_code(charge, spent, now).await;
@@ -414,7 +411,9 @@ impl AuthService {
             .ok_or_else(|| invalid_token("mfa_token unknown, spent, dead or expired"))?;
         let user = self.active_user(challenge.user_id).await?;
         if !user.mfa.mfa_enabled || user.session_epoch != challenge.epoch {
-            return Err(invalid_token("TOTP off, or the epoch moved since the password"));
+            return Err(invalid_token(
+                "TOTP off, or the epoch moved since the password",
+            ));
         }
         if !self
             .store
@@ -436,7 +435,9 @@ impl AuthService {
                 return Err(invalid_token("mfa_token spent or dead meanwhile"));
             }
             ChallengePassed::CodeSpent => {
-                self.settle_code(charge, false, now).await;
+                // The code was right but spent meanwhile (a double submit, or a replay of one
+                // seen): no guess, so it is not counted as one.
+                self.settle_code(charge, true, now).await;
                 info!(user_id = %user.id, "second factor replayed");
                 return Err(AuthError::InvalidCode);
             }
@@ -453,8 +454,8 @@ impl AuthService {
 /// A code charged to its user, waiting to be settled.
 struct CodeCharge {
     key: String,
-    /// The user's wrong codes with this one.
-    failures: u32,
+    /// The user's codes counted with this one.
+    charge: LockoutCharge,
     email: String,
 }
 
@@ -493,7 +494,10 @@ mod tests {
         // Three time steps are accepted at once, each a 1-in-10^6 guess; recovery codes (60 bits
         // each) add nothing measurable.
         let chance = guesses * 3.0e-6;
-        assert!(chance < 0.01, "k = {best}: {guesses:.0} guesses, {chance:.4}");
+        assert!(
+            chance < 0.01,
+            "k = {best}: {guesses:.0} guesses, {chance:.4}"
+        );
         assert!(
             (600.0..700.0).contains(&guesses) && best == 14,
             "SECURITY.md says 663 guesses (k = 14); now k = {best}, {guesses:.0}"

@@ -63,6 +63,17 @@ fn window(now: UnixTime) -> (i64, UnixTime) {
     (index, (index + 1) * WINDOW_SECS)
 }
 
+/// An attempt charged to a lockout counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LockoutCharge {
+    /// The count with this attempt.
+    pub failures: u32,
+    /// The counter's version this charge wrote.
+    version: u64,
+    /// The lock before this charge.
+    locked_before: UnixTime,
+}
+
 /// A login attempt that has been charged and must be settled once the password is checked.
 #[derive(Debug)]
 pub(crate) struct Charged {
@@ -145,14 +156,14 @@ impl AuthService {
     /// Charges one attempt to the lockout counter `key`, before whatever it attempts is checked,
     /// or refuses it while the counter is locked. `lock` gives the wait after a number of
     /// failures; the counter is forgotten `memory_secs` after its last lock ends. Answers the
-    /// count with this attempt.
+    /// charge: the count with this attempt, and the lock it replaced.
     pub(crate) async fn charge_lockout(
         &self,
         key: &str,
         lock: impl Fn(u32) -> i64,
         memory_secs: i64,
         now: UnixTime,
-    ) -> Result<u32, AuthError> {
+    ) -> Result<LockoutCharge, AuthError> {
         for _ in 0..COUNTER_ATTEMPTS {
             let counter = self.store.failure_counter(key, now).await?;
             if counter.locked_until > now {
@@ -172,7 +183,11 @@ impl AuthService {
                 .replace_failure_counter(key, counter.version, &next, now + wait + memory_secs, now)
                 .await?
             {
-                return Ok(failures);
+                return Ok(LockoutCharge {
+                    failures,
+                    version: next.version,
+                    locked_before: counter.locked_until,
+                });
             }
         }
         Err(AuthError::Unavailable(
@@ -180,9 +195,16 @@ impl AuthService {
         ))
     }
 
-    /// Takes back the charge of an attempt that succeeded, leaving every other failure (and any
-    /// lock they set) counted: a success must not hand a guesser fresh attempts.
-    pub(crate) async fn refund_lockout(&self, key: &str, memory_secs: i64, now: UnixTime) {
+    /// Takes back the charge of an attempt that succeeded, leaving every other failure counted:
+    /// a success must not hand a guesser fresh attempts. The wait this charge set goes too,
+    /// unless another attempt was charged since.
+    pub(crate) async fn refund_lockout(
+        &self,
+        key: &str,
+        charge: &LockoutCharge,
+        memory_secs: i64,
+        now: UnixTime,
+    ) {
         for _ in 0..COUNTER_ATTEMPTS {
             let counter = match self.store.failure_counter(key, now).await {
                 Ok(counter) => counter,
@@ -191,10 +213,15 @@ impl AuthService {
             if counter.failures == 0 {
                 return;
             }
+            let locked_until = if counter.version == charge.version {
+                charge.locked_before
+            } else {
+                counter.locked_until
+            };
             let next = FailureCounter {
                 failures: counter.failures - 1,
+                locked_until,
                 version: counter.version + 1,
-                ..counter
             };
             let expires_at = next.locked_until.max(now) + memory_secs;
             match self

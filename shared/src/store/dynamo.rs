@@ -29,9 +29,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
-    RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
-    ThrottleStore, UserStore,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError,
+    StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::UnixTime;
 use crate::model::{
@@ -971,7 +971,9 @@ impl SessionStore for DynamoStore {
                 Some(cancelled) if cancelled.failed(Part::SpentToken) => {
                     Ok(RotateOutcome::AlreadyRotated)
                 }
-                Some(cancelled) if cancelled.failed(Part::Chain) || cancelled.failed(Part::User) => {
+                Some(cancelled)
+                    if cancelled.failed(Part::Chain) || cancelled.failed(Part::User) =>
+                {
                     Ok(RotateOutcome::ChainGone)
                 }
                 Some(cancelled) if cancelled.conflicted() => Ok(RotateOutcome::Contended),
@@ -1312,9 +1314,14 @@ impl LinkStore for DynamoStore {
     ) -> Result<EmailChange, StoreError> {
         // The session that asked stays signed in, if it still is; if only it failed its
         // condition, the change goes ahead without it.
-        let first = self.try_email_change(link, old_email, link.keep_chain, now).await?;
+        let first = self
+            .try_email_change(link, old_email, link.keep_chain, now)
+            .await?;
         match first {
-            Err(cancelled) if cancelled.failed(SpendPart::KeptChain) && !cancelled.failed_other_than(SpendPart::KeptChain) => {
+            Err(cancelled)
+                if cancelled.failed(SpendPart::KeptChain)
+                    && !cancelled.failed_other_than(SpendPart::KeptChain) =>
+            {
                 self.try_email_change(link, old_email, None, now)
                     .await
                     .and_then(email_change_outcome)

@@ -18,9 +18,9 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore, RotateOutcome,
-    RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures,
-    ThrottleStore, UserStore,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError,
+    StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
@@ -539,9 +539,18 @@ impl LinkStore for EmbeddedStore {
             let epoch = user.session_epoch;
             user.session_epoch = epoch + 1;
             put_user(txn, &user)?;
-            if let Some(mut chain) = link.keep_chain.map(|sid| load_chain(txn, sid)).transpose()?.flatten().filter(|c| {
-                c.user_id == user.id && c.epoch == epoch && c.revoked_at.is_none() && c.expires_at > now
-            }) {
+            if let Some(mut chain) = link
+                .keep_chain
+                .map(|sid| load_chain(txn, sid))
+                .transpose()?
+                .flatten()
+                .filter(|c| {
+                    c.user_id == user.id
+                        && c.epoch == epoch
+                        && c.revoked_at.is_none()
+                        && c.expires_at > now
+                })
+            {
                 chain.epoch = epoch + 1;
                 put_chain(txn, &chain)?;
             }
@@ -721,8 +730,8 @@ impl MfaStore for EmbeddedStore {
             if !stored.is_some_and(|c| c.may_pass(now)) {
                 return Ok(ChallengePassed::ChallengeGone);
             }
-            let Some(mut user) = load_user(txn, challenge.user_id)?
-                .filter(|u| u.session_epoch == challenge.epoch)
+            let Some(mut user) =
+                load_user(txn, challenge.user_id)?.filter(|u| u.session_epoch == challenge.epoch)
             else {
                 return Ok(ChallengePassed::ChallengeGone);
             };

@@ -13,6 +13,7 @@ mod lambda;
 mod local_server;
 mod mfa;
 mod operations;
+mod recovery;
 mod refresh;
 mod repository;
 mod store;

@@ -155,9 +155,10 @@ async fn respond(
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
     if answer.status == hyper::StatusCode::REQUEST_TIMEOUT {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONNECTION, "close".parse().expect("a header value"));
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            "close".parse().expect("a header value"),
+        );
     }
     response
 }

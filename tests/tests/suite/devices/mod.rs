@@ -240,7 +240,6 @@ async fn a_password_change_revokes_device_tokens(h: Harness) {
             principal.session_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
-            None,
         )
         .await
         .unwrap();

@@ -42,6 +42,8 @@ on_both_stores!(
     forgot_password_does_the_same_work_before_answering_whatever_the_account,
     a_password_change_invalidates_an_outstanding_reset_link,
     an_address_change_takes_effect_only_with_its_link,
+    a_taken_address_shows_only_at_confirmation,
+    address_changes_have_a_budget_per_user,
     two_users_racing_for_one_address_exactly_one_wins,
     new_tokens_carry_the_verified_address,
 );
@@ -412,7 +414,6 @@ async fn a_password_change_invalidates_an_outstanding_reset_link(h: Harness) {
             principal.session_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
-            None,
         )
         .await
         .unwrap();
@@ -426,13 +427,23 @@ async fn a_password_change_invalidates_an_outstanding_reset_link(h: Harness) {
 async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
     let signed_in = register(&h, EMAIL).await;
     let id = signed_in.user.id;
+    let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
+    let other = h
+        .service
+        .login(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap()
+        .signed_in()
+        .unwrap();
     let new = "ada.lovelace@example.com";
     assert!(matches!(
         h.service
             .start_email_change(
                 id,
+                asking.session_id,
                 new,
                 &Password::new("wrong password here"),
+                None,
                 None,
                 &links()
             )
@@ -440,19 +451,43 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
         Err(AuthError::InvalidCredentials)
     ));
     register(&h, "taken@example.com").await;
-    for taken in ["taken@example.com", "TAKEN@example.com", EMAIL] {
-        assert!(
-            matches!(
-                h.service
-                    .start_email_change(id, taken, &Password::new(PASSWORD), None, &links())
-                    .await,
-                Err(AuthError::EmailTaken)
-            ),
-            "{taken}"
-        );
+    // A taken address answers as a free one does: the owner of the address gets a notice and
+    // no link, so the answer tells nobody which addresses have accounts.
+    for taken in ["taken@example.com", "TAKEN@example.com"] {
+        h.clock.advance(61);
+        h.service
+            .start_email_change(
+                id,
+                asking.session_id,
+                taken,
+                &Password::new(PASSWORD),
+                None,
+                None,
+                &links(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{taken}: {e:?}"));
     }
+    let notices = h.mail_to("taken@example.com").await;
+    assert_eq!(notices.len(), 3, "the registration's link and two notices");
+    for notice in &notices[..2] {
+        assert_eq!(
+            notice.subject,
+            "Someone tried to move an account to this address"
+        );
+        assert!(!notice.text.contains("#token="), "a notice, not a link");
+    }
+    h.clock.advance(61);
     h.service
-        .start_email_change(id, new, &Password::new(PASSWORD), None, &links())
+        .start_email_change(
+            id,
+            asking.session_id,
+            new,
+            &Password::new(PASSWORD),
+            None,
+            None,
+            &links(),
+        )
         .await
         .unwrap();
     let notice = &h.mail_to(EMAIL).await[0];
@@ -472,9 +507,16 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
     let user = h.service.verify_email(&token).await.unwrap();
     assert_eq!(user.email, new);
     assert!(user.email_verified);
-    // Sessions stay signed in and speak for the new address.
+    // The epoch moved: the session that asked stays signed in and speaks for the new address;
+    // every other session ended.
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
     assert_eq!(principal.user_email, new);
+    assert!(is_invalid_token(
+        &h.service.authorize(&other.access_token).await
+    ));
+    assert!(is_invalid_token(
+        &h.service.refresh(&other.refresh_token).await
+    ));
     assert!(
         h.service
             .login(new, &Password::new(PASSWORD), None)
@@ -490,17 +532,83 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
     assert!(is_invalid_token(&h.service.verify_email(&token).await));
 }
 
+async fn a_taken_address_shows_only_at_confirmation(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
+    let wanted = "wanted@example.com";
+    h.service
+        .start_email_change(
+            signed_in.user.id,
+            asking.session_id,
+            wanted,
+            &Password::new(PASSWORD),
+            None,
+            None,
+            &links(),
+        )
+        .await
+        .unwrap();
+    let token = h.link_token(wanted, "verify-email").await;
+    register(&h, wanted).await;
+    assert!(matches!(
+        h.service.verify_email(&token).await,
+        Err(AuthError::EmailTaken)
+    ));
+    assert_eq!(h.service.me(signed_in.user.id).await.unwrap().email, EMAIL);
+}
+
+async fn address_changes_have_a_budget_per_user(h: Harness) {
+    let signed_in = register(&h, EMAIL).await;
+    let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
+    let change = |to: &'static str| {
+        let service = h.service.clone();
+        async move {
+            service
+                .start_email_change(
+                    signed_in.user.id,
+                    asking.session_id,
+                    to,
+                    &Password::new(PASSWORD),
+                    None,
+                    None,
+                    &links(),
+                )
+                .await
+        }
+    };
+    change("one@example.com").await.unwrap();
+    assert!(matches!(
+        change("two@example.com").await,
+        Err(AuthError::TooManyRequests { .. })
+    ));
+    for _ in 0..9 {
+        h.clock.advance(61);
+        change("three@example.com").await.unwrap();
+    }
+    h.clock.advance(61);
+    assert!(
+        matches!(
+            change("four@example.com").await,
+            Err(AuthError::TooManyRequests { .. })
+        ),
+        "ten a day"
+    );
+}
+
 async fn two_users_racing_for_one_address_exactly_one_wins(h: Harness) {
     let contested = "contested@example.com";
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     for email in ["first@example.com", "second@example.com"] {
         let signed_in = register(&h, email).await;
+        let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
         h.service
             .start_email_change(
                 signed_in.user.id,
+                asking.session_id,
                 contested,
                 &Password::new(PASSWORD),
+                None,
                 None,
                 &links(),
             )

@@ -522,6 +522,17 @@ async fn mfa_setup_event(h: Harness) {
     assert_eq!(sample.status(), 401, "the sample principal does not exist");
 
     let (_, principal) = sign_in(&h).await;
+    let unverified = invoke(
+        &*h.service,
+        &with_principal(event("mfa-setup.json"), &principal),
+    )
+    .await;
+    assert_eq!(
+        unverified.status(),
+        403,
+        "enrolment needs a verified address"
+    );
+    h.verify_address(principal.user_id).await;
     let live = with_principal(event("mfa-setup.json"), &principal);
     let response = invoke(&*h.service, &live).await;
     assert_eq!(response.status(), 200);
@@ -541,6 +552,7 @@ async fn mfa_confirm_event(h: Harness) {
     assert_eq!(sample.status(), 401);
 
     let (_, principal) = sign_in(&h).await;
+    h.verify_address(principal.user_id).await;
     let setup = invoke(
         &*h.service,
         &with_principal(event("mfa-setup.json"), &principal),
@@ -597,7 +609,7 @@ async fn mfa_recovery_codes_event(h: Harness) {
     let enrolled = h.enrol_totp(principal.user_id, PASSWORD).await;
     let live = with_body(
         with_principal(event("mfa-recovery-codes.json"), &principal),
-        json!({ "code": enrolled.recovery_codes[0] }),
+        json!({ "password": PASSWORD, "code": enrolled.recovery_codes[0] }),
     );
     let response = invoke(&*h.service, &live).await;
     assert_eq!(response.status(), 200);

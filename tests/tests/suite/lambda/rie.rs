@@ -151,8 +151,23 @@ impl Stack {
 /// Mail goes out after the answer; this long at most.
 const MAIL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Follows the link of the registration's mail, through the email-links function: enrolment
+/// needs a verified address.
+async fn verify(stack: &Stack, account: &Account) {
+    let mail = ses_mail_to(&account.email, 1, MAIL_PATIENCE).await;
+    let token = ses_link_token(&mail[0], "verify-email");
+    let (status, body) = stack
+        .call(with_body(
+            event("email-verify.json"),
+            json!({ "token": token }),
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// TOTP on for the account, through the mfa function: its secret and recovery codes.
 async fn enrol(stack: &Stack, account: &Account, context: &Value) -> Vec<String> {
+    verify(stack, account).await;
     let (status, setup) = stack
         .call(with_body(
             with_context(event("mfa-setup.json"), context),
@@ -447,6 +462,7 @@ async fn check_live(stack: &Stack, name: &str) {
         "mfa-setup.json" => {
             let account = stack.sign_up().await;
             let context = stack.context(&account.access).await;
+            verify(stack, &account).await;
             let live = with_body(
                 with_context(event(name), &context),
                 json!({"password": account.password}),
@@ -471,7 +487,7 @@ async fn check_live(stack: &Stack, name: &str) {
             let codes = enrol(stack, &account, &context).await;
             let live = with_body(
                 with_context(event(name), &context),
-                json!({ "code": codes[0] }),
+                json!({"password": account.password, "code": codes[0]}),
             );
             let (status, body) = stack.call(live).await;
             assert_eq!(status, 200, "{body}");

@@ -94,6 +94,7 @@ async fn connections_are_bounded() {
     let api = h
         .serve_local_api_within(Limits {
             header_read_timeout: Duration::from_secs(2),
+            body_read_timeout: Duration::from_secs(2),
             max_connections: 1,
         })
         .await;

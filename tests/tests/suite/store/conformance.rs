@@ -714,7 +714,6 @@ async fn change_password_ends_every_other_session(h: Harness) {
             current.session_id,
             &pw("not my password"),
             &pw(new_password),
-            None,
         )
         .await;
     assert!(
@@ -728,7 +727,6 @@ async fn change_password_ends_every_other_session(h: Harness) {
             current.session_id,
             &pw(PASSWORD),
             &pw("password123"),
-            None,
         )
         .await;
     assert!(matches!(weak, Err(AuthError::WeakPassword(_))), "{weak:?}");
@@ -741,7 +739,6 @@ async fn change_password_ends_every_other_session(h: Harness) {
             current.session_id,
             &pw(PASSWORD),
             &pw(new_password),
-            None,
         )
         .await
         .unwrap();
@@ -790,7 +787,6 @@ async fn change_password_ends_every_other_session(h: Harness) {
             stale.session_id,
             &pw(new_password),
             &pw("yet another horse staple 88"),
-            None,
         )
         .await;
     assert_invalid_token(after);
@@ -804,6 +800,8 @@ fn link(user: Uuid, kind: LinkKind, email: &str, now: i64, token: &str) -> Email
         email: email.into(),
         created_at: now,
         expires_at: now + 600,
+        epoch: 0,
+        keep_chain: None,
     }
 }
 
@@ -871,7 +869,7 @@ async fn links_are_issued_read_and_spent_once_by_the_store(h: Harness) {
     let epoch = verified.session_epoch;
     assert!(
         h.store
-            .spend_reset(&reset, "$argon2id$new", now)
+            .spend_reset(&reset, "$argon2id$new", false, now)
             .await
             .unwrap()
     );
@@ -880,7 +878,7 @@ async fn links_are_issued_read_and_spent_once_by_the_store(h: Harness) {
     assert_eq!(reset_user.session_epoch, epoch + 1);
     assert!(
         !h.store
-            .spend_reset(&reset, "$argon2id$again", now)
+            .spend_reset(&reset, "$argon2id$again", false, now)
             .await
             .unwrap()
     );
