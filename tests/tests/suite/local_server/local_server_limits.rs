@@ -126,3 +126,56 @@ async fn connections_are_bounded() {
         .unwrap();
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_slow_to_send_its_body_is_cut_off() {
+    let h = Harness::embedded();
+    let api = h
+        .serve_local_api_within(Limits {
+            body_read_timeout: Duration::from_secs(1),
+            ..Limits::default()
+        })
+        .await;
+    // The headers promise 100 bytes; ten arrive, then nothing.
+    let mut slow = TcpStream::connect(api.addr).await.unwrap();
+    slow.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":",
+    )
+    .await
+    .unwrap();
+    let answer = read_until_closed(&mut slow, Duration::from_secs(20))
+        .await
+        .expect("the server answers and closes a connection whose body does not arrive");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(api.get("/.well-known/jwks.json", None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dev_pages_answer_only_under_a_loopback_host() {
+    let h = Harness::embedded();
+    let api = h.serve_local_api().await;
+    for (host, status) in [
+        ("127.0.0.1", "200"),
+        ("localhost:3000", "200"),
+        ("attacker.example", "404"),
+        ("rebound.attacker.example:3000", "404"),
+    ] {
+        let mut stream = TcpStream::connect(api.addr).await.unwrap();
+        stream
+            .write_all(
+                format!("GET /_dev/mail HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let answer = read_until_closed(&mut stream, Duration::from_secs(20))
+            .await
+            .expect("an answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{host}: {answer}"
+        );
+    }
+}

@@ -228,3 +228,48 @@ fn costly_routes_are_throttled_below_the_api_default() {
         );
     }
 }
+
+/// A decision depends on the route (`REQUIRE_VERIFIED_EMAIL` admits an unverified address to a
+/// few routes only), so with the authorizer cache on, the route must be part of the cache key:
+/// one route's decision is never reused for another.
+#[test]
+fn the_authorizer_cache_key_holds_the_route() {
+    let template = repository_template();
+    let api = template.resource("AuthApi");
+    let identity = &api["Properties"]["Auth"]["Authorizers"]["SessionAuthorizer"]["Identity"];
+    let context: Vec<&str> = identity["Context"]
+        .as_sequence()
+        .expect("SessionAuthorizer's Identity has a Context")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        context,
+        ["routeKey"],
+        "template.yaml: SessionAuthorizer Identity"
+    );
+    let shared = template.resource("SharedAuthorizer");
+    let sources: Vec<&str> = shared["Properties"]["IdentitySource"]
+        .as_sequence()
+        .expect("SharedAuthorizer has an IdentitySource")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        sources.contains(&"$context.routeKey"),
+        "template.yaml: SharedAuthorizer IdentitySource {sources:?}"
+    );
+}
+
+/// A rotation is conditioned on the user's epoch: the refresh function may check, not write,
+/// the user's item.
+#[test]
+fn the_refresh_function_may_check_the_user_it_rotates_for() {
+    let template = repository_template();
+    let refresh = template.resource("RefreshFunction");
+    let text = serde_yaml_ng::to_string(&refresh["Properties"]["Policies"]).unwrap();
+    assert!(
+        text.contains("dynamodb:ConditionCheckItem"),
+        "template.yaml: RefreshFunction needs dynamodb:ConditionCheckItem on UsersTable"
+    );
+}
