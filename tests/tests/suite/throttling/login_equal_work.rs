@@ -52,6 +52,57 @@ async fn existing_and_unknown_addresses_make_the_same_dynamodb_requests() {
     }
 }
 
+/// A login that presents a plausible `device_token` (here the token of a real sign-in, of
+/// another account) makes the same requests whether or not the address has an account: the
+/// device is looked up either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_token_makes_the_same_dynamodb_requests_for_existing_and_unknown_addresses() {
+    let (h, trips) = Harness::dynamo_recording(lenient_config()).await;
+    h.service
+        .register(EMAIL, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    let device = h
+        .service
+        .register("device-owner@example.com", &Password::new(PASSWORD), None)
+        .await
+        .unwrap()
+        .device_token
+        .expect("a device token");
+    for round in 0..3 {
+        let attempt = |email: String| {
+            let (service, device) = (h.service.clone(), device.clone());
+            async move {
+                service
+                    .login_from_device(
+                        &email,
+                        &Password::new("not the password"),
+                        Some(&device),
+                        IP,
+                    )
+                    .await
+            }
+        };
+        trips.take();
+        assert!(matches!(
+            attempt(EMAIL.into()).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        let existing = trips.take();
+        assert!(matches!(
+            attempt(format!("nobody-device-{round}@example.com")).await,
+            Err(AuthError::InvalidCredentials)
+        ));
+        let unknown = trips.take();
+        assert_eq!(existing, unknown, "round {round}");
+        let reads = existing.iter().filter(|op| *op == "GetItem").count();
+        assert!(
+            reads >= 4,
+            "the guard, the user, the device, a counter: {existing:?}"
+        );
+    }
+}
+
 fn median(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
