@@ -1,4 +1,4 @@
-//! Configuration: every variable of the contract's Configuration table, read once at start.
+//! Configuration: every variable of docs/api.md's Configuration table, read once at start.
 //!
 //! A missing or malformed variable is an error that names it, so a function stops at cold start
 //! with a message an operator can act on instead of failing on its first request.

@@ -3,11 +3,12 @@
 //! Split by concern: [`config`] (environment, read once), [`model`] (entities), [`validation`]
 //! (emails and the password policy), [`passwords`] (Argon2id), [`tokens`] (EdDSA JWTs and keys),
 //! [`store`] (a trait with a DynamoDB and an embedded implementation) and [`service`] (the
-//! operations of the contract, independent of the store). [`http`] parses requests and maps
+//! operations of the API (docs/api.md), independent of the store). [`http`] parses requests and maps
 //! every error to `problem+json` in one place; [`handlers`] are the endpoints the Lambda
 //! functions and the local server share, [`routes`] the one table of which function serves
 //! which route with which handler; [`bootstrap`] wires a function at cold start.
 
+pub mod authorizer;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;

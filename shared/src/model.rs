@@ -1,5 +1,6 @@
-//! The entities of `data-model.md`, plus what the contract adds: the sign-in chain (`sid`),
-//! revocation and rotation state.
+//! The stored entities (docs/data-model.md describes them and the words for them): users, the
+//! tokens issued to them, their sessions (sign-in chains) with revocation and rotation state,
+//! emailed links, second-factor challenges and trusted devices.
 //!
 //! Field names are the stored attribute names in both stores. Timestamps are Unix seconds;
 //! the API renders them as RFC 3339.
@@ -247,13 +248,16 @@ impl TokenType {
     }
 }
 
-/// One issued token (the data model's Session): `session_id` is the token's `jti`, and only the
-/// SHA-256 of the JWT is kept, never the JWT itself.
+/// One issued access or refresh token (the data model's `Session` entity, whose attribute
+/// names it keeps): `token_id` is the token's `jti`, and only the SHA-256 of the JWT is kept,
+/// never the JWT itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub session_id: Uuid,
-    /// The sign-in chain this token belongs to.
-    pub sid: Uuid,
+pub struct IssuedToken {
+    #[serde(rename = "session_id")]
+    pub token_id: Uuid,
+    /// The session (sign-in chain) this token belongs to: the token's `sid` claim.
+    #[serde(rename = "sid")]
+    pub chain_id: Uuid,
     pub user_id: Uuid,
     pub token_type: TokenType,
     /// Lower-case hex SHA-256 of the compact JWT.
@@ -295,7 +299,9 @@ pub struct Rotation {
 /// This is what the API calls a "session" in `/auth/sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionChain {
-    pub sid: Uuid,
+    /// The JWT claim `sid` of its tokens; `/auth/sessions` lists it as the session's `id`.
+    #[serde(rename = "sid")]
+    pub chain_id: Uuid,
     pub user_id: Uuid,
     pub created_at: UnixTime,
     pub last_used_at: UnixTime,

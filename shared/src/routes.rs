@@ -17,7 +17,8 @@ use std::pin::Pin;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use crate::handlers::{self, discovery, discovery::Discovery, pages};
+use crate::handlers::{self, Published, discovery, pages};
+use crate::http::paths::{match_path, request_path};
 use crate::http::{HttpError, RequestError};
 use crate::service::{AuthError, AuthService};
 
@@ -38,7 +39,9 @@ pub enum Function {
     /// Two-factor sign-in: enrolment, turning it off, recovery codes, and the second step of a
     /// sign-in.
     Mfa,
-    Jwks,
+    /// What needs no store: the published keys and discovery document, the pages emailed
+    /// links open, and the `404`/`405` for every request no route takes.
+    Web,
     /// The API's Lambda authorizer: it serves no route, it guards the protected ones.
     Authorizer,
 }
@@ -55,7 +58,7 @@ impl Function {
         Function::Email,
         Function::EmailLinks,
         Function::Mfa,
-        Function::Jwks,
+        Function::Web,
         Function::Authorizer,
     ];
 
@@ -72,8 +75,23 @@ impl Function {
             Function::Email => "email",
             Function::EmailLinks => "email-links",
             Function::Mfa => "mfa",
-            Function::Jwks => "jwks",
+            Function::Web => "web",
             Function::Authorizer => "authorizer",
+        }
+    }
+
+    pub const fn keys(self) -> Keys {
+        match self {
+            Function::Register | Function::Login | Function::Refresh | Function::Mfa => {
+                Keys::Signing
+            }
+            Function::Authorizer | Function::Web => Keys::Published,
+            Function::Logout
+            | Function::Password
+            | Function::Me
+            | Function::Sessions
+            | Function::Email
+            | Function::EmailLinks => Keys::None,
         }
     }
 
@@ -102,6 +120,17 @@ impl Function {
     }
 }
 
+/// Which keys a function holds; `bootstrap` builds them at its cold start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// The private signing key and every published key: the function issues tokens.
+    Signing,
+    /// The published keys alone: the function verifies tokens or publishes the keys.
+    Published,
+    /// None: the function trusts the authorizer's context, or an emailed link's hash.
+    None,
+}
+
 /// Whether the API's authorizer runs before the function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -119,19 +148,19 @@ type Answer<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 /// A handler that runs on the auth service (configuration, store, keys).
 pub type ServiceHandler = for<'a> fn(&'a AuthService, Request) -> Answer<'a>;
 /// A handler that runs on the published keys alone: its function builds no store client.
-pub type DiscoveryHandler = for<'a> fn(&'a Discovery, Request) -> Answer<'a>;
+pub type PublishedHandler = for<'a> fn(&'a Published, Request) -> Answer<'a>;
 
 #[derive(Clone, Copy)]
 pub enum Handler {
     Service(ServiceHandler),
-    Discovery(DiscoveryHandler),
+    Published(PublishedHandler),
 }
 
 impl std::fmt::Debug for Handler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Handler::Service(_) => "Handler::Service",
-            Handler::Discovery(_) => "Handler::Discovery",
+            Handler::Published(_) => "Handler::Published",
         })
     }
 }
@@ -141,7 +170,7 @@ pub trait HandlerState: Sync {
     fn service(&self) -> Option<&AuthService> {
         None
     }
-    fn discovery(&self) -> Option<&Discovery> {
+    fn published(&self) -> Option<&Published> {
         None
     }
 }
@@ -152,17 +181,17 @@ impl HandlerState for AuthService {
     }
 }
 
-impl HandlerState for Discovery {
-    fn discovery(&self) -> Option<&Discovery> {
+impl HandlerState for Published {
+    fn published(&self) -> Option<&Published> {
         Some(self)
     }
 }
 
 impl Handler {
     pub async fn call(self, state: &impl HandlerState, request: Request) -> Response<Body> {
-        match (self, state.service(), state.discovery()) {
+        match (self, state.service(), state.published()) {
             (Handler::Service(handler), Some(service), _) => handler(service, request).await,
-            (Handler::Discovery(handler), _, Some(discovery)) => handler(discovery, request).await,
+            (Handler::Published(handler), _, Some(published)) => handler(published, request).await,
             _ => {
                 // A function wired with the wrong state: a deployment mistake, never the caller's.
                 tracing::error!(
@@ -176,23 +205,28 @@ impl Handler {
     }
 }
 
-/// Wraps an `async fn(&AuthService, Request) -> Response<Body>` as a [`ServiceHandler`].
+/// Wraps an `async fn(&AuthService, Request) -> Outcome` as a [`ServiceHandler`]: the one
+/// place where a handler's error becomes its `problem+json` answer.
 macro_rules! service {
     ($handler:path) => {{
         fn call(service: &AuthService, request: Request) -> Answer<'_> {
-            Box::pin($handler(service, request))
+            Box::pin(async move {
+                $handler(service, request)
+                    .await
+                    .unwrap_or_else(HttpError::into_response)
+            })
         }
         Handler::Service(call)
     }};
 }
 
-/// Wraps an `async fn(&Discovery, Request) -> Response<Body>` as a [`DiscoveryHandler`].
-macro_rules! discovery {
+/// Wraps an `async fn(&Published, Request) -> Response<Body>` as a [`PublishedHandler`].
+macro_rules! published {
     ($handler:path) => {{
-        fn call(discovery: &Discovery, request: Request) -> Answer<'_> {
-            Box::pin($handler(discovery, request))
+        fn call(published: &Published, request: Request) -> Answer<'_> {
+            Box::pin($handler(published, request))
         }
-        Handler::Discovery(call)
+        Handler::Published(call)
     }};
 }
 
@@ -271,12 +305,12 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/auth/mfa/totp",            F::Mfa,        Protected, service!(handlers::totp_disable)),
     route("POST",   "/auth/mfa/recovery-codes",  F::Mfa,        Protected, service!(handlers::regenerate_recovery_codes)),
     route("POST",   "/auth/mfa/verify",          F::Mfa,        Public,    service!(handlers::verify_mfa)),
-    route("GET",    "/verify-email",             F::Jwks,       Public,    discovery!(pages::verify_email)),
-    route("GET",    "/reset-password",           F::Jwks,       Public,    discovery!(pages::reset_password)),
-    route("GET",    discovery::JWKS_PATH,        F::Jwks,       Public,    discovery!(discovery::jwks)),
-    route("GET",    discovery::OPENID_CONFIGURATION_PATH, F::Jwks, Public, discovery!(discovery::openid_configuration)),
-    // Last: it answers the contract's 404 and 405 for every request no route above takes.
-    route("ANY",    DEFAULT_ROUTE,               F::Jwks,       Public,    discovery!(discovery::not_routed)),
+    route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
+    route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
+    route("GET",    discovery::JWKS_PATH,        F::Web,        Public,    published!(discovery::jwks)),
+    route("GET",    discovery::OPENID_CONFIGURATION_PATH, F::Web,  Public, published!(discovery::openid_configuration)),
+    // Last: it answers the API's 404 and 405 for every request no route above takes.
+    route("ANY",    DEFAULT_ROUTE,               F::Web,        Public,    published!(catch_all)),
 ];
 
 /// The most routes one function serves; [`Function::routes`] fails to compile beyond it.
@@ -358,14 +392,9 @@ fn route_key(request: &Request) -> Option<String> {
     }
 }
 
-/// The request's path as API Gateway received it.
-pub fn request_path(request: &Request) -> &str {
-    let path = request.raw_http_path();
-    if path.is_empty() {
-        request.uri().path()
-    } else {
-        path
-    }
+/// The catch-all route: `405` with `Allow` for a known path, else `404`.
+async fn catch_all(_published: &Published, request: Request) -> Response<Body> {
+    HttpError::from(not_routed(request_path(&request))).into_response()
 }
 
 /// Why no route takes this request: `405` with the methods its path accepts, else `404`.
@@ -416,39 +445,9 @@ pub fn default_route() -> &'static Route {
         .expect("the table has a catch-all")
 }
 
-/// The path parameters if `path` matches `pattern`.
-pub fn match_path(pattern: &str, path: &str) -> Option<BTreeMap<String, String>> {
-    let mut parameters = BTreeMap::new();
-    let mut pattern_segments = pattern.split('/');
-    let mut path_segments = path.split('/');
-    loop {
-        match (pattern_segments.next(), path_segments.next()) {
-            (None, None) => return Some(parameters),
-            (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {
-                parameters.insert(p[1..p.len() - 1].to_owned(), s.to_owned());
-            }
-            (Some(p), Some(s)) if p == s => {}
-            _ => return None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn matches_literal_and_parameter_segments() {
-        assert!(match_path("/auth/me", "/auth/me").is_some());
-        assert_eq!(
-            match_path("/auth/sessions/{id}", "/auth/sessions/abc").unwrap()["id"],
-            "abc"
-        );
-        assert!(match_path("/auth/sessions/{id}", "/auth/sessions/").is_none());
-        assert!(match_path("/auth/sessions/{id}", "/auth/sessions/a/b").is_none());
-        assert!(match_path("/auth/me", "/auth/me/").is_none());
-        assert!(match_path("/auth/me", "/auth").is_none());
-    }
 
     #[test]
     fn allowed_methods_per_path() {
@@ -510,14 +509,14 @@ mod tests {
 
     #[test]
     fn one_function_serves_routes_of_one_kind() {
-        // Its binary holds either the service or the discovery documents, never both.
+        // Its binary holds either the service or the published keys, never both.
         for function in Function::ALL {
             let kinds: std::collections::BTreeSet<&str> = function
                 .routes()
                 .iter()
                 .map(|r| match r.handler {
                     Handler::Service(_) => "service",
-                    Handler::Discovery(_) => "discovery",
+                    Handler::Published(_) => "published",
                 })
                 .collect();
             assert!(kinds.len() <= 1, "{function:?} mixes {kinds:?}");

@@ -1,4 +1,4 @@
-//! Input validation: email normalisation and the password policy of the contract.
+//! Input validation: email normalisation and the password policy of docs/api.md.
 
 use email_address::{EmailAddress, Options};
 use serde::Serialize;
@@ -8,7 +8,7 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
 
-/// One reason a field was refused, in the shape of the contract's `errors` array.
+/// One reason a field was refused, in the shape of a problem's `errors` array (docs/api.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: &'static str,

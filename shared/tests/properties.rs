@@ -1,5 +1,5 @@
 //! Property tests on the parsers and validators: no input panics, and every refusal is one of
-//! the contract's errors.
+//! the API's errors (docs/api.md).
 
 use std::sync::Arc;
 

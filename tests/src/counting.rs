@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
-    EmailLink, MfaChallenge, SealedSecret, Session, SessionChain, TrustedDevice, User,
+    EmailLink, IssuedToken, MfaChallenge, SealedSecret, SessionChain, TrustedDevice, User,
 };
 use shared::store::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
@@ -113,8 +113,8 @@ impl SessionStore for CountingStore {
     async fn start_chain(
         &self,
         chain: &SessionChain,
-        access: &Session,
-        refresh: &Session,
+        access: &IssuedToken,
+        refresh: &IssuedToken,
     ) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.start_chain(chain, access, refresh).await
@@ -122,12 +122,12 @@ impl SessionStore for CountingStore {
     async fn snapshot(
         &self,
         user_id: Uuid,
-        sid: Uuid,
-        session_id: Uuid,
+        chain_id: Uuid,
+        token_id: Uuid,
         now: UnixTime,
     ) -> Result<SessionSnapshot, StoreError> {
         self.calls.read();
-        self.inner.snapshot(user_id, sid, session_id, now).await
+        self.inner.snapshot(user_id, chain_id, token_id, now).await
     }
     async fn rotate(&self, request: RotationRequest<'_>) -> Result<RotateOutcome, StoreError> {
         self.calls.write();
@@ -136,12 +136,12 @@ impl SessionStore for CountingStore {
     async fn revoke_chain(
         &self,
         user_id: Uuid,
-        sid: Uuid,
+        chain_id: Uuid,
         epoch: u64,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.calls.write();
-        self.inner.revoke_chain(user_id, sid, epoch, now).await
+        self.inner.revoke_chain(user_id, chain_id, epoch, now).await
     }
     async fn chains_of(
         &self,
@@ -153,12 +153,12 @@ impl SessionStore for CountingStore {
     }
     async fn touch_chain(
         &self,
-        sid: Uuid,
+        chain_id: Uuid,
         now: UnixTime,
         min_interval: i64,
     ) -> Result<(), StoreError> {
         self.calls.write();
-        self.inner.touch_chain(sid, now, min_interval).await
+        self.inner.touch_chain(chain_id, now, min_interval).await
     }
 }
 

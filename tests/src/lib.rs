@@ -33,6 +33,14 @@ pub enum Backend {
     Embedded,
 }
 
+/// The password of every test user: strong enough for the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Where the links of test mail point.
+pub fn app_links() -> shared::service::LinkBase {
+    shared::service::LinkBase("https://app.example.com".into())
+}
+
 /// A service wired to a fresh, empty store of its own.
 pub struct Harness {
     pub backend: Backend,
@@ -53,7 +61,7 @@ pub struct Harness {
     _dir: Option<TempDir>,
 }
 
-/// The configuration tests run with: the contract's defaults and tables of their own.
+/// The configuration tests run with: the documented defaults (docs/api.md) and tables of their own.
 pub fn test_config() -> Config {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let defaults = Defaults {
@@ -403,6 +411,37 @@ impl Harness {
     }
 
     /// The mail sent to `to` so far, newest first, once the outbox has sent what it holds.
+    /// Registers `email` with [`PASSWORD`] (mail, if any, links to `APP_URL`).
+    pub async fn register(&self, email: &str) -> shared::SignedIn {
+        self.service
+            .register(email, &shared::Password::new(PASSWORD), None)
+            .await
+            .expect("register")
+    }
+
+    /// Registers `email` with [`PASSWORD`], its verification mail linking to [`app_links`].
+    pub async fn register_with_mail(&self, email: &str) -> shared::SignedIn {
+        self.service
+            .register_with_links(
+                email,
+                &shared::Password::new(PASSWORD),
+                None,
+                Some(&app_links()),
+            )
+            .await
+            .expect("register")
+    }
+
+    /// Signs `email` in with `password`, where no second factor is asked.
+    pub async fn sign_in(&self, email: &str, password: &str) -> shared::SignedIn {
+        self.service
+            .login(email, &shared::Password::new(password), None)
+            .await
+            .expect("login")
+            .signed_in()
+            .expect("a sign-in without a second step")
+    }
+
     pub async fn mail_to(&self, to: &str) -> Vec<StoredMessage> {
         self.service.outbox_idle().await;
         self.mail.messages(Some(to)).expect("read the mail folder")

@@ -10,7 +10,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
 use local_api::{Gateway, server};
 use serde_json::Value;
-use shared::handlers::discovery::Discovery;
+use shared::handlers::Published;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
@@ -38,7 +38,7 @@ impl Harness {
 
     /// [`Self::serve_local_api`] with other limits on slow clients and connections.
     pub async fn serve_local_api_within(&self, limits: server::Limits) -> LocalApi {
-        let discovery = Discovery::new(self.config.issuer.clone(), &self.keys);
+        let discovery = Published::new(self.config.issuer.clone(), &self.keys);
         let gateway =
             Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -72,6 +72,15 @@ impl Reply {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
+    /// A string field of the JSON body (a token, an id), or a panic that shows the body.
+    pub fn string(&self, field: &str) -> String {
+        let json = self.json();
+        json[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {field} in {json:?}"))
+            .to_owned()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -80,7 +89,7 @@ impl Reply {
         self.header("content-type")
     }
 
-    /// The contract's problem code, if this is a problem document.
+    /// The problem code (docs/api.md), if this is a problem document.
     pub fn code(&self) -> Option<String> {
         self.json()["code"].as_str().map(str::to_owned)
     }

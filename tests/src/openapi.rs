@@ -1,4 +1,4 @@
-//! `openapi.yaml`, read as the contract's machine-readable form: every reply of a test can be
+//! `openapi.yaml`, read as the API's machine-readable form: every reply of a test can be
 //! checked against it (status documented, content type documented, body of the documented
 //! shape: required fields, types, enums).
 

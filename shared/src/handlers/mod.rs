@@ -1,10 +1,12 @@
 //! The endpoint handlers, one per route: parse the request, call the service, map the result.
-//! [`crate::routes`] says which route runs which; the Lambda functions and the local server
+//! The route table (`routes`) says which route runs which; the Lambda functions and the local server
 //! dispatch through that table to the very same handlers.
 
-pub mod authorizer;
 pub mod discovery;
 pub mod pages;
+mod published;
+
+pub use published::Published;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -18,12 +20,9 @@ use crate::http::{
 use crate::passwords::Password;
 use crate::service::{AuthError, AuthService, Caller, LinkBase, MfaCode, SignIn};
 
-type Outcome = Result<Response<Body>, HttpError>;
-
-/// Turns a handler's outcome into the response, errors included.
-fn finish(outcome: Outcome) -> Response<Body> {
-    outcome.unwrap_or_else(HttpError::into_response)
-}
+/// What a handler comes to: its response, or the error the HTTP layer answers for it
+/// (the route table turns it into a response, in one place).
+pub type Outcome = Result<Response<Body>, HttpError>;
 
 /// `{"email", "password"}` as register and login take them, the body allowing also `extra`
 /// fields, which the caller reads from the body returned.
@@ -40,165 +39,125 @@ fn credentials(
 }
 
 /// `POST /auth/register`: `201` and a token response.
-pub async fn register(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let (email, password, _) = credentials(&request, &[])?;
-            let ip = source_ip(&request);
-            let links = link_base(&request, service.config());
-            let signed_in = service
-                .register_with_links(&email, &password, ip.as_deref(), links.as_ref())
-                .await?;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &TokenResponse::from(&signed_in),
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn register(service: &AuthService, request: Request) -> Outcome {
+    let (email, password, _) = credentials(&request, &[])?;
+    let ip = source_ip(&request);
+    let links = link_base(&request, service.config());
+    let signed_in = service
+        .register_with_links(&email, &password, ip.as_deref(), links.as_ref())
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &TokenResponse::from(&signed_in),
+        Caching::NoStore,
+    ))
 }
 
 /// `POST /auth/login`: `200` and a token response.
-pub async fn login(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let (email, password, body) = credentials(&request, &["device_token"])?;
-            let device_token = body.optional_string("device_token")?;
-            let ip = source_ip(&request);
-            let signed_in = service
-                .login_from_device(&email, &password, device_token, ip.as_deref())
-                .await?;
-            match signed_in {
-                SignIn::SignedIn(signed_in) => Ok(json_response(
-                    StatusCode::OK,
-                    &TokenResponse::from(&*signed_in),
-                    Caching::NoStore,
-                )),
-                SignIn::MfaRequired(required) => Ok(json_response(
-                    StatusCode::OK,
-                    &MfaRequiredView::from(&required),
-                    Caching::NoStore,
-                )),
-            }
-        }
-        .await,
-    )
+pub async fn login(service: &AuthService, request: Request) -> Outcome {
+    let (email, password, body) = credentials(&request, &["device_token"])?;
+    let device_token = body.optional_string("device_token")?;
+    let ip = source_ip(&request);
+    let signed_in = service
+        .login_from_device(&email, &password, device_token, ip.as_deref())
+        .await?;
+    match signed_in {
+        SignIn::SignedIn(signed_in) => Ok(json_response(
+            StatusCode::OK,
+            &TokenResponse::from(&*signed_in),
+            Caching::NoStore,
+        )),
+        SignIn::MfaRequired(required) => Ok(json_response(
+            StatusCode::OK,
+            &MfaRequiredView::from(&required),
+            Caching::NoStore,
+        )),
+    }
 }
 
 /// `POST /auth/refresh`: the presented refresh token is spent, a new pair comes back.
-pub async fn refresh(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
-            body.only(&["refresh_token"])?;
-            let signed_in = service.refresh(body.string("refresh_token")?).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &TokenResponse::from(&signed_in),
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn refresh(service: &AuthService, request: Request) -> Outcome {
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["refresh_token"])?;
+    let signed_in = service.refresh(body.string("refresh_token")?).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &TokenResponse::from(&signed_in),
+        Caching::NoStore,
+    ))
 }
 
 /// `POST /auth/logout`: ends the current session, or every session with `{"all": true}`.
-pub async fn logout(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let all = match json_object(&request)? {
-                Some(body) => {
-                    body.only(&["all"])?;
-                    body.optional_bool("all")?.unwrap_or(false)
-                }
-                None => false,
-            };
-            service
-                .logout(principal.user_id, principal.session_id, all)
-                .await?;
-            Ok(no_content())
+pub async fn logout(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let all = match json_object(&request)? {
+        Some(body) => {
+            body.only(&["all"])?;
+            body.optional_bool("all")?.unwrap_or(false)
         }
-        .await,
-    )
+        None => false,
+    };
+    service
+        .logout(principal.user_id, principal.chain_id, all)
+        .await?;
+    Ok(no_content())
 }
 
 /// `GET /auth/me`: the signed-in user, read from the store; a user of a trusted external
 /// issuer is answered from the token's claims, since this service stores no row for it.
-pub async fn me(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            match caller(&request, &service.config().issuer)? {
-                Caller::Own(principal) => {
-                    let user = service.me(principal.user_id).await?;
-                    let body = UserWrapper {
-                        user: UserView::from(&user),
-                    };
-                    Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
-                }
-                Caller::External(identity) => {
-                    let body = ExternalMe::from(&identity);
-                    Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
-                }
-            }
+pub async fn me(service: &AuthService, request: Request) -> Outcome {
+    match caller(&request, &service.config().issuer)? {
+        Caller::Own(principal) => {
+            let user = service.me(principal.user_id).await?;
+            let body = UserWrapper {
+                user: UserView::from(&user),
+            };
+            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
         }
-        .await,
-    )
+        Caller::External(identity) => {
+            let body = ExternalMe::from(&identity);
+            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
+        }
+    }
 }
 
 /// `POST /auth/password`: `{"current_password", "new_password"}`; every other session ends.
-pub async fn change_password(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
-            body.only(&["current_password", "new_password"])?;
-            let current = Password::new(body.string("current_password")?);
-            let new = Password::new(body.string("new_password")?);
-            service
-                .change_password(principal.user_id, principal.session_id, &current, &new)
-                .await?;
-            Ok(no_content())
-        }
-        .await,
-    )
+pub async fn change_password(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["current_password", "new_password"])?;
+    let current = Password::new(body.string("current_password")?);
+    let new = Password::new(body.string("new_password")?);
+    service
+        .change_password(principal.user_id, principal.chain_id, &current, &new)
+        .await?;
+    Ok(no_content())
 }
 
 /// `GET /auth/sessions`: the user's live sessions.
-pub async fn list_sessions(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let sessions = service
-                .sessions(principal.user_id, principal.session_id)
-                .await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &SessionsView::from(sessions.as_slice()),
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn list_sessions(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let sessions = service
+        .sessions(principal.user_id, principal.chain_id)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &SessionsView::from(sessions.as_slice()),
+        Caching::NoStore,
+    ))
 }
 
 /// `DELETE /auth/sessions/{id}`: revokes one of the user's own sessions.
-pub async fn revoke_session(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let id = request
-                .path_parameters_ref()
-                .and_then(|p| p.first("id"))
-                .unwrap_or_default();
-            // An id that is not even a UUID cannot name a session: not found, like any other.
-            let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
-            service.revoke_session(principal.user_id, id).await?;
-            Ok(no_content())
-        }
-        .await,
-    )
+pub async fn revoke_session(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let id = request
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .unwrap_or_default();
+    // An id that is not even a UUID cannot name a session: not found, like any other.
+    let id = Uuid::parse_str(id).map_err(|_| AuthError::NotFound)?;
+    service.revoke_session(principal.user_id, id).await?;
+    Ok(no_content())
 }
 
 /// `202 Accepted` with a message for people: mail is on its way, or not, without saying which.
@@ -232,218 +191,168 @@ fn fields<const N: usize>(
 }
 
 /// `POST /auth/email/verification`: a new verification link to the signed-in user's address.
-pub async fn request_verification(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            if let Some(body) = json_object(&request)? {
-                body.only(&[])?;
-            }
-            let links = links(service, &request)?;
-            service
-                .request_verification(principal.user_id, &links)
-                .await?;
-            Ok(accepted(
-                "If the address is not verified yet, a link to verify it is on its way.",
-            ))
-        }
-        .await,
-    )
+pub async fn request_verification(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    if let Some(body) = json_object(&request)? {
+        body.only(&[])?;
+    }
+    let links = links(service, &request)?;
+    service
+        .request_verification(principal.user_id, &links)
+        .await?;
+    Ok(accepted(
+        "If the address is not verified yet, a link to verify it is on its way.",
+    ))
 }
 
 /// `POST /auth/email/verify`: `{"token"}` from a verification or address-change link.
-pub async fn verify_email(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let [token] = fields(&request, ["token"])?;
-            let user = service.verify_email(&token).await?;
-            let body = UserWrapper {
-                user: UserView::from(&user),
-            };
-            Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
-        }
-        .await,
-    )
+pub async fn verify_email(service: &AuthService, request: Request) -> Outcome {
+    let [token] = fields(&request, ["token"])?;
+    let user = service.verify_email(&token).await?;
+    let body = UserWrapper {
+        user: UserView::from(&user),
+    };
+    Ok(json_response(StatusCode::OK, &body, Caching::NoStore))
 }
 
 /// `POST /auth/email`: `{"email", "password", "code"?}` (`code` when TOTP is on) starts an
 /// address change; the same answer whether or not the new address is taken.
-pub async fn change_email(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
-            body.only(&["email", "password", "code"])?;
-            let email = body.string("email")?;
-            let password = Password::new(body.string("password")?);
-            let code = body
-                .optional_string("code")?
-                .map(|code| MfaCode::either(code, "code"))
-                .transpose()?;
-            let links = links(service, &request)?;
-            let ip = source_ip(&request);
-            service
-                .start_email_change(
-                    principal.user_id,
-                    principal.session_id,
-                    email,
-                    &password,
-                    code.as_ref(),
-                    ip.as_deref(),
-                    &links,
-                )
-                .await?;
-            Ok(accepted(
-                "If the address can take this account, a link to confirm it is on its way to it. Nothing changes until it is opened.",
-            ))
-        }
-        .await,
-    )
+pub async fn change_email(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["email", "password", "code"])?;
+    let email = body.string("email")?;
+    let password = Password::new(body.string("password")?);
+    let code = body
+        .optional_string("code")?
+        .map(|code| MfaCode::either(code, "code"))
+        .transpose()?;
+    let links = links(service, &request)?;
+    let ip = source_ip(&request);
+    service
+        .start_email_change(
+            principal.user_id,
+            principal.chain_id,
+            email,
+            &password,
+            code.as_ref(),
+            ip.as_deref(),
+            &links,
+        )
+        .await?;
+    Ok(accepted(
+        "If the address can take this account, a link to confirm it is on its way to it. Nothing changes until it is opened.",
+    ))
 }
 
 /// `POST /auth/password/forgot`: `{"email"}`; the same answer whether or not it has an account.
-pub async fn forgot_password(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let [email] = fields(&request, ["email"])?;
-            let links = links(service, &request)?;
-            let ip = source_ip(&request);
-            service
-                .forgot_password(&email, ip.as_deref(), &links)
-                .await?;
-            Ok(accepted(
-                "If an account exists for this address, a link to reset its password is on its way.",
-            ))
-        }
-        .await,
-    )
+pub async fn forgot_password(service: &AuthService, request: Request) -> Outcome {
+    let [email] = fields(&request, ["email"])?;
+    let links = links(service, &request)?;
+    let ip = source_ip(&request);
+    service
+        .forgot_password(&email, ip.as_deref(), &links)
+        .await?;
+    Ok(accepted(
+        "If an account exists for this address, a link to reset its password is on its way.",
+    ))
 }
 
 /// `POST /auth/password/reset`: `{"token", "password"}`; every session ends.
-pub async fn reset_password(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let [token, password] = fields(&request, ["token", "password"])?;
-            service
-                .reset_password(&token, &Password::new(password))
-                .await?;
-            Ok(no_content())
-        }
-        .await,
-    )
+pub async fn reset_password(service: &AuthService, request: Request) -> Outcome {
+    let [token, password] = fields(&request, ["token", "password"])?;
+    service
+        .reset_password(&token, &Password::new(password))
+        .await?;
+    Ok(no_content())
 }
 
 /// `POST /auth/mfa/totp/setup`: `{"password"}`; a secret to enrol, nothing on yet.
-pub async fn totp_setup(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let [password] = fields(&request, ["password"])?;
-            let enrolment = service
-                .totp_setup(
-                    principal.user_id,
-                    principal.session_id,
-                    &Password::new(password),
-                )
-                .await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &EnrolmentView::from(&enrolment),
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn totp_setup(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let [password] = fields(&request, ["password"])?;
+    let enrolment = service
+        .totp_setup(
+            principal.user_id,
+            principal.chain_id,
+            &Password::new(password),
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &EnrolmentView::from(&enrolment),
+        Caching::NoStore,
+    ))
 }
 
 /// `POST /auth/mfa/totp/confirm`: `{"code"}`; TOTP on, and the recovery codes, once.
-pub async fn totp_confirm(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let [code] = fields(&request, ["code"])?;
-            let code = MfaCode::totp(&code, "code")?;
-            let codes = service.totp_confirm(principal.user_id, &code).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &RecoveryCodesView {
-                    recovery_codes: codes,
-                },
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn totp_confirm(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let [code] = fields(&request, ["code"])?;
+    let code = MfaCode::totp(&code, "code")?;
+    let codes = service.totp_confirm(principal.user_id, &code).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &RecoveryCodesView {
+            recovery_codes: codes,
+        },
+        Caching::NoStore,
+    ))
 }
 
 /// `DELETE /auth/mfa/totp`: `{"password", "code"}` (a TOTP or a recovery code); TOTP off.
-pub async fn totp_disable(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let [password, code] = fields(&request, ["password", "code"])?;
-            let code = MfaCode::either(&code, "code")?;
-            service
-                .totp_disable(
-                    principal.user_id,
-                    principal.session_id,
-                    &Password::new(password),
-                    &code,
-                )
-                .await?;
-            Ok(no_content())
-        }
-        .await,
-    )
+pub async fn totp_disable(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let [password, code] = fields(&request, ["password", "code"])?;
+    let code = MfaCode::either(&code, "code")?;
+    service
+        .totp_disable(
+            principal.user_id,
+            principal.chain_id,
+            &Password::new(password),
+            &code,
+        )
+        .await?;
+    Ok(no_content())
 }
 
 /// `POST /auth/mfa/recovery-codes`: `{"password", "code"}`; a new set, the old one stops
 /// working.
-pub async fn regenerate_recovery_codes(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let principal = principal(&request, &service.config().issuer)?;
-            let [password, code] = fields(&request, ["password", "code"])?;
-            let code = MfaCode::either(&code, "code")?;
-            let codes = service
-                .regenerate_recovery_codes(
-                    principal.user_id,
-                    principal.session_id,
-                    &Password::new(password),
-                    &code,
-                )
-                .await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &RecoveryCodesView {
-                    recovery_codes: codes,
-                },
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn regenerate_recovery_codes(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let [password, code] = fields(&request, ["password", "code"])?;
+    let code = MfaCode::either(&code, "code")?;
+    let codes = service
+        .regenerate_recovery_codes(
+            principal.user_id,
+            principal.chain_id,
+            &Password::new(password),
+            &code,
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &RecoveryCodesView {
+            recovery_codes: codes,
+        },
+        Caching::NoStore,
+    ))
 }
 
 /// `POST /auth/mfa/verify`: `{"mfa_token", "code"}` or `{"mfa_token", "recovery_code"}`.
-pub async fn verify_mfa(service: &AuthService, request: Request) -> Response<Body> {
-    finish(
-        async {
-            let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
-            body.only(&["mfa_token", "code", "recovery_code"])?;
-            let mfa_token = body.string("mfa_token")?;
-            let code = match (body.has("code"), body.has("recovery_code")) {
-                (true, false) => MfaCode::totp(body.string("code")?, "code")?,
-                (false, true) => MfaCode::recovery(body.string("recovery_code")?, "recovery_code")?,
-                _ => return Err(RequestError::one_of(&["code", "recovery_code"]).into()),
-            };
-            let signed_in = service.verify_mfa(mfa_token, &code).await?;
-            Ok(json_response(
-                StatusCode::OK,
-                &TokenResponse::from(&signed_in),
-                Caching::NoStore,
-            ))
-        }
-        .await,
-    )
+pub async fn verify_mfa(service: &AuthService, request: Request) -> Outcome {
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["mfa_token", "code", "recovery_code"])?;
+    let mfa_token = body.string("mfa_token")?;
+    let code = match (body.has("code"), body.has("recovery_code")) {
+        (true, false) => MfaCode::totp(body.string("code")?, "code")?,
+        (false, true) => MfaCode::recovery(body.string("recovery_code")?, "recovery_code")?,
+        _ => return Err(RequestError::one_of(&["code", "recovery_code"]).into()),
+    };
+    let signed_in = service.verify_mfa(mfa_token, &code).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &TokenResponse::from(&signed_in),
+        Caching::NoStore,
+    ))
 }

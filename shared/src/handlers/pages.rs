@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
-use super::discovery::Discovery;
+use super::Published;
 
 /// A page, assembled once per instance.
 struct Page {
@@ -69,7 +69,7 @@ fn respond(page: &Page) -> Response<Body> {
 }
 
 /// `GET /verify-email`.
-pub async fn verify_email(_discovery: &Discovery, _request: Request) -> Response<Body> {
+pub async fn verify_email(_published: &Published, _request: Request) -> Response<Body> {
     static PAGE: OnceLock<Page> = OnceLock::new();
     respond(PAGE.get_or_init(|| {
         assemble(
@@ -80,7 +80,7 @@ pub async fn verify_email(_discovery: &Discovery, _request: Request) -> Response
 }
 
 /// `GET /reset-password`.
-pub async fn reset_password(_discovery: &Discovery, _request: Request) -> Response<Body> {
+pub async fn reset_password(_published: &Published, _request: Request) -> Response<Body> {
     static PAGE: OnceLock<Page> = OnceLock::new();
     respond(PAGE.get_or_init(|| {
         assemble(
@@ -97,10 +97,10 @@ mod tests {
     #[tokio::test]
     async fn pages_are_self_contained_under_a_strict_policy() {
         let keys = crate::KeyRing::verify_only(&crate::tokens::JwkSet::default()).unwrap();
-        let discovery = Discovery::new("https://issuer.example", &keys);
+        let published = Published::new("https://issuer.example", &keys);
         for response in [
-            verify_email(&discovery, Request::default()).await,
-            reset_password(&discovery, Request::default()).await,
+            verify_email(&published, Request::default()).await,
+            reset_password(&published, Request::default()).await,
         ] {
             assert_eq!(response.status(), 200);
             let headers = response.headers();

@@ -1,7 +1,8 @@
 //! The HTTP face of the service, shared by the Lambda functions and the local server: request
-//! parsing (content type, size limit, JSON objects with typed fields), the contract's views,
+//! parsing (content type, size limit, JSON objects with typed fields), the API's views (docs/api.md),
 //! and the one place where errors become `application/problem+json` responses.
 
+pub mod paths;
 mod problem;
 mod request;
 mod views;

@@ -14,7 +14,7 @@ use crate::service::{Caller, LinkBase, Principal};
 use crate::tokens::external::ExternalIdentity;
 use crate::validation::FieldError;
 
-/// The contract's limit on request bodies.
+/// The limit on request bodies (docs/api.md, "Errors").
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -165,10 +165,10 @@ pub fn caller(request: &Request, own_issuer: &str) -> Result<Caller, RequestErro
     }
     let uuid = |key: &str| text(key).and_then(|v| Uuid::parse_str(v).ok());
     match (uuid("user_id"), text("user_email"), uuid("session_id")) {
-        (Some(user_id), Some(email), Some(session_id)) => Ok(Caller::Own(Principal {
+        (Some(user_id), Some(email), Some(chain_id)) => Ok(Caller::Own(Principal {
             user_id,
             user_email: email.to_owned(),
-            session_id,
+            chain_id,
             email_verified: text("email_verified") == Some("true"),
             mfa: text("mfa") == Some("true"),
         })),

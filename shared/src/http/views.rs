@@ -1,4 +1,4 @@
-//! Response bodies of the contract. Timestamps are RFC 3339; `password_hash` has no field here,
+//! Response bodies of the API (docs/api.md). Timestamps are RFC 3339; `password_hash` has no field here,
 //! so it cannot leave the service.
 
 use serde::Serialize;

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::clock::UnixTime;
 use crate::model::{
-    EmailLink, MfaChallenge, Rotation, SealedSecret, Session, SessionChain, TrustedDevice, User,
+    EmailLink, IssuedToken, MfaChallenge, Rotation, SealedSecret, SessionChain, TrustedDevice, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum StoreError {
 pub struct SessionSnapshot {
     pub user: Option<User>,
     pub chain: Option<SessionChain>,
-    pub token: Option<Session>,
+    pub token: Option<IssuedToken>,
 }
 
 /// What became of an attempt to spend a refresh token.
@@ -58,13 +58,13 @@ pub enum RotateOutcome {
 /// A refresh token being spent, and what replaces it.
 #[derive(Debug, Clone)]
 pub struct RotationRequest<'a> {
-    pub spent: &'a Session,
+    pub spent: &'a IssuedToken,
     /// The epoch the chain belongs to: the rotation happens only while the user is active and
     /// still at it.
     pub epoch: u64,
     pub rotation: &'a Rotation,
-    pub access: &'a Session,
-    pub refresh: &'a Session,
+    pub access: &'a IssuedToken,
+    pub refresh: &'a IssuedToken,
     pub now: UnixTime,
 }
 
@@ -105,8 +105,8 @@ pub trait SessionStore: Send + Sync {
     async fn start_chain(
         &self,
         chain: &SessionChain,
-        access: &Session,
-        refresh: &Session,
+        access: &IssuedToken,
+        refresh: &IssuedToken,
     ) -> Result<(), StoreError>;
 
     /// Reads the user, the chain and the token in one consistent step. Expired chains and
@@ -114,8 +114,8 @@ pub trait SessionStore: Send + Sync {
     async fn snapshot(
         &self,
         user_id: Uuid,
-        sid: Uuid,
-        session_id: Uuid,
+        chain_id: Uuid,
+        token_id: Uuid,
         now: UnixTime,
     ) -> Result<SessionSnapshot, StoreError>;
 
@@ -127,7 +127,7 @@ pub trait SessionStore: Send + Sync {
     async fn revoke_chain(
         &self,
         user_id: Uuid,
-        sid: Uuid,
+        chain_id: Uuid,
         epoch: u64,
         now: UnixTime,
     ) -> Result<bool, StoreError>;
@@ -142,7 +142,7 @@ pub trait SessionStore: Send + Sync {
     /// Records use of a chain, at most once per `min_interval` seconds however many callers race.
     async fn touch_chain(
         &self,
-        sid: Uuid,
+        chain_id: Uuid,
         now: UnixTime,
         min_interval: i64,
     ) -> Result<(), StoreError>;

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 use shared::AuthService;
-use shared::handlers::{authorizer, discovery::Discovery};
+use shared::authorizer;
+use shared::handlers::Published;
 use shared::http::body_bytes;
 use shared::routes::{self, HandlerState, ROUTES};
 
@@ -146,21 +147,21 @@ impl Target<'_> {
 /// documents, where each Lambda function holds one.
 struct LocalState {
     service: Arc<AuthService>,
-    discovery: Discovery,
+    discovery: Published,
 }
 
 impl HandlerState for LocalState {
     fn service(&self) -> Option<&AuthService> {
         Some(&self.service)
     }
-    fn discovery(&self) -> Option<&Discovery> {
+    fn published(&self) -> Option<&Published> {
         Some(&self.discovery)
     }
 }
 
 impl Gateway {
     /// Serves every route of `shared::routes::ROUTES`.
-    pub fn new(service: Arc<AuthService>, discovery: Discovery) -> Self {
+    pub fn new(service: Arc<AuthService>, discovery: Published) -> Self {
         Self {
             state: LocalState { service, discovery },
             mail: None,
@@ -186,7 +187,7 @@ impl Gateway {
         }
         for extra in &self.extra_routes {
             if (extra.method == "ANY" || extra.method == method)
-                && let Some(parameters) = routes::match_path(&extra.path, path)
+                && let Some(parameters) = shared::http::paths::match_path(&extra.path, path)
             {
                 return (Target::Extra(extra), parameters);
             }

@@ -6,7 +6,7 @@
 //! `--extra-route` serves another team's Lambda binary (built for this machine, e.g. with
 //! `cargo build`) on a route behind this API's authorizer, as `examples/orders` shows.
 //! `PORT`, `DATA_DIR` and `AWS_ENDPOINT_URL_DYNAMODB` do the same as the flags; every variable of
-//! the contract's configuration applies too.
+//! the configuration of docs/api.md applies too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use local_api::mail::FolderMailer;
 use local_api::{
     ExtraRouteSpec, Gateway, LocalStore, load_or_create_keys, load_or_create_mfa_keys, server,
 };
-use shared::handlers::discovery::Discovery;
+use shared::handlers::Published;
 use shared::{AuthService, Config, Defaults, Passwords, SystemClock};
 use tokio::net::TcpListener;
 
@@ -114,7 +114,7 @@ async fn run() -> Result<(), String> {
         )
         .await?,
     );
-    let discovery = Discovery::new(config.issuer.clone(), &keys);
+    let discovery = Published::new(config.issuer.clone(), &keys);
     let mailer = FolderMailer::new(options.data_dir.join(local_api::MAIL_DIR));
     let service = Arc::new(
         AuthService::new(

@@ -5,14 +5,13 @@
 //! server: the field in the answers and in the login body.
 
 use futures::future::join_all;
-use integration_tests::{Harness, on_both_stores};
+use integration_tests::{Harness, PASSWORD, on_both_stores};
 use serde_json::json;
 use shared::service::{LinkBase, MfaCode, SignIn};
 use shared::tokens::token_hash;
 use shared::{AuthError, Clock, Password, SignedIn};
 
 const EMAIL: &str = "owner@example.com";
-const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new horse staple 2026";
 
 on_both_stores!(
@@ -27,18 +26,6 @@ on_both_stores!(
     a_device_token_does_not_skip_the_second_factor,
     the_local_server_carries_device_tokens,
 );
-
-async fn register(h: &Harness, email: &str) -> SignedIn {
-    h.service
-        .register_with_links(
-            email,
-            &Password::new(PASSWORD),
-            None,
-            Some(&LinkBase("https://app.example.com".into())),
-        )
-        .await
-        .expect("register")
-}
 
 async fn login(
     h: &Harness,
@@ -80,7 +67,7 @@ fn is_throttled(result: &Result<SignIn, AuthError>) -> bool {
 }
 
 async fn every_sign_in_answers_a_device_token_stored_only_as_a_hash(h: Harness) {
-    let registered = register(&h, EMAIL).await;
+    let registered = h.register_with_mail(EMAIL).await;
     let first = device_of(&registered);
     let logged_in = login(&h, EMAIL, PASSWORD, None)
         .await
@@ -129,7 +116,7 @@ async fn every_sign_in_answers_a_device_token_stored_only_as_a_hash(h: Harness) 
 }
 
 async fn the_owner_signs_in_from_a_device_while_the_address_is_locked(h: Harness) {
-    let device = device_of(&register(&h, EMAIL).await);
+    let device = device_of(&h.register_with_mail(EMAIL).await);
     lock_out(&h, EMAIL).await;
     let work = h.service.passwords().work_done();
     let signed_in = login(&h, EMAIL, PASSWORD, Some(&device))
@@ -152,7 +139,7 @@ async fn the_owner_signs_in_from_a_device_while_the_address_is_locked(h: Harness
 }
 
 async fn a_device_token_stops_counting_after_its_own_failure_budget(h: Harness) {
-    let device = device_of(&register(&h, EMAIL).await);
+    let device = device_of(&h.register_with_mail(EMAIL).await);
     lock_out(&h, EMAIL).await;
     for _ in 0..h.config.login_max_failures {
         assert!(matches!(
@@ -169,7 +156,7 @@ async fn a_device_token_stops_counting_after_its_own_failure_budget(h: Harness) 
 
     // A success resets a device's budget: another device, below its budget.
     let h2 = Harness::new(h.backend).await;
-    let device = device_of(&register(&h2, EMAIL).await);
+    let device = device_of(&h2.register_with_mail(EMAIL).await);
     for _ in 0..h2.config.login_max_failures - 1 {
         let _ = login(&h2, EMAIL, "typo", Some(&device)).await;
     }
@@ -182,7 +169,7 @@ async fn a_device_token_stops_counting_after_its_own_failure_budget(h: Harness) 
 }
 
 async fn a_burst_of_guesses_with_a_device_token_gets_no_more_than_its_budget(h: Harness) {
-    let device = device_of(&register(&h, EMAIL).await);
+    let device = device_of(&h.register_with_mail(EMAIL).await);
     lock_out(&h, EMAIL).await;
     let guesses = (0..3 * h.config.login_max_failures)
         .map(|i| {
@@ -205,12 +192,12 @@ async fn a_burst_of_guesses_with_a_device_token_gets_no_more_than_its_budget(h: 
 }
 
 async fn log_out_everywhere_revokes_device_tokens(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let device = device_of(&signed_in);
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
     // Logging out of one session keeps the device.
     h.service
-        .logout(principal.user_id, principal.session_id, false)
+        .logout(principal.user_id, principal.chain_id, false)
         .await
         .unwrap();
     lock_out(&h, EMAIL).await;
@@ -221,7 +208,7 @@ async fn log_out_everywhere_revokes_device_tokens(h: Harness) {
         .unwrap();
     let principal = h.service.authorize(&again.access_token).await.unwrap();
     h.service
-        .logout(principal.user_id, principal.session_id, true)
+        .logout(principal.user_id, principal.chain_id, true)
         .await
         .unwrap();
     lock_out(&h, EMAIL).await;
@@ -231,13 +218,13 @@ async fn log_out_everywhere_revokes_device_tokens(h: Harness) {
 }
 
 async fn a_password_change_revokes_device_tokens(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let device = device_of(&signed_in);
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
     h.service
         .change_password(
             principal.user_id,
-            principal.session_id,
+            principal.chain_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
         )
@@ -250,7 +237,7 @@ async fn a_password_change_revokes_device_tokens(h: Harness) {
 }
 
 async fn a_password_reset_revokes_device_tokens(h: Harness) {
-    let device = device_of(&register(&h, EMAIL).await);
+    let device = device_of(&h.register_with_mail(EMAIL).await);
     h.service
         .forgot_password(EMAIL, None, &LinkBase("https://app.example.com".into()))
         .await
@@ -267,8 +254,8 @@ async fn a_password_reset_revokes_device_tokens(h: Harness) {
 }
 
 async fn a_device_token_counts_only_for_its_own_user(h: Harness) {
-    let mallory = device_of(&register(&h, "mallory@example.com").await);
-    register(&h, EMAIL).await;
+    let mallory = device_of(&h.register_with_mail("mallory@example.com").await);
+    h.register_with_mail(EMAIL).await;
     lock_out(&h, EMAIL).await;
     assert!(is_throttled(
         &login(&h, EMAIL, PASSWORD, Some(&mallory)).await
@@ -281,7 +268,7 @@ async fn a_device_token_counts_only_for_its_own_user(h: Harness) {
 }
 
 async fn a_device_token_does_not_skip_the_second_factor(h: Harness) {
-    let device = device_of(&register(&h, EMAIL).await);
+    let device = device_of(&h.register_with_mail(EMAIL).await);
     let user = h.store.user_by_email(EMAIL).await.unwrap().unwrap();
     let enrolled = h.enrol_totp(user.id, PASSWORD).await;
     lock_out(&h, EMAIL).await;

@@ -4,25 +4,12 @@
 //! uniqueness under a race.
 
 use futures::future::join_all;
-use integration_tests::{Harness, on_both_stores};
+use integration_tests::{Harness, PASSWORD, app_links, on_both_stores};
 use shared::model::TokenType;
-use shared::service::LinkBase;
-use shared::{AuthError, Password, SignedIn};
+use shared::{AuthError, Password};
 
 const EMAIL: &str = "ada@example.com";
-const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new horse staple 2026";
-
-fn links() -> LinkBase {
-    LinkBase("https://app.example.com".into())
-}
-
-async fn register(h: &Harness, email: &str) -> SignedIn {
-    h.service
-        .register_with_links(email, &Password::new(PASSWORD), None, Some(&links()))
-        .await
-        .unwrap()
-}
 
 fn is_invalid_token<T: std::fmt::Debug>(result: &Result<T, AuthError>) -> bool {
     matches!(result, Err(AuthError::InvalidToken(_)))
@@ -49,7 +36,7 @@ on_both_stores!(
 );
 
 async fn registration_sends_a_link_that_verifies_once(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     assert!(!signed_in.user.email_verified);
     let mail = h.mail_to(EMAIL).await;
     assert_eq!(mail.len(), 1);
@@ -73,10 +60,10 @@ async fn registration_sends_a_link_that_verifies_once(h: Harness) {
 }
 
 async fn a_newer_link_makes_older_ones_of_its_kind_invalid(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let first = h.link_token(EMAIL, "verify-email").await;
     h.service
-        .request_verification(signed_in.user.id, &links())
+        .request_verification(signed_in.user.id, &app_links())
         .await
         .unwrap();
     let second = h.link_token(EMAIL, "verify-email").await;
@@ -86,12 +73,12 @@ async fn a_newer_link_makes_older_ones_of_its_kind_invalid(h: Harness) {
 
     // Reset links likewise.
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let old = h.link_token(EMAIL, "reset-password").await;
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let new = h.link_token(EMAIL, "reset-password").await;
@@ -104,10 +91,10 @@ async fn a_newer_link_makes_older_ones_of_its_kind_invalid(h: Harness) {
 }
 
 async fn links_expire(h: Harness) {
-    register(&h, EMAIL).await;
+    h.register_with_mail(EMAIL).await;
     let verification = h.link_token(EMAIL, "verify-email").await;
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let reset = h.link_token(EMAIL, "reset-password").await;
@@ -133,10 +120,10 @@ async fn links_expire(h: Harness) {
 }
 
 async fn a_link_of_one_kind_is_never_accepted_as_another(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let verification = h.link_token(EMAIL, "verify-email").await;
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let reset = h.link_token(EMAIL, "reset-password").await;
@@ -165,7 +152,7 @@ async fn a_link_of_one_kind_is_never_accepted_as_another(h: Harness) {
 }
 
 async fn concurrent_spends_of_one_link_succeed_once(h: Harness) {
-    register(&h, EMAIL).await;
+    h.register_with_mail(EMAIL).await;
     let token = h.link_token(EMAIL, "verify-email").await;
     let attempts = (0..8).map(|_| {
         let (service, token) = (h.service.clone(), token.clone());
@@ -184,7 +171,7 @@ async fn concurrent_spends_of_one_link_succeed_once(h: Harness) {
     assert!(results.iter().filter(|r| r.is_err()).all(is_invalid_token));
 
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let reset = h.link_token(EMAIL, "reset-password").await;
@@ -208,10 +195,13 @@ async fn concurrent_spends_of_one_link_succeed_once(h: Harness) {
 }
 
 async fn verification_mails_are_limited_per_user(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let id = signed_in.user.id;
-    h.service.request_verification(id, &links()).await.unwrap();
-    match h.service.request_verification(id, &links()).await {
+    h.service
+        .request_verification(id, &app_links())
+        .await
+        .unwrap();
+    match h.service.request_verification(id, &app_links()).await {
         Err(AuthError::TooManyRequests { retry_after_secs }) => {
             assert!((1..=60).contains(&retry_after_secs))
         }
@@ -219,11 +209,14 @@ async fn verification_mails_are_limited_per_user(h: Harness) {
     }
     for _ in 1..10 {
         h.clock.advance(61);
-        h.service.request_verification(id, &links()).await.unwrap();
+        h.service
+            .request_verification(id, &app_links())
+            .await
+            .unwrap();
     }
     h.clock.advance(61);
     assert!(matches!(
-        h.service.request_verification(id, &links()).await,
+        h.service.request_verification(id, &app_links()).await,
         Err(AuthError::TooManyRequests { .. })
     ));
     // One from registration and ten asked for.
@@ -232,14 +225,17 @@ async fn verification_mails_are_limited_per_user(h: Harness) {
     let token = h.link_token(EMAIL, "verify-email").await;
     h.service.verify_email(&token).await.unwrap();
     h.clock.advance(86_400);
-    h.service.request_verification(id, &links()).await.unwrap();
+    h.service
+        .request_verification(id, &app_links())
+        .await
+        .unwrap();
     assert_eq!(h.mail_to(EMAIL).await.len(), 11);
 }
 
 async fn a_weak_password_leaves_the_reset_link_usable(h: Harness) {
-    register(&h, EMAIL).await;
+    h.register_with_mail(EMAIL).await;
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let token = h.link_token(EMAIL, "reset-password").await;
@@ -262,7 +258,7 @@ async fn a_weak_password_leaves_the_reset_link_usable(h: Harness) {
 }
 
 async fn a_reset_ends_every_session_and_verifies_the_address(h: Harness) {
-    let first = register(&h, EMAIL).await;
+    let first = h.register_with_mail(EMAIL).await;
     let second = h
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
@@ -271,7 +267,7 @@ async fn a_reset_ends_every_session_and_verifies_the_address(h: Harness) {
         .signed_in()
         .unwrap();
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let token = h.link_token(EMAIL, "reset-password").await;
@@ -301,8 +297,11 @@ async fn a_reset_ends_every_session_and_verifies_the_address(h: Harness) {
 }
 
 async fn forgot_password_answers_alike_and_mails_only_an_active_account(h: Harness) {
-    let active = register(&h, "active@example.com").await;
-    let disabled = register(&h, "disabled@example.com").await;
+    let active = h.register_with_mail("active@example.com").await;
+    let disabled = h.register_with_mail("disabled@example.com").await;
+    // The registration's mail goes out in the background: deactivating before it is out would
+    // kill its link (a new epoch) and race the count below.
+    assert_eq!(h.mail_to("disabled@example.com").await.len(), 1);
     h.store
         .set_active(disabled.user.id, false, shared::Clock::now(&*h.clock))
         .await
@@ -315,7 +314,7 @@ async fn forgot_password_answers_alike_and_mails_only_an_active_account(h: Harne
     ] {
         assert!(
             h.service
-                .forgot_password(email, None, &links())
+                .forgot_password(email, None, &app_links())
                 .await
                 .is_ok(),
             "{email}"
@@ -332,10 +331,10 @@ async fn forgot_password_answers_alike_and_mails_only_an_active_account(h: Harne
 }
 
 async fn reset_mails_are_limited_per_address(h: Harness) {
-    register(&h, EMAIL).await;
+    h.register_with_mail(EMAIL).await;
     for _ in 0..5 {
         h.service
-            .forgot_password(EMAIL, None, &links())
+            .forgot_password(EMAIL, None, &app_links())
             .await
             .unwrap();
     }
@@ -348,7 +347,7 @@ async fn reset_mails_are_limited_per_address(h: Harness) {
     assert_eq!(resets, 3);
     h.clock.advance(3600);
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let resets = h
@@ -361,8 +360,11 @@ async fn reset_mails_are_limited_per_address(h: Harness) {
 }
 
 async fn forgot_password_does_the_same_work_before_answering_whatever_the_account(h: Harness) {
-    register(&h, "exists@example.com").await;
-    let disabled = register(&h, "disabled@example.com").await;
+    h.register_with_mail("exists@example.com").await;
+    let disabled = h.register_with_mail("disabled@example.com").await;
+    // The registration's mail goes out in the background: deactivating before it is out would
+    // kill its link (a new epoch) and race the count below.
+    assert_eq!(h.mail_to("disabled@example.com").await.len(), 1);
     h.store
         .set_active(disabled.user.id, false, shared::Clock::now(&*h.clock))
         .await
@@ -387,7 +389,7 @@ async fn forgot_password_does_the_same_work_before_answering_whatever_the_accoun
                 .block_on(async {
                     let (reads, writes) = (calls.reads(), calls.writes());
                     service
-                        .forgot_password(&email, Some("203.0.113.9"), &links())
+                        .forgot_password(&email, Some("203.0.113.9"), &app_links())
                         .await
                         .unwrap();
                     (calls.reads() - reads, calls.writes() - writes)
@@ -401,17 +403,17 @@ async fn forgot_password_does_the_same_work_before_answering_whatever_the_accoun
 }
 
 async fn a_password_change_invalidates_an_outstanding_reset_link(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
     h.service
-        .forgot_password(EMAIL, None, &links())
+        .forgot_password(EMAIL, None, &app_links())
         .await
         .unwrap();
     let token = h.link_token(EMAIL, "reset-password").await;
     h.service
         .change_password(
             principal.user_id,
-            principal.session_id,
+            principal.chain_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
         )
@@ -425,7 +427,7 @@ async fn a_password_change_invalidates_an_outstanding_reset_link(h: Harness) {
 }
 
 async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let id = signed_in.user.id;
     let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
     let other = h
@@ -440,17 +442,17 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
         h.service
             .start_email_change(
                 id,
-                asking.session_id,
+                asking.chain_id,
                 new,
                 &Password::new("wrong password here"),
                 None,
                 None,
-                &links()
+                &app_links()
             )
             .await,
         Err(AuthError::InvalidCredentials)
     ));
-    register(&h, "taken@example.com").await;
+    h.register_with_mail("taken@example.com").await;
     // A taken address answers as a free one does: the owner of the address gets a notice and
     // no link, so the answer tells nobody which addresses have accounts.
     for taken in ["taken@example.com", "TAKEN@example.com"] {
@@ -458,12 +460,12 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
         h.service
             .start_email_change(
                 id,
-                asking.session_id,
+                asking.chain_id,
                 taken,
                 &Password::new(PASSWORD),
                 None,
                 None,
-                &links(),
+                &app_links(),
             )
             .await
             .unwrap_or_else(|e| panic!("{taken}: {e:?}"));
@@ -481,12 +483,12 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
     h.service
         .start_email_change(
             id,
-            asking.session_id,
+            asking.chain_id,
             new,
             &Password::new(PASSWORD),
             None,
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
@@ -528,28 +530,28 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
         Err(AuthError::InvalidCredentials)
     ));
     // The old address is free again.
-    register(&h, EMAIL).await;
+    h.register_with_mail(EMAIL).await;
     assert!(is_invalid_token(&h.service.verify_email(&token).await));
 }
 
 async fn a_taken_address_shows_only_at_confirmation(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
     let wanted = "wanted@example.com";
     h.service
         .start_email_change(
             signed_in.user.id,
-            asking.session_id,
+            asking.chain_id,
             wanted,
             &Password::new(PASSWORD),
             None,
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
     let token = h.link_token(wanted, "verify-email").await;
-    register(&h, wanted).await;
+    h.register_with_mail(wanted).await;
     assert!(matches!(
         h.service.verify_email(&token).await,
         Err(AuthError::EmailTaken)
@@ -558,7 +560,7 @@ async fn a_taken_address_shows_only_at_confirmation(h: Harness) {
 }
 
 async fn address_changes_have_a_budget_per_user(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
     let change = |to: &'static str| {
         let service = h.service.clone();
@@ -566,12 +568,12 @@ async fn address_changes_have_a_budget_per_user(h: Harness) {
             service
                 .start_email_change(
                     signed_in.user.id,
-                    asking.session_id,
+                    asking.chain_id,
                     to,
                     &Password::new(PASSWORD),
                     None,
                     None,
-                    &links(),
+                    &app_links(),
                 )
                 .await
         }
@@ -600,17 +602,17 @@ async fn two_users_racing_for_one_address_exactly_one_wins(h: Harness) {
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     for email in ["first@example.com", "second@example.com"] {
-        let signed_in = register(&h, email).await;
+        let signed_in = h.register_with_mail(email).await;
         let asking = h.service.authorize(&signed_in.access_token).await.unwrap();
         h.service
             .start_email_change(
                 signed_in.user.id,
-                asking.session_id,
+                asking.chain_id,
                 contested,
                 &Password::new(PASSWORD),
                 None,
                 None,
-                &links(),
+                &app_links(),
             )
             .await
             .unwrap();
@@ -645,7 +647,7 @@ async fn two_users_racing_for_one_address_exactly_one_wins(h: Harness) {
 }
 
 async fn new_tokens_carry_the_verified_address(h: Harness) {
-    let signed_in = register(&h, EMAIL).await;
+    let signed_in = h.register_with_mail(EMAIL).await;
     let claims = h
         .service
         .tokens()

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use integration_tests::local::{LocalApi, Reply};
+use integration_tests::local::LocalApi;
 use integration_tests::{Backend, Harness, on_both_stores, test_config};
 use serde_json::{Value, json};
 
@@ -14,10 +14,6 @@ const NEW_PASSWORD: &str = "a brand new horse staple 2026";
 
 fn credentials(email: &str, password: &str) -> Value {
     json!({"email": email, "password": password})
-}
-
-fn token(reply: &Reply, which: &str) -> String {
-    reply.json()[which].as_str().unwrap().to_owned()
 }
 
 /// The token in the newest mail to `to` that links to `page`, read from the local inbox.
@@ -48,7 +44,7 @@ async fn the_lifecycle_through_the_local_server(h: Harness) {
         .await;
     assert_eq!(registered.status, 201);
     assert_eq!(registered.json()["user"]["email_verified"], false);
-    let access = token(&registered, "access_token");
+    let access = registered.string("access_token");
 
     let mail = api.get("/_dev/mail", None).await.json();
     let message = &mail["messages"][0];
@@ -138,7 +134,7 @@ async fn require_verified_email(backend: Backend) {
     let registered = api
         .post_json("/auth/register", &credentials(EMAIL, PASSWORD), None)
         .await;
-    let access = token(&registered, "access_token");
+    let access = registered.string("access_token");
 
     // Unverified: the routes that get the address verified, /auth/me and logout only.
     assert_eq!(api.get("/auth/me", Some(&access)).await.status, 200);

@@ -4,25 +4,15 @@
 //! black-box through the local server.
 
 use futures::future::join_all;
-use integration_tests::{Harness, on_both_stores};
+use integration_tests::{Harness, PASSWORD, on_both_stores};
 use serde_json::json;
 use shared::model::{Amr, TokenType};
 use shared::service::{LinkBase, MfaCode, SignIn};
 use shared::{AuthError, Clock, Password};
 
 const EMAIL: &str = "ada@example.com";
-const PASSWORD: &str = "correct horse battery staple";
 /// The sign-in chain a signed-in change is made from: re-authentication is charged to it.
 const CHAIN: uuid::Uuid = uuid::Uuid::from_u128(0x5e55_1011);
-
-async fn register(h: &Harness) -> uuid::Uuid {
-    h.service
-        .register(EMAIL, &Password::new(PASSWORD), None)
-        .await
-        .unwrap()
-        .user
-        .id
-}
 
 /// A sign-in that stops at the second factor: its `mfa_token`.
 async fn challenge(h: &Harness) -> String {
@@ -73,7 +63,7 @@ on_both_stores!(
 );
 
 async fn enrolment_needs_the_password_and_a_first_code(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     assert!(
         matches!(
             h.service
@@ -155,7 +145,7 @@ async fn enrolment_needs_the_password_and_a_first_code(h: Harness) {
 }
 
 async fn a_totp_code_finishes_a_sign_in_once(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let code = h.totp_code(&enrolled.secret);
 
@@ -196,7 +186,7 @@ async fn a_totp_code_finishes_a_sign_in_once(h: Harness) {
 }
 
 async fn one_code_on_eight_challenges_at_once_signs_in_once(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let mut tokens = Vec::new();
     for _ in 0..8 {
@@ -229,7 +219,7 @@ async fn one_code_on_eight_challenges_at_once_signs_in_once(h: Harness) {
 }
 
 async fn a_recovery_code_works_once_also_under_races(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let code = &enrolled.recovery_codes[0];
 
@@ -277,7 +267,7 @@ async fn a_recovery_code_works_once_also_under_races(h: Harness) {
 }
 
 async fn a_challenge_dies_after_five_wrong_codes(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let token = challenge(&h).await;
     let right = h.totp_code(&enrolled.secret);
@@ -310,7 +300,7 @@ async fn a_challenge_dies_after_five_wrong_codes(h: Harness) {
 }
 
 async fn a_challenge_lives_five_minutes_and_belongs_to_its_user(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let token = challenge(&h).await;
     h.clock.advance(301);
@@ -354,7 +344,7 @@ async fn a_challenge_lives_five_minutes_and_belongs_to_its_user(h: Harness) {
 }
 
 async fn wrong_codes_count_per_user_across_challenges(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let wrong = || a_wrong_code(&h.totp_code(&enrolled.secret));
     // Four wrong codes on two challenges: no wait yet.
@@ -409,7 +399,7 @@ async fn wrong_codes_count_per_user_across_challenges(h: Harness) {
 }
 
 async fn the_secret_is_sealed_in_the_store(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let stored = h.store.user_by_id(id).await.unwrap().unwrap();
     let sealed = stored.mfa.totp.clone().expect("a sealed secret");
@@ -443,7 +433,7 @@ async fn the_secret_is_sealed_in_the_store(h: Harness) {
 }
 
 async fn amr_and_mfa_from_sign_in_to_refresh(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let plain = h
         .service
         .login(EMAIL, &Password::new(PASSWORD), None)
@@ -494,7 +484,7 @@ async fn amr_and_mfa_from_sign_in_to_refresh(h: Harness) {
 }
 
 async fn turning_it_off_and_new_recovery_codes(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     assert!(matches!(
         h.service
             .regenerate_recovery_codes(id, CHAIN, &Password::new(PASSWORD), &totp("123456"))
@@ -553,7 +543,7 @@ async fn turning_it_off_and_new_recovery_codes(h: Harness) {
 }
 
 async fn a_password_reset_leaves_totp_on(h: Harness) {
-    let id = register(&h).await;
+    let id = h.register(EMAIL).await.user.id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let links = LinkBase("https://app.example.com".into());
     h.service

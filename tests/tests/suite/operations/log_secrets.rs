@@ -55,10 +55,6 @@ impl Secrets {
     }
 }
 
-fn token(reply: &Reply, field: &str) -> String {
-    reply.json()[field].as_str().unwrap().to_owned()
-}
-
 on_both_stores!(the_whole_journey_logs_no_secret);
 
 async fn the_whole_journey_logs_no_secret(h: Harness) {
@@ -78,12 +74,12 @@ async fn the_whole_journey_logs_no_secret(h: Harness) {
         .await;
     assert_eq!(registered.status, 201);
     secrets.tokens_of(&registered);
-    let access = token(&registered, "access_token");
+    let access = registered.string("access_token");
     assert_eq!(api.get("/auth/me", Some(&access)).await.status, 200);
 
     let login = api.post_json("/auth/login", &creds(password), None).await;
     secrets.tokens_of(&login);
-    let refresh = token(&login, "refresh_token");
+    let refresh = login.string("refresh_token");
     let rotated = api
         .post_json("/auth/refresh", &json!({"refresh_token": refresh}), None)
         .await;
@@ -118,7 +114,7 @@ async fn the_whole_journey_logs_no_secret(h: Harness) {
         .await;
     assert_eq!(again.status, 200);
     secrets.tokens_of(&again);
-    let again_access = token(&again, "access_token");
+    let again_access = again.string("access_token");
     assert_eq!(api.get("/auth/me", Some("not.a.token")).await.status, 403);
     assert_eq!(
         api.post_json("/auth/logout", &json!({"all": true}), Some(&again_access))

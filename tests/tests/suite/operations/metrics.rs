@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use integration_tests::{Harness, invoke, test_config};
 use serde_json::{Value, json};
-use shared::handlers::authorizer;
+use shared::authorizer;
 use shared::metrics;
 use shared::{Password, SignedIn};
 

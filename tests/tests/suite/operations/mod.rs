@@ -3,10 +3,14 @@
 //! topic, and the exports other stacks attach their routes with.
 //!
 //! Beside it, what the functions tell the engineer at run time: their metrics (`metrics`) and
-//! their logs, which carry no secret (`log_secrets`).
+//! their logs, which carry no secret (`log_secrets`); and the functions as AWS runs them: the
+//! environment the SAM CLI gives them (`sam_cli`), and their real binaries under AWS's Runtime
+//! Interface Emulator (`rie`).
 
 mod log_secrets;
 mod metrics;
+mod rie;
+mod sam_cli;
 
 use integration_tests::rie::repository;
 use integration_tests::template::repository_template;

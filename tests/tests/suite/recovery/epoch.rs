@@ -6,10 +6,10 @@
 //! that started this.
 
 use futures::future::join_all;
-use integration_tests::{Harness, on_both_stores};
+use integration_tests::{Harness, PASSWORD, app_links, on_both_stores};
 use serde_json::json;
 use shared::model::{LinkKind, SealedSecret};
-use shared::service::{LinkBase, MfaCode, SignIn};
+use shared::service::{MfaCode, SignIn};
 use shared::store::AlongWithCode;
 use shared::tokens::token_hash;
 use shared::{AuthError, Clock, Password, SignedIn};
@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 const OWNER: &str = "owner@example.com";
 const ATTACKER: &str = "attacker@example.com";
-const PASSWORD: &str = "correct horse battery staple";
 const NEW_PASSWORD: &str = "a brand new horse staple 2026";
 
 on_both_stores!(
@@ -31,26 +30,6 @@ on_both_stores!(
     recovery_codes_are_stored_keyed_and_bound_to_their_user,
 );
 
-fn links() -> LinkBase {
-    LinkBase("https://app.example.com".into())
-}
-
-async fn register(h: &Harness, email: &str) -> SignedIn {
-    h.service
-        .register_with_links(email, &Password::new(PASSWORD), None, Some(&links()))
-        .await
-        .expect("register")
-}
-
-async fn sign_in(h: &Harness, email: &str, password: &str) -> SignedIn {
-    h.service
-        .login(email, &Password::new(password), None)
-        .await
-        .expect("login")
-        .signed_in()
-        .expect("no second factor")
-}
-
 fn is_invalid_token<T: std::fmt::Debug>(result: &Result<T, AuthError>) -> bool {
     matches!(result, Err(AuthError::InvalidToken(_)))
 }
@@ -58,7 +37,7 @@ fn is_invalid_token<T: std::fmt::Debug>(result: &Result<T, AuthError>) -> bool {
 /// The owner resets the password through the link mailed to `address`.
 async fn reset(h: &Harness, address: &str, password: &str) {
     h.service
-        .forgot_password(address, None, &links())
+        .forgot_password(address, None, &app_links())
         .await
         .unwrap();
     let token = h.link_token(address, "reset-password").await;
@@ -72,18 +51,18 @@ async fn reset(h: &Harness, address: &str, password: &str) {
 /// account to its own address; the owner, warned, resets and logs out everywhere; the
 /// attacker's address-change link must then be dead.
 async fn a_reset_ends_an_address_change_the_attacker_asked_for(h: Harness) {
-    let owner = register(&h, OWNER).await;
-    let attacker = sign_in(&h, OWNER, PASSWORD).await;
+    let owner = h.register_with_mail(OWNER).await;
+    let attacker = h.sign_in(OWNER, PASSWORD).await;
     let principal = h.service.authorize(&attacker.access_token).await.unwrap();
     h.service
         .start_email_change(
             principal.user_id,
-            principal.session_id,
+            principal.chain_id,
             ATTACKER,
             &Password::new(PASSWORD),
             None,
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
@@ -93,10 +72,10 @@ async fn a_reset_ends_an_address_change_the_attacker_asked_for(h: Harness) {
         "Your email address is about to change"
     );
     reset(&h, OWNER, NEW_PASSWORD).await;
-    let fresh = sign_in(&h, OWNER, NEW_PASSWORD).await;
+    let fresh = h.sign_in(OWNER, NEW_PASSWORD).await;
     let mine = h.service.authorize(&fresh.access_token).await.unwrap();
     h.service
-        .logout(mine.user_id, mine.session_id, true)
+        .logout(mine.user_id, mine.chain_id, true)
         .await
         .unwrap();
 
@@ -106,7 +85,7 @@ async fn a_reset_ends_an_address_change_the_attacker_asked_for(h: Harness) {
     assert!(h.store.user_by_email(ATTACKER).await.unwrap().is_none());
     // And so forgot-password on the attacker's address reaches nothing.
     h.service
-        .forgot_password(ATTACKER, None, &links())
+        .forgot_password(ATTACKER, None, &app_links())
         .await
         .unwrap();
     assert!(
@@ -145,7 +124,7 @@ async fn pending(h: &Harness, session: &SignedIn, secret: &[u8]) -> Pending {
     };
     assert!(h.store.issue_link(&link).await.unwrap());
     h.service
-        .forgot_password(&user.email, None, &links())
+        .forgot_password(&user.email, None, &app_links())
         .await
         .unwrap();
     let reset = h.link_token(&user.email, "reset-password").await;
@@ -154,12 +133,12 @@ async fn pending(h: &Harness, session: &SignedIn, secret: &[u8]) -> Pending {
     h.service
         .start_email_change(
             user.id,
-            principal.session_id,
+            principal.chain_id,
             "elsewhere@example.com",
             &Password::new(PASSWORD),
             Some(&code),
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
@@ -234,7 +213,7 @@ async fn assert_all_dead(h: &Harness, pending: &Pending, secret: &[u8], what: &s
 }
 
 async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let enrolled = h.enrol_totp(owner.user.id, PASSWORD).await;
     let secret = enrolled.secret;
     let id = owner.user.id;
@@ -272,7 +251,7 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
     let before = pending(&h, &session, &secret).await;
     let principal = h.service.authorize(&session.access_token).await.unwrap();
     h.service
-        .logout(id, principal.session_id, true)
+        .logout(id, principal.chain_id, true)
         .await
         .unwrap();
     assert_all_dead(&h, &before, &secret, "log out everywhere").await;
@@ -295,7 +274,7 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
     h.service
         .change_password(
             id,
-            principal.session_id,
+            principal.chain_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
         )
@@ -305,7 +284,7 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
     h.service
         .change_password(
             id,
-            principal.session_id,
+            principal.chain_id,
             &Password::new(NEW_PASSWORD),
             &Password::new(PASSWORD),
         )
@@ -317,7 +296,7 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
     let session = signed(&h).await;
     let before = pending(&h, &session, &secret).await;
     h.service
-        .forgot_password(OWNER, None, &links())
+        .forgot_password(OWNER, None, &app_links())
         .await
         .unwrap();
     let token = h.link_token(OWNER, "reset-password").await;
@@ -338,12 +317,12 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
     h.service
         .start_email_change(
             id,
-            principal.session_id,
+            principal.chain_id,
             new_address,
             &Password::new(PASSWORD),
             Some(&code),
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
@@ -354,9 +333,9 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
 }
 
 async fn the_session_that_made_the_change_keeps_working(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let id = owner.user.id;
-    let other = sign_in(&h, OWNER, PASSWORD).await;
+    let other = h.sign_in(OWNER, PASSWORD).await;
     let asking = h.service.authorize(&owner.access_token).await.unwrap();
 
     // An address change: the session that asked stays, with the new address.
@@ -364,12 +343,12 @@ async fn the_session_that_made_the_change_keeps_working(h: Harness) {
     h.service
         .start_email_change(
             id,
-            asking.session_id,
+            asking.chain_id,
             new,
             &Password::new(PASSWORD),
             None,
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
@@ -390,23 +369,23 @@ async fn the_session_that_made_the_change_keeps_working(h: Harness) {
     ));
 
     // A session that ended meanwhile is not brought back by the change it asked for.
-    let second = sign_in(&h, new, PASSWORD).await;
+    let second = h.sign_in(new, PASSWORD).await;
     let second_principal = h.service.authorize(&second.access_token).await.unwrap();
     h.clock.advance(61);
     h.service
         .start_email_change(
             id,
-            second_principal.session_id,
+            second_principal.chain_id,
             "third@example.com",
             &Password::new(PASSWORD),
             None,
             None,
-            &links(),
+            &app_links(),
         )
         .await
         .unwrap();
     h.service
-        .revoke_session(id, second_principal.session_id)
+        .revoke_session(id, second_principal.chain_id)
         .await
         .unwrap();
     let token = h.link_token("third@example.com", "verify-email").await;
@@ -424,7 +403,7 @@ async fn the_session_that_made_the_change_keeps_working(h: Harness) {
 /// (here straight through the store, as an account from before enrolment needed a verified
 /// address would have it). The victim's reset proves the mailbox and clears it all.
 async fn a_reset_of_an_unproven_address_clears_what_was_set_before(h: Harness) {
-    let squatter = register(&h, OWNER).await;
+    let squatter = h.register_with_mail(OWNER).await;
     let id = squatter.user.id;
     let now = h.clock.now();
     let pending = SealedSecret {
@@ -475,7 +454,7 @@ async fn a_reset_of_an_unproven_address_clears_what_was_set_before(h: Harness) {
     ));
 
     // On a verified address, a reset leaves TOTP on.
-    let verified = register(&h, "verified@example.com").await;
+    let verified = h.register_with_mail("verified@example.com").await;
     h.enrol_totp(verified.user.id, PASSWORD).await;
     h.clock.advance(3601);
     reset(&h, "verified@example.com", NEW_PASSWORD).await;
@@ -490,14 +469,14 @@ async fn a_reset_of_an_unproven_address_clears_what_was_set_before(h: Harness) {
 }
 
 async fn sensitive_changes_need_a_fresh_factor(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let id = owner.user.id;
     let chain = h
         .service
         .authorize(&owner.access_token)
         .await
         .unwrap()
-        .session_id;
+        .chain_id;
     let enrolled = h.enrol_totp(id, PASSWORD).await;
     let code = |h: &Harness| {
         h.clock.advance(31);
@@ -514,7 +493,7 @@ async fn sensitive_changes_need_a_fresh_factor(h: Harness) {
                     &Password::new(password),
                     code.as_ref(),
                     None,
-                    &links(),
+                    &app_links(),
                 )
                 .await
         }
@@ -584,7 +563,7 @@ async fn sensitive_changes_need_a_fresh_factor(h: Harness) {
 }
 
 async fn reauthentication_is_charged_to_the_session_not_the_address(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let id = owner.user.id;
     let mine = h.service.authorize(&owner.access_token).await.unwrap();
     // Someone fails logins on the address until it is locked.
@@ -603,7 +582,7 @@ async fn reauthentication_is_charged_to_the_session_not_the_address(h: Harness) 
     h.service
         .change_password(
             id,
-            mine.session_id,
+            mine.chain_id,
             &Password::new(PASSWORD),
             &Password::new(NEW_PASSWORD),
         )
@@ -619,7 +598,7 @@ async fn reauthentication_is_charged_to_the_session_not_the_address(h: Harness) 
             h.service
                 .change_password(
                     id,
-                    stolen.session_id,
+                    stolen.chain_id,
                     &Password::new("guess guess guess 1"),
                     &Password::new("whatever new horse staple 5"),
                 )
@@ -639,7 +618,7 @@ async fn reauthentication_is_charged_to_the_session_not_the_address(h: Harness) 
     h.service
         .change_password(
             id,
-            mine.session_id,
+            mine.chain_id,
             &Password::new(NEW_PASSWORD),
             &Password::new(PASSWORD),
         )
@@ -650,11 +629,11 @@ async fn reauthentication_is_charged_to_the_session_not_the_address(h: Harness) 
 /// A second session of the owner, once the address's lockout has passed.
 async fn sign_in_after_lock(h: &Harness) -> SignedIn {
     h.clock.advance(16 * 60);
-    sign_in(h, OWNER, NEW_PASSWORD).await
+    h.sign_in(OWNER, NEW_PASSWORD).await
 }
 
 async fn parallel_codes_on_one_challenge_get_exactly_five_checks(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let enrolled = h.enrol_totp(owner.user.id, PASSWORD).await;
     let SignIn::MfaRequired(required) = h
         .service
@@ -691,7 +670,7 @@ async fn parallel_codes_on_one_challenge_get_exactly_five_checks(h: Harness) {
 }
 
 async fn recovery_codes_are_stored_keyed_and_bound_to_their_user(h: Harness) {
-    let owner = register(&h, OWNER).await;
+    let owner = h.register_with_mail(OWNER).await;
     let enrolled = h.enrol_totp(owner.user.id, PASSWORD).await;
     let stored = h.store.user_by_id(owner.user.id).await.unwrap().unwrap();
     for code in &enrolled.recovery_codes {
@@ -719,7 +698,7 @@ async fn recovery_codes_are_stored_keyed_and_bound_to_their_user(h: Harness) {
     }));
     // Another user's code set, copied onto this user's item, opens nothing: codes are bound to
     // their user.
-    let other = register(&h, "other@example.com").await;
+    let other = h.register_with_mail("other@example.com").await;
     let theirs = h.enrol_totp(other.user.id, PASSWORD).await;
     let theirs_stored = h.store.user_by_id(other.user.id).await.unwrap().unwrap();
     let hash = theirs_stored

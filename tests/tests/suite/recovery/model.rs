@@ -240,7 +240,7 @@ impl<'h> World<'h> {
         };
         let session = knows.session.as_ref()?;
         let principal = self.h.service.authorize(&session.access_token).await.ok()?;
-        Some((principal.user_id, principal.session_id))
+        Some((principal.user_id, principal.chain_id))
     }
 
     async fn step(&mut self, action: &Action) -> Result<(), AuthError> {

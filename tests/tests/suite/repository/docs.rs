@@ -134,3 +134,66 @@ fn the_readmes_function_table_gives_each_function_its_routes() {
         );
     }
 }
+
+/// Every source file of the repository: code, scripts, the template.
+fn source_files() -> Vec<std::path::PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("template.yaml"), root.join("openapi.yaml")];
+    let mut folders: Vec<_> = [
+        "shared",
+        "functions",
+        "tools",
+        "tests",
+        "examples",
+        "scripts",
+    ]
+    .iter()
+    .map(|f| root.join(f))
+    .collect();
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !["target", "node_modules", ".tools"].contains(&name.as_str()) {
+                    folders.push(path);
+                }
+            } else if !name.ends_with(".md") && !name.ends_with(".json") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn every_document_a_comment_cites_is_in_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for file in source_files() {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let shown = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        assert!(
+            !text.contains("the contract"),
+            "{shown} cites \"the contract\", which is no document here: cite docs/api.md"
+        );
+        let cited = text
+            .split(|c: char| !(c.is_alphanumeric() || "._/-".contains(c)))
+            .filter(|word| word.ends_with(".md") && word.len() > 3)
+            // Paths built at run time (`{root}/README.md`) are checked where they are read.
+            .filter(|word| !word.starts_with('/') && !word.contains(".."));
+        for document in cited {
+            let document = document.trim_start_matches("./");
+            assert!(
+                root.join(document).is_file(),
+                "{shown} cites {document}, which is not a file of the repository \
+                 (name it from the repository's root, e.g. docs/api.md)"
+            );
+        }
+    }
+}

@@ -2,4 +2,6 @@
 //! `events/`, `functions/` and the schema; the docs against the code.
 
 mod docs;
+mod function_keys;
+mod layers;
 mod route_table;

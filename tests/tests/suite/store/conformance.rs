@@ -15,13 +15,6 @@ fn pw(s: &str) -> Password {
     Password::new(s)
 }
 
-async fn register(h: &Harness, email: &str) -> SignedIn {
-    h.service
-        .register(email, &pw(PASSWORD), None)
-        .await
-        .expect("register")
-}
-
 async fn authorize(h: &Harness, signed_in: &SignedIn) -> Result<Principal, AuthError> {
     h.service.authorize(&signed_in.access_token).await
 }
@@ -73,7 +66,7 @@ on_both_stores!(
 );
 
 async fn register_stores_the_user_and_signs_in(h: Harness) {
-    let signed_in = register(&h, "  New.User@Example.COM ").await;
+    let signed_in = h.register("  New.User@Example.COM ").await;
     let user = &signed_in.user;
     assert_eq!(user.email, "new.user@example.com");
     assert!(user.is_active);
@@ -105,7 +98,7 @@ async fn register_stores_the_user_and_signs_in(h: Harness) {
 }
 
 async fn duplicate_email_in_any_case_is_refused(h: Harness) {
-    register(&h, "alice@example.com").await;
+    h.register("alice@example.com").await;
     for email in [
         "alice@example.com",
         "ALICE@example.com",
@@ -124,7 +117,7 @@ async fn duplicate_email_in_any_case_is_refused(h: Harness) {
 }
 
 async fn login_starts_a_new_session(h: Harness) {
-    let registered = register(&h, "bob@example.com").await;
+    let registered = h.register("bob@example.com").await;
     h.clock.advance(5);
     let logged_in = h
         .service
@@ -149,7 +142,7 @@ async fn login_starts_a_new_session(h: Harness) {
 }
 
 async fn wrong_password_and_unknown_email_answer_the_same(h: Harness) {
-    register(&h, "carol@example.com").await;
+    h.register("carol@example.com").await;
     let wrong = h
         .service
         .login("carol@example.com", &pw("not the password"), None)
@@ -208,7 +201,7 @@ async fn invalid_input_changes_nothing(h: Harness) {
 }
 
 async fn refresh_rotates_the_pair(h: Harness) {
-    let first = register(&h, "erin@example.com").await;
+    let first = h.register("erin@example.com").await;
     h.clock.advance(60);
     let second = h.service.refresh(&first.refresh_token).await.unwrap();
     assert_ne!(second.access_token, first.access_token);
@@ -232,7 +225,7 @@ async fn refresh_rotates_the_pair(h: Harness) {
 }
 
 async fn reuse_after_grace_revokes_the_chain(h: Harness) {
-    let first = register(&h, "frank@example.com").await;
+    let first = h.register("frank@example.com").await;
     let other = h
         .service
         .login("frank@example.com", &pw(PASSWORD), None)
@@ -255,7 +248,7 @@ async fn reuse_after_grace_revokes_the_chain(h: Harness) {
 }
 
 async fn replay_within_grace_returns_identical_tokens(h: Harness) {
-    let first = register(&h, "grace@example.com").await;
+    let first = h.register("grace@example.com").await;
     h.clock.advance(30);
     let second = h.service.refresh(&first.refresh_token).await.unwrap();
 
@@ -278,7 +271,7 @@ async fn replay_within_grace_returns_identical_tokens(h: Harness) {
 }
 
 async fn logout_ends_only_the_current_session(h: Harness) {
-    let a = register(&h, "gina@example.com").await;
+    let a = h.register("gina@example.com").await;
     let b = h
         .service
         .login("gina@example.com", &pw(PASSWORD), None)
@@ -288,7 +281,7 @@ async fn logout_ends_only_the_current_session(h: Harness) {
         .unwrap();
     let principal = authorize(&h, &a).await.unwrap();
     h.service
-        .logout(principal.user_id, principal.session_id, false)
+        .logout(principal.user_id, principal.chain_id, false)
         .await
         .unwrap();
 
@@ -297,13 +290,13 @@ async fn logout_ends_only_the_current_session(h: Harness) {
     assert!(authorize(&h, &b).await.is_ok());
     // Logging out twice is harmless.
     h.service
-        .logout(principal.user_id, principal.session_id, false)
+        .logout(principal.user_id, principal.chain_id, false)
         .await
         .unwrap();
 }
 
 async fn logout_all_ends_every_session(h: Harness) {
-    let a = register(&h, "hank@example.com").await;
+    let a = h.register("hank@example.com").await;
     let b = h
         .service
         .login("hank@example.com", &pw(PASSWORD), None)
@@ -314,7 +307,7 @@ async fn logout_all_ends_every_session(h: Harness) {
     let b2 = h.service.refresh(&b.refresh_token).await.unwrap();
     let principal = authorize(&h, &a).await.unwrap();
     h.service
-        .logout(principal.user_id, principal.session_id, true)
+        .logout(principal.user_id, principal.chain_id, true)
         .await
         .unwrap();
 
@@ -324,7 +317,7 @@ async fn logout_all_ends_every_session(h: Harness) {
     assert_invalid_token(h.service.refresh(&b2.refresh_token).await);
     assert!(
         h.service
-            .sessions(principal.user_id, principal.session_id)
+            .sessions(principal.user_id, principal.chain_id)
             .await
             .unwrap()
             .is_empty()
@@ -342,7 +335,7 @@ async fn logout_all_ends_every_session(h: Harness) {
 }
 
 async fn revoke_one_session(h: Harness) {
-    let a = register(&h, "ivy@example.com").await;
+    let a = h.register("ivy@example.com").await;
     let b = h
         .service
         .login("ivy@example.com", &pw(PASSWORD), None)
@@ -374,8 +367,8 @@ async fn revoke_one_session(h: Harness) {
 }
 
 async fn another_users_session_is_not_found(h: Harness) {
-    let alice = register(&h, "alice2@example.com").await;
-    let mallory = register(&h, "mallory@example.com").await;
+    let alice = h.register("alice2@example.com").await;
+    let mallory = h.register("mallory@example.com").await;
     let result = h
         .service
         .revoke_session(mallory.user.id, sid_of(&h, &alice))
@@ -399,7 +392,7 @@ async fn another_users_session_is_not_found(h: Harness) {
 }
 
 async fn expired_sessions_are_ignored(h: Harness) {
-    let signed_in = register(&h, "june@example.com").await;
+    let signed_in = h.register("june@example.com").await;
     let user_id = signed_in.user.id;
     let sid = sid_of(&h, &signed_in);
 
@@ -445,7 +438,7 @@ async fn expired_sessions_are_ignored(h: Harness) {
 }
 
 async fn chains_never_outlive_their_maximum_lifetime(h: Harness) {
-    let mut current = register(&h, "kate@example.com").await;
+    let mut current = h.register("kate@example.com").await;
     let started = current.user.created_at;
     let max = h.config.session_max_lifetime_secs;
     // Refresh every 29 days: the sliding window alone would keep the chain alive forever.
@@ -472,7 +465,7 @@ async fn chains_never_outlive_their_maximum_lifetime(h: Harness) {
 }
 
 async fn inactive_user_is_refused(h: Harness) {
-    let signed_in = register(&h, "leo@example.com").await;
+    let signed_in = h.register("leo@example.com").await;
     let user_id = signed_in.user.id;
     h.clock.advance(10);
     assert!(
@@ -596,7 +589,7 @@ async fn updated_at_is_maintained(h: Harness) {
 }
 
 async fn sessions_list_marks_the_current_one(h: Harness) {
-    let first = register(&h, "mia@example.com").await;
+    let first = h.register("mia@example.com").await;
     h.clock.advance(10);
     let second = h
         .service
@@ -620,7 +613,7 @@ async fn sessions_list_marks_the_current_one(h: Harness) {
 }
 
 async fn last_used_at_is_written_at_most_once_a_minute(h: Harness) {
-    let signed_in = register(&h, "noah@example.com").await;
+    let signed_in = h.register("noah@example.com").await;
     let sid = sid_of(&h, &signed_in);
     let user_id = signed_in.user.id;
     let started = h.clock.now();
@@ -632,7 +625,7 @@ async fn last_used_at_is_written_at_most_once_a_minute(h: Harness) {
                 .await
                 .unwrap()
                 .iter()
-                .find(|c| c.sid == sid)
+                .find(|c| c.chain_id == sid)
                 .unwrap()
                 .last_used_at
         }
@@ -660,7 +653,7 @@ async fn last_used_at_is_written_at_most_once_a_minute(h: Harness) {
 }
 
 async fn tokens_from_the_store_must_match_their_hash(h: Harness) {
-    let signed_in = register(&h, "olga@example.com").await;
+    let signed_in = h.register("olga@example.com").await;
     let claims = h
         .service
         .tokens()
@@ -678,8 +671,8 @@ async fn tokens_from_the_store_must_match_their_hash(h: Harness) {
     let item = snapshot.token.unwrap();
     assert_eq!(item.token_hash, token_hash(&signed_in.refresh_token));
     assert_eq!(item.expires_at, claims.exp);
-    assert_eq!(item.session_id, claims.jti);
-    assert_eq!(item.sid, claims.sid);
+    assert_eq!(item.token_id, claims.jti);
+    assert_eq!(item.chain_id, claims.sid);
     // The stored item keeps the hash, never the token.
     assert!(!format!("{item:?}").contains(&signed_in.refresh_token));
 
@@ -695,7 +688,7 @@ async fn tokens_from_the_store_must_match_their_hash(h: Harness) {
 }
 
 async fn change_password_ends_every_other_session(h: Harness) {
-    let a = register(&h, "pia@example.com").await;
+    let a = h.register("pia@example.com").await;
     let b = h
         .service
         .login("pia@example.com", &pw(PASSWORD), None)
@@ -711,7 +704,7 @@ async fn change_password_ends_every_other_session(h: Harness) {
         .service
         .change_password(
             current.user_id,
-            current.session_id,
+            current.chain_id,
             &pw("not my password"),
             &pw(new_password),
         )
@@ -724,7 +717,7 @@ async fn change_password_ends_every_other_session(h: Harness) {
         .service
         .change_password(
             current.user_id,
-            current.session_id,
+            current.chain_id,
             &pw(PASSWORD),
             &pw("password123"),
         )
@@ -736,7 +729,7 @@ async fn change_password_ends_every_other_session(h: Harness) {
     h.service
         .change_password(
             current.user_id,
-            current.session_id,
+            current.chain_id,
             &pw(PASSWORD),
             &pw(new_password),
         )
@@ -752,12 +745,12 @@ async fn change_password_ends_every_other_session(h: Harness) {
     assert_invalid_token(h.service.refresh(&b2.refresh_token).await);
     let listed = h
         .service
-        .sessions(current.user_id, current.session_id)
+        .sessions(current.user_id, current.chain_id)
         .await
         .unwrap();
     assert_eq!(
         listed.iter().map(|s| s.id).collect::<Vec<_>>(),
-        [current.session_id]
+        [current.chain_id]
     );
 
     let old = h
@@ -777,14 +770,14 @@ async fn change_password_ends_every_other_session(h: Harness) {
     // A session that was revoked cannot change the password.
     let stale = authorize(&h, &new).await.unwrap();
     h.service
-        .revoke_session(stale.user_id, stale.session_id)
+        .revoke_session(stale.user_id, stale.chain_id)
         .await
         .unwrap();
     let after = h
         .service
         .change_password(
             stale.user_id,
-            stale.session_id,
+            stale.chain_id,
             &pw(new_password),
             &pw("yet another horse staple 88"),
         )
@@ -806,7 +799,7 @@ fn link(user: Uuid, kind: LinkKind, email: &str, now: i64, token: &str) -> Email
 }
 
 async fn links_are_issued_read_and_spent_once_by_the_store(h: Harness) {
-    let user = register(&h, "links@example.com").await.user;
+    let user = h.register("links@example.com").await.user;
     let now = h.clock.now();
     let first = link(user.id, LinkKind::VerifyEmail, &user.email, now, "first");
     assert!(
@@ -885,7 +878,7 @@ async fn links_are_issued_read_and_spent_once_by_the_store(h: Harness) {
 }
 
 async fn a_taken_address_leaves_the_change_link_usable(h: Harness) {
-    let user = register(&h, "mover@example.com").await.user;
+    let user = h.register("mover@example.com").await.user;
     let now = h.clock.now();
     let change = link(
         user.id,
@@ -895,7 +888,7 @@ async fn a_taken_address_leaves_the_change_link_usable(h: Harness) {
         "change",
     );
     assert!(h.store.issue_link(&change).await.unwrap());
-    let squatter = register(&h, "wanted@example.com").await.user;
+    let squatter = h.register("wanted@example.com").await.user;
     assert_eq!(
         h.store
             .spend_email_change(&change, &user.email, now)
@@ -938,7 +931,7 @@ async fn a_taken_address_leaves_the_change_link_usable(h: Harness) {
 async fn composed_and_decomposed_addresses_are_one_account(h: Harness) {
     let precomposed = "jos\u{e9}@ex\u{e4}mple.com";
     let decomposed = "jose\u{301}@exa\u{308}mple.com";
-    let registered = register(&h, precomposed).await;
+    let registered = h.register(precomposed).await;
     assert_eq!(registered.user.email, "jos\u{e9}@xn--exmple-cua.com");
     assert!(matches!(
         h.service.register(decomposed, &pw(PASSWORD), None).await,

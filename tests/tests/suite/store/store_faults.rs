@@ -17,7 +17,8 @@ use hyper_util::rt::TokioIo;
 use integration_tests::{Harness, test_config};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use shared::handlers::{self, authorizer, discovery::Discovery};
+use shared::authorizer;
+use shared::handlers::Published;
 use shared::http::body_bytes;
 use shared::model::TokenType;
 use shared::{AuthService, Password};
@@ -120,7 +121,7 @@ async fn assert_every_route_is_unavailable(h: &Harness) {
         .unwrap();
     assert_eq!(decision, Err(authorizer::AuthorizerError::Unavailable));
     // The key routes need no store at all.
-    let discovery = Discovery::new(&h.config.issuer, &h.keys);
+    let discovery = Published::new(&h.config.issuer, &h.keys);
     let jwks = integration_tests::invoke(
         &discovery,
         &event("GET", "/.well-known/jwks.json", None, None),
@@ -175,12 +176,9 @@ async fn every_route_answers_503_when_dynamodb_keeps_throttling() {
     let (addr, requests) = throttling_endpoint().await;
     let h = Harness::dynamo_at(&format!("http://{addr}"), test_config()).await;
     let login = json!({"email": "fault@example.com", "password": "correct horse battery staple"});
-    let first = handlers::login(
-        &h.service,
-        lambda_http::request::from_str(
-            &event("POST", "/auth/login", Some(login), None).to_string(),
-        )
-        .unwrap(),
+    let first = integration_tests::invoke(
+        &*h.service,
+        &event("POST", "/auth/login", Some(login), None),
     )
     .await;
     assert_eq!(first.status(), 503);

@@ -3,8 +3,8 @@
 
 use integration_tests::{Harness, on_both_stores};
 use serde_json::{Value, json};
-use shared::handlers::authorizer::{self, AuthorizerError};
-use shared::{Clock, Password, SignedIn};
+use shared::authorizer::{self, AuthorizerError};
+use shared::{Clock, Password};
 
 fn v2_event(authorization: Option<&str>) -> Value {
     let mut event = json!({
@@ -35,17 +35,6 @@ fn token_event(authorization: &str) -> Value {
            "methodArn": "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/GET/auth/me"})
 }
 
-async fn sign_in(h: &Harness) -> SignedIn {
-    h.service
-        .register(
-            "auth.test@example.com",
-            &Password::new("correct horse battery staple"),
-            None,
-        )
-        .await
-        .unwrap()
-}
-
 async fn v2(h: &Harness, authorization: Option<&str>) -> Value {
     authorizer::handle(&h.service, v2_event(authorization))
         .await
@@ -63,7 +52,7 @@ on_both_stores!(
 );
 
 async fn allows_a_live_session_with_its_context(h: Harness) {
-    let signed_in = sign_in(&h).await;
+    let signed_in = h.register("auth.test@example.com").await;
     let answer = v2(&h, Some(&format!("Bearer {}", signed_in.access_token))).await;
     assert_eq!(answer["isAuthorized"], true);
     let context = answer["context"].as_object().unwrap();
@@ -76,7 +65,7 @@ async fn allows_a_live_session_with_its_context(h: Harness) {
 }
 
 async fn refuses_bad_tokens_without_touching_the_store(h: Harness) {
-    let signed_in = sign_in(&h).await;
+    let signed_in = h.register("auth.test@example.com").await;
     let token = &signed_in.access_token;
     let mut tampered = token.clone().into_bytes();
     let middle = tampered.len() / 2;
@@ -111,11 +100,11 @@ async fn refuses_bad_tokens_without_touching_the_store(h: Harness) {
 }
 
 async fn refuses_revoked_sessions_and_inactive_users_without_writing(h: Harness) {
-    let signed_in = sign_in(&h).await;
+    let signed_in = h.register("auth.test@example.com").await;
     let bearer = format!("Bearer {}", signed_in.access_token);
     let principal = h.service.authorize(&signed_in.access_token).await.unwrap();
     h.service
-        .logout(principal.user_id, principal.session_id, false)
+        .logout(principal.user_id, principal.chain_id, false)
         .await
         .unwrap();
     let other = h
@@ -147,7 +136,7 @@ async fn refuses_revoked_sessions_and_inactive_users_without_writing(h: Harness)
 }
 
 async fn rest_api_denials_are_the_unauthorized_error(h: Harness) {
-    let signed_in = sign_in(&h).await;
+    let signed_in = h.register("auth.test@example.com").await;
     for value in ["", "Bearer nope", "Basic abc"] {
         let answer = authorizer::handle(&h.service, token_event(value)).await;
         assert_eq!(answer, Err(AuthorizerError::Unauthorized), "{value}");
@@ -178,7 +167,7 @@ async fn rest_api_denials_are_the_unauthorized_error(h: Harness) {
 }
 
 async fn an_allowed_request_writes_only_last_used_at_once_a_minute(h: Harness) {
-    let signed_in = sign_in(&h).await;
+    let signed_in = h.register("auth.test@example.com").await;
     let bearer = format!("Bearer {}", signed_in.access_token);
     let writes = h.calls.writes();
     for _ in 0..5 {

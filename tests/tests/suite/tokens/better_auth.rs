@@ -10,8 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use integration_tests::jwks_server::JwksServer;
 use integration_tests::{Harness, test_config};
 use serde_json::{Value, json};
+use shared::authorizer;
 use shared::config::{ExternalAlgorithm, TrustedIssuer};
-use shared::handlers::authorizer;
 use shared::tokens::external::{FETCH_TIMEOUT, KEYS_TTL_SECS, REFETCH_COOLDOWN_SECS};
 use shared::{Clock, Password, SigningKey};
 

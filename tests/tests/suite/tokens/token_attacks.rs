@@ -10,8 +10,8 @@ use integration_tests::jwks_server::JwksServer;
 use integration_tests::{Backend, Harness, on_both_stores, test_config};
 use lambda_http::Body;
 use serde_json::{Value, json};
+use shared::authorizer;
 use shared::config::TrustedIssuer;
-use shared::handlers::{self, authorizer};
 use shared::http::body_bytes;
 use shared::{Clock, Password, SignedIn, SigningKey};
 
@@ -42,13 +42,6 @@ fn with(mut value: Value, key: &str, replacement: Value) -> Value {
         value[key] = replacement;
     }
     value
-}
-
-async fn sign_in(h: &Harness, email: &str) -> SignedIn {
-    h.service
-        .register(email, &Password::new("correct horse battery staple"), None)
-        .await
-        .unwrap()
 }
 
 /// Attacks that need no store state beyond a signed-in user: refused on their face.
@@ -434,8 +427,7 @@ async fn refresh_status(h: &Harness, token: &str) -> (u16, Value) {
         "body": json!({"refresh_token": token}).to_string(),
         "isBase64Encoded": false
     });
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-    let response = handlers::refresh(&h.service, request).await;
+    let response = integration_tests::invoke(&*h.service, &event).await;
     let body: Value = match response.body() {
         Body::Empty => Value::Null,
         body => serde_json::from_slice(body_bytes(body)).unwrap_or(Value::Null),
@@ -449,7 +441,7 @@ on_both_stores!(
 );
 
 async fn forged_and_malformed_tokens_are_refused_before_any_store_call(h: Harness) {
-    let signed_in = sign_in(&h, "victim@example.com").await;
+    let signed_in = h.register("victim@example.com").await;
     // Any request to this address would mean a key location header was followed.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let jku = format!("http://{}/jwks.json", listener.local_addr().unwrap());
@@ -489,7 +481,7 @@ async fn forged_and_malformed_tokens_are_refused_before_any_store_call(h: Harnes
 }
 
 async fn stale_tokens_are_refused_without_writing(h: Harness) {
-    let signed_in = sign_in(&h, "stale@example.com").await;
+    let signed_in = h.register("stale@example.com").await;
     let spare = h
         .service
         .login(
@@ -517,7 +509,7 @@ async fn stale_tokens_are_refused_without_writing(h: Harness) {
 
     // A revoked session.
     h.service
-        .logout(principal.user_id, principal.session_id, false)
+        .logout(principal.user_id, principal.chain_id, false)
         .await
         .unwrap();
     let writes_after_logout = h.calls.writes();
@@ -613,7 +605,7 @@ macro_rules! with_a_trusted_issuer {
 with_a_trusted_issuer!(dynamodb, embedded);
 
 async fn tokens_routed_by_a_forged_iss_are_refused(h: Harness, trusted: Trusted) {
-    let signed_in = sign_in(&h, "routed@example.com").await;
+    let signed_in = h.register("routed@example.com").await;
     let ours = h.keys.signing().unwrap();
     let own_claims = claims_of(&signed_in.access_token);
     let own_header = json!({"alg": "EdDSA", "typ": "at+jwt", "kid": ours.kid()});

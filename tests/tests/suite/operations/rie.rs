@@ -455,7 +455,7 @@ async fn check_live(stack: &Stack, name: &str) {
             }
         }
         "verify-email-page.json" | "reset-password-page.json" => {
-            let answer = stack.get(Function::Jwks).invoke(&event(name)).await;
+            let answer = stack.get(Function::Web).invoke(&event(name)).await;
             assert_eq!(answer["statusCode"], 200, "{answer}");
             assert!(answer["body"].as_str().unwrap().contains("<!doctype html>"));
         }
@@ -525,7 +525,7 @@ async fn check_live(stack: &Stack, name: &str) {
             assert_eq!(context["mfa"], "true");
         }
         other => panic!(
-            "tests/tests/suite/lambda/rie.rs: say how events/{other} is made live (a real \
+            "tests/tests/suite/operations/rie.rs: say how events/{other} is made live (a real \
              account, token or session) and what it must answer"
         ),
     }

@@ -1,5 +1,5 @@
 //! Black-box tests of the local API with a real HTTP client, on both stores: routing by the
-//! route table, the full journey, and every error code of the contract.
+//! route table, the full journey, and every error code of docs/api.md.
 
 use integration_tests::local::{LocalApi, Reply};
 use integration_tests::{Harness, on_both_stores};
@@ -11,13 +11,6 @@ const PASSWORD: &str = "correct horse battery staple";
 
 fn credentials(email: &str, password: &str) -> Value {
     json!({"email": email, "password": password})
-}
-
-fn token(reply: &Reply, which: &str) -> String {
-    reply.json()[which]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {which} in {:?}", reply.json()))
-        .to_owned()
 }
 
 fn assert_problem(reply: &Reply, status: u16, code: &str) {
@@ -55,7 +48,7 @@ async fn every_template_route_is_served_and_protected_as_declared(h: Harness) {
     let signed_in = api
         .post_json("/auth/register", &credentials(EMAIL, PASSWORD), None)
         .await;
-    let access = token(&signed_in, "access_token");
+    let access = signed_in.string("access_token");
     let session_id = api.get("/auth/sessions", Some(&access)).await.json()["sessions"][0]["id"]
         .as_str()
         .unwrap()
@@ -130,7 +123,7 @@ async fn the_full_journey(h: Harness) {
     assert_eq!(registered.status, 201);
     assert_eq!(registered.header("cache-control"), Some("no-store"));
     assert_eq!(registered.json()["token_type"], "Bearer");
-    let first_access = token(&registered, "access_token");
+    let first_access = registered.string("access_token");
     let me = api.get("/auth/me", Some(&first_access)).await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["user"]["email"], EMAIL);
@@ -144,7 +137,7 @@ async fn the_full_journey(h: Harness) {
         )
         .await;
     assert_eq!(login.status, 200);
-    let refresh = token(&login, "refresh_token");
+    let refresh = login.string("refresh_token");
 
     // Refresh, and a replay within the grace window gets the same pair.
     h.clock.advance(30);
@@ -158,14 +151,14 @@ async fn the_full_journey(h: Harness) {
         .await;
     assert_eq!(replayed.status, 200);
     assert_eq!(
-        token(&replayed, "access_token"),
-        token(&rotated, "access_token")
+        replayed.string("access_token"),
+        rotated.string("access_token")
     );
     assert_eq!(
-        token(&replayed, "refresh_token"),
-        token(&rotated, "refresh_token")
+        replayed.string("refresh_token"),
+        rotated.string("refresh_token")
     );
-    let access = token(&rotated, "access_token");
+    let access = rotated.string("access_token");
     assert_eq!(api.get("/auth/me", Some(&access)).await.status, 200);
 
     // Sessions: two, the current one marked.
@@ -203,7 +196,7 @@ async fn the_full_journey(h: Harness) {
         .await;
     assert_problem(&reused, 401, "invalid_token");
     assert_gateway(&api.get("/auth/me", Some(&access)).await, 403, "Forbidden");
-    let newest = token(&rotated, "refresh_token");
+    let newest = rotated.string("refresh_token");
     assert_problem(
         &api.post_json("/auth/refresh", &json!({"refresh_token": newest}), None)
             .await,
@@ -222,9 +215,9 @@ async fn the_full_journey(h: Harness) {
         .post_json("/auth/login", &credentials(EMAIL, PASSWORD), None)
         .await;
     let (a, b, c) = (
-        token(&a, "access_token"),
-        token(&b, "access_token"),
-        token(&c, "access_token"),
+        a.string("access_token"),
+        b.string("access_token"),
+        c.string("access_token"),
     );
     let out = api
         .send(

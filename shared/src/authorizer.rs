@@ -157,7 +157,7 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
         Caller::Own(principal) => json!({
             "user_id": principal.user_id.to_string(),
             "user_email": principal.user_email,
-            "session_id": principal.session_id.to_string(),
+            "session_id": principal.chain_id.to_string(),
             "issuer": own_issuer,
             "email_verified": principal.email_verified.to_string(),
             "mfa": principal.mfa.to_string(),

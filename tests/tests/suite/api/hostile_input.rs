@@ -1,5 +1,5 @@
 //! Hostile input on every route that takes a body, as API Gateway would deliver it:
-//! every answer is one of the contract's errors (or a success), never a crash, never an echo of
+//! every answer is one of the API's errors (docs/api.md) (or a success), never a crash, never an echo of
 //! the password. Property tests throw arbitrary bodies at the handlers.
 
 use base64::Engine;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use shared::AuthService;
 use shared::http::body_bytes;
 
-const CONTRACT_CODES: &[&str] = &[
+const API_CODES: &[&str] = &[
     "invalid_json",
     "invalid_request",
     "payload_too_large",
@@ -84,7 +84,7 @@ async fn call(service: &AuthService, _path: &str, event: &Value) -> Response<Bod
     integration_tests::invoke(service, event).await
 }
 
-/// A success of the route, or exactly one of the contract's problems.
+/// A success of the route, or exactly one of the API's problems.
 fn assert_contract_answer(path: &str, response: &Response<Body>, case: &str) -> Option<String> {
     let status = response.status().as_u16();
     let body = body_bytes(response.body());
@@ -109,7 +109,7 @@ fn assert_contract_answer(path: &str, response: &Response<Body>, case: &str) -> 
         serde_json::from_slice(body).unwrap_or_else(|_| panic!("{path} {case}: {text}"));
     let code = problem["code"].as_str().unwrap_or_default().to_owned();
     assert!(
-        CONTRACT_CODES.contains(&code.as_str()),
+        API_CODES.contains(&code.as_str()),
         "{path} {case}: unknown code {code}"
     );
     assert_eq!(problem["status"], status, "{path} {case}");

@@ -5,7 +5,8 @@
 use integration_tests::{Harness, invoke, on_both_stores};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
-use shared::handlers::{authorizer, discovery::Discovery};
+use shared::authorizer;
+use shared::handlers::Published;
 use shared::http::body_bytes;
 use shared::{Password, Principal, SignedIn};
 
@@ -55,7 +56,7 @@ fn with_principal(mut event: Value, principal: &Principal) -> Value {
     event["requestContext"]["authorizer"]["lambda"] = json!({
         "user_id": principal.user_id.to_string(),
         "user_email": principal.user_email,
-        "session_id": principal.session_id.to_string(),
+        "session_id": principal.chain_id.to_string(),
         "email_verified": principal.email_verified.to_string(),
         "mfa": principal.mfa.to_string(),
     });
@@ -273,7 +274,7 @@ async fn sessions_list_event(h: Harness) {
     let body = json_body(&response);
     let sessions = body["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0]["id"], json!(principal.session_id));
+    assert_eq!(sessions[0]["id"], json!(principal.chain_id));
     assert_eq!(sessions[0]["current"], true);
     for field in ["created_at", "last_used_at", "expires_at"] {
         assert!(sessions[0][field].is_string(), "{field}");
@@ -303,7 +304,7 @@ async fn sessions_revoke_event(h: Harness) {
         .authorize(&other.access_token)
         .await
         .unwrap()
-        .session_id;
+        .chain_id;
     let mut live = with_principal(event("sessions-revoke.json"), &principal);
     live["pathParameters"]["id"] = json!(other_sid.to_string());
     live["rawPath"] = json!(format!("/auth/sessions/{other_sid}"));
@@ -313,7 +314,7 @@ async fn sessions_revoke_event(h: Harness) {
 }
 
 async fn jwks_and_openid_configuration_events(h: Harness) {
-    let discovery = Discovery::new(&h.config.issuer, &h.keys);
+    let discovery = Published::new(&h.config.issuer, &h.keys);
     let response = invoke(&discovery, &event("jwks.json")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=300");
@@ -350,7 +351,7 @@ async fn authorizer_v2_request_event(h: Harness) {
         json!({"isAuthorized": true, "context": {
             "user_id": principal.user_id.to_string(),
             "user_email": EMAIL,
-            "session_id": principal.session_id.to_string(),
+            "session_id": principal.chain_id.to_string(),
             "issuer": h.config.issuer,
             "email_verified": "false",
             "mfa": "false",
@@ -387,7 +388,7 @@ fn assert_allow_policy(answer: &Value, method_arn: &Value, principal: &Principal
     assert_eq!(&statement["Resource"], method_arn);
     assert_eq!(
         answer["context"]["session_id"],
-        json!(principal.session_id.to_string())
+        json!(principal.chain_id.to_string())
     );
     assert_eq!(answer["context"]["user_email"], EMAIL);
 }
@@ -501,7 +502,7 @@ async fn password_reset_event(h: Harness) {
 }
 
 async fn page_events(h: Harness) {
-    let discovery = Discovery::new(&h.config.issuer, &h.keys);
+    let discovery = Published::new(&h.config.issuer, &h.keys);
     for (file, title) in [
         ("verify-email-page.json", "Confirm your email address"),
         ("reset-password-page.json", "Choose a new password"),

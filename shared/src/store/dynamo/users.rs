@@ -1,0 +1,144 @@
+//! Users: `USER#<id>` items and their `EMAIL#<email>` guards in the users table.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::DynamoStore;
+use super::items::{boolean, email_guard, email_key, n, s, to_item, user_key};
+use super::write::{Expression, Transaction, put_new};
+use crate::clock::UnixTime;
+use crate::model::User;
+use crate::store::{StoreError, UserStore};
+
+/// Every link pointer on the user's item: a change that moves the epoch drops them all.
+pub(super) const ALL_LINKS: [&str; 3] = [
+    "link_verify_email",
+    "link_reset_password",
+    "link_change_email",
+];
+
+/// Moves the user to the next session epoch, which ends every session and every pending
+/// link, challenge and device token in the same write.
+pub(super) fn next_epoch(expression: Expression, epoch: u64) -> Expression {
+    ALL_LINKS
+        .iter()
+        .fold(expression, |expression, link| expression.remove(*link))
+        .set("session_epoch = :next")
+        .when("session_epoch = :epoch")
+        .values([(":next", n(epoch + 1)), (":epoch", n(epoch))])
+}
+
+/// Moves the user to the next epoch from whatever it is now (no session asked for it).
+fn bump_epoch(expression: Expression) -> Expression {
+    expression
+        .set("session_epoch = if_not_exists(session_epoch, :zero) + :one")
+        .values([(":zero", n(0)), (":one", n(1))])
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Part {
+            EmailGuard,
+            User,
+        }
+        let transaction = Transaction::new()
+            .with(
+                Part::EmailGuard,
+                put_new(&self.users_table, email_guard(&user.email, user.id))?,
+            )
+            .with(
+                Part::User,
+                put_new(&self.users_table, to_item(user, user_key(user.id))?)?,
+            );
+        match self.transact(transaction, user.id).await? {
+            Ok(()) => Ok(()),
+            Err(cancelled) if cancelled.failed(Part::EmailGuard) => Err(StoreError::EmailTaken),
+            Err(cancelled) => Err(StoreError::Internal(format!(
+                "create_user cancelled: {cancelled:?}"
+            ))),
+        }
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Guard {
+            user_id: Uuid,
+        }
+        let Some(guard) = self
+            .get_item::<Guard>(&self.users_table, email_key(email))
+            .await?
+        else {
+            // An unknown address makes the second round trip too, for a user no guard points
+            // to (user ids are random v4), so a known one does not answer a round trip later.
+            self.user_by_id(Uuid::nil()).await?;
+            return Ok(None);
+        };
+        self.user_by_id(guard.user_id).await
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.get_item(&self.users_table, user_key(id)).await
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let expression = Expression::new()
+            .set("password_hash = :hash")
+            .set("updated_at = :now")
+            .when("attribute_exists(pk)")
+            .values([(":hash", s(password_hash)), (":now", n(now))]);
+        self.update_if(&self.users_table, user_key(id), expression)
+            .await
+    }
+
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError> {
+        let expression = Expression::new()
+            .set("is_active = :active")
+            .set("updated_at = :now")
+            .when("attribute_exists(pk)")
+            .values([(":active", boolean(active)), (":now", n(now))]);
+        // Deactivation moves to a new session epoch, which ends every session in the same write.
+        let expression = if active {
+            expression
+        } else {
+            bump_epoch(expression)
+        };
+        self.update_if(&self.users_table, user_key(id), expression)
+            .await
+    }
+
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
+        let expression = bump_epoch(Expression::new().when("attribute_exists(pk)"));
+        self.update_if(&self.users_table, user_key(id), expression)
+            .await
+    }
+
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let user = next_epoch(
+            Expression::new()
+                .set("password_hash = :hash")
+                .set("updated_at = :now")
+                .when("attribute_exists(pk)")
+                .values([(":hash", s(password_hash)), (":now", n(now))]),
+            epoch,
+        );
+        let transaction = Transaction::new()
+            .with("user", user.update(&self.users_table, user_key(id))?)
+            .with("kept chain", self.keep_chain_item(keep, id, epoch, now)?);
+        // A fresh idempotency token: the same session may change its password again soon.
+        Ok(self.transact(transaction, Uuid::new_v4()).await?.is_ok())
+    }
+}

@@ -1,0 +1,94 @@
+//! Users and their email guards.
+
+use super::*;
+
+#[async_trait]
+impl UserStore for EmbeddedStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |txn| {
+            let mut emails = txn.open_table(EMAILS).map_err(internal)?;
+            if emails.get(user.email.as_str()).map_err(internal)?.is_some() {
+                return Err(StoreError::EmailTaken);
+            }
+            emails
+                .insert(user.email.as_str(), user.id.as_u128())
+                .map_err(internal)?;
+            put_user(txn, &user)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.read(|txn| {
+            let emails = txn.open_table(EMAILS).map_err(internal)?;
+            let Some(id) = emails.get(email).map_err(internal)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            get(&txn.open_table(USERS).map_err(internal)?, id)
+        })
+    }
+
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.read(|txn| get(&txn.open_table(USERS).map_err(internal)?, id.as_u128()))
+    }
+
+    async fn set_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_owned();
+        update_user(self, id, move |user| {
+            user.password_hash = password_hash;
+            user.updated_at = now;
+        })
+        .await
+    }
+
+    async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError> {
+        update_user(self, id, move |user| {
+            if !active && user.is_active {
+                user.session_epoch += 1;
+            }
+            user.is_active = active;
+            user.updated_at = now;
+        })
+        .await
+    }
+
+    async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
+        update_user(self, id, |user| user.session_epoch += 1).await
+    }
+
+    async fn change_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        epoch: u64,
+        keep: Uuid,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let password_hash = password_hash.to_owned();
+        self.write(move |txn| {
+            let Some(mut user) = load_user(txn, id)?.filter(|u| u.session_epoch == epoch) else {
+                return Ok(false);
+            };
+            let Some(mut chain) = load_chain(txn, keep)?.filter(|c| {
+                c.user_id == id && c.epoch == epoch && c.revoked_at.is_none() && c.expires_at > now
+            }) else {
+                return Ok(false);
+            };
+            user.password_hash = password_hash;
+            user.updated_at = now;
+            user.session_epoch = epoch + 1;
+            user.links = Default::default();
+            chain.epoch = epoch + 1;
+            put_user(txn, &user)?;
+            put_chain(txn, &chain)?;
+            Ok(true)
+        })
+        .await
+    }
+}
