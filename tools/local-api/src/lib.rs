@@ -5,8 +5,13 @@
 //! them by the one route table (`shared::routes::ROUTES`, which tests hold equal to
 //! `template.yaml`) and runs the authorizer first on protected routes; [`server`] is the HTTP
 //! server around it; [`runtime_api`] runs other teams' Lambda binaries behind the same
-//! authorizer (`--extra-route`).
+//! authorizer (`--extra-route`). Behind [`gateway`], which is the dispatch, sit `events` (HTTP
+//! to API Gateway's event shapes), `extra_routes` (the `--extra-route` functions) and `dev` (the
+//! `/_dev/` pages); none of them uses `gateway`.
 
+mod dev;
+mod events;
+mod extra_routes;
 pub mod gateway;
 pub mod mail;
 pub mod runtime_api;

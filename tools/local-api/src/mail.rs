@@ -1,13 +1,15 @@
 //! Mail, locally: nothing is sent; each message is kept as a JSON file in the data directory's
 //! `mail/` folder and served at `GET /_dev/mail` (JSON, newest first, `?to=ADDRESS` filters)
 //! and `GET /_dev/inbox` (an HTML inbox whose links can be clicked). Only the local server
-//! serves `/_dev/`; no Lambda function does.
+//! serves `/_dev/`; no Lambda function does. `sent_at` is RFC 3339 UTC, as every time in the API
+//! is; the file's name, `{milliseconds since the epoch}-{id}.json`, orders the inbox.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use shared::clock::rfc3339;
 use shared::mail::{MailError, Mailer, Message};
 
 /// A kept message, as `/_dev/mail` lists it.
@@ -18,8 +20,9 @@ pub struct StoredMessage {
     pub subject: String,
     pub text: String,
     pub html: String,
-    /// Milliseconds since the epoch: the order of the inbox.
-    pub sent_at: u128,
+    /// When it was kept, RFC 3339 UTC with second precision (`2026-12-03T12:00:00Z`), as every
+    /// time in the API. The inbox is ordered by the file's name, which has the milliseconds.
+    pub sent_at: String,
 }
 
 /// Keeps every message as a file in one folder.
@@ -42,7 +45,7 @@ impl FolderMailer {
         let mut messages = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(messages),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         for entry in entries {
@@ -50,23 +53,32 @@ impl FolderMailer {
             if path.extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(&path)?;
                 if let Ok(message) = serde_json::from_str::<StoredMessage>(&text) {
-                    messages.push(message);
+                    messages.push((sent_at_millis(&path), message));
                 }
             }
         }
-        messages.retain(|m| to.is_none_or(|to| m.to.eq_ignore_ascii_case(to)));
-        messages.sort_by(|a, b| b.sent_at.cmp(&a.sent_at).then(b.id.cmp(&a.id)));
-        Ok(messages)
+        messages.retain(|(_, m)| to.is_none_or(|to| m.to.eq_ignore_ascii_case(to)));
+        messages.sort_by(|(a_ms, a), (b_ms, b)| b_ms.cmp(a_ms).then(b.id.cmp(&a.id)));
+        Ok(messages.into_iter().map(|(_, m)| m).collect())
     }
+}
+
+/// The milliseconds a kept message's file name starts with (`{milliseconds}-{id}.json`).
+fn sent_at_millis(path: &Path) -> u128 {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.split_once('-'))
+        .and_then(|(millis, _)| millis.parse().ok())
+        .unwrap_or_default()
 }
 
 #[async_trait]
 impl Mailer for FolderMailer {
     async fn send(&self, message: &Message) -> Result<(), MailError> {
-        let sent_at = SystemTime::now()
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+            .unwrap_or_default();
+        let millis = now.as_millis();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let stored = StoredMessage {
             id: id.clone(),
@@ -74,13 +86,13 @@ impl Mailer for FolderMailer {
             subject: message.subject.clone(),
             text: message.text.clone(),
             html: message.html.clone(),
-            sent_at,
+            sent_at: rfc3339(now.as_secs() as i64),
         };
         let json =
             serde_json::to_vec_pretty(&stored).map_err(|e| MailError::Rejected(e.to_string()))?;
         let (dir, path) = (
             self.dir.clone(),
-            self.dir.join(format!("{sent_at}-{id}.json")),
+            self.dir.join(format!("{millis}-{id}.json")),
         );
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
@@ -151,6 +163,15 @@ mod tests {
         let all = mailer.messages(None).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].to, "b@example.com");
+        for message in &all {
+            // RFC 3339 UTC with second precision, as every time in the API.
+            let t = time::OffsetDateTime::parse(
+                &message.sent_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap_or_else(|e| panic!("sent_at {:?}: {e}", message.sent_at));
+            assert_eq!(message.sent_at, rfc3339(t.unix_timestamp()));
+        }
         let only_a = mailer.messages(Some("A@example.com")).unwrap();
         assert_eq!(only_a.len(), 1);
         assert_eq!(only_a[0].subject, "to a@example.com");

@@ -1,5 +1,6 @@
 //! Black-box tests of the local API with a real HTTP client, on both stores: routing by the
-//! route table, the full journey, and every error code of docs/api.md.
+//! route table, the full journey, every error code of docs/api.md, and `/_dev/mail`'s times in
+//! the API's one format.
 
 use integration_tests::local::{LocalApi, Reply};
 use integration_tests::{Harness, on_both_stores};
@@ -41,6 +42,7 @@ on_both_stores!(
     the_full_journey,
     every_error_code_of_the_contract,
     responses_carry_a_request_id_and_never_a_secret_header,
+    dev_mail_times_are_rfc3339_utc_like_every_time_in_the_api,
 );
 
 async fn every_template_route_is_served_and_protected_as_declared(h: Harness) {
@@ -419,6 +421,46 @@ async fn responses_carry_a_request_id_and_never_a_secret_header(h: Harness) {
             .keys()
             .all(|name| !name.as_str().contains("token"))
     );
+}
+
+fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn dev_mail_times_are_rfc3339_utc_like_every_time_in_the_api(h: Harness) {
+    let api = h.serve_local_api().await;
+    // The local mailer keeps mail by the system's clock, not the harness's.
+    let before = system_now();
+    let registered = api
+        .post_json("/auth/register", &credentials(EMAIL, PASSWORD), None)
+        .await;
+    assert_eq!(registered.status, 201);
+    let mail = api
+        .get(&format!("/_dev/mail?to={EMAIL}"), None)
+        .await
+        .json();
+    let after = system_now();
+    let sent_at = &mail["messages"][0]["sent_at"];
+    let sent_at = sent_at
+        .as_str()
+        .unwrap_or_else(|| panic!("sent_at is not an RFC 3339 string: {sent_at}"));
+    // Exactly what the API's other times look like (`created_at`, `expires_at`, ...): second
+    // precision and `Z`, from the one formatter, at a second while the mail was sent.
+    assert!(
+        (before..=after).any(|t| shared::clock::rfc3339(t) == sent_at),
+        "sent_at {sent_at:?} is not RFC 3339 UTC between {} and {}",
+        shared::clock::rfc3339(before),
+        shared::clock::rfc3339(after)
+    );
+    let created_at = registered.json()["user"]["created_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sent_at.len(), created_at.len(), "{sent_at} {created_at}");
+    assert!(sent_at.ends_with('Z') && created_at.ends_with('Z'));
 }
 
 #[tokio::test]
