@@ -147,3 +147,10 @@ impl AuthService {
         Ok(())
     }
 }
+
+/// How long to wait before trying again a write that concurrent writers beat: 5 ms doubling
+/// to 160 ms, with up to as much again of jitter so that they do not collide again in step.
+fn contention_delay(attempt: u32) -> std::time::Duration {
+    let base = 5u64 << attempt.min(5);
+    std::time::Duration::from_millis(base + u64::from(Uuid::new_v4().as_u128() as u16) % base)
+}

@@ -1,12 +1,11 @@
 //! A session's life: its chain and first pair at sign-in, each rotation of its refresh token
 //! (with the grace window and reuse detection), and its end by logout or revocation.
 
-use std::time::Duration;
-
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::access::check_snapshot;
+use super::contention_delay;
 use super::error::invalid_token;
 use super::{AuthError, AuthService, SessionInfo, SignedIn};
 use crate::clock::UnixTime;
@@ -245,7 +244,7 @@ impl AuthService {
                 Rotated::Done(signed_in) => return Ok(*signed_in),
                 // Someone else spent it first: read again, and the grace window decides.
                 Rotated::SpentMeanwhile => continue,
-                Rotated::Contended => tokio::time::sleep(retry_delay(attempt)).await,
+                Rotated::Contended => tokio::time::sleep(contention_delay(attempt)).await,
             }
         }
         Err(AuthError::Unavailable(
@@ -375,9 +374,4 @@ fn signed_in(minted: Minted, user: User, iat: UnixTime) -> SignedIn {
         user,
         device_token: None,
     }
-}
-
-fn retry_delay(attempt: u32) -> Duration {
-    let base = 5u64 << attempt.min(5);
-    Duration::from_millis(base + u64::from(Uuid::new_v4().as_u128() as u8) % base)
 }

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 
 use tracing::{info, warn};
 
+use super::contention_delay;
 use super::{AuthError, AuthService};
 use crate::clock::UnixTime;
 use crate::model::TrustedDevice;
@@ -30,8 +31,9 @@ pub const WINDOW_SECS: i64 = 300;
 pub const MAX_LOCK_SECS: i64 = 900;
 /// A failure count is forgotten a day after its last failure.
 pub const FAILURE_MEMORY_SECS: i64 = 86_400;
-/// Attempts to update a failure counter that concurrent attempts keep changing.
-const COUNTER_ATTEMPTS: u32 = 8;
+/// Attempts to update a failure counter that concurrent attempts keep changing (with a growing,
+/// jittered wait between them: a burst of guesses on one counter must not answer 503).
+const COUNTER_ATTEMPTS: u32 = 12;
 
 /// How long to wait after `failures` consecutive failures, given the threshold.
 pub fn lock_secs(failures: u32, threshold: u32) -> i64 {
@@ -164,7 +166,10 @@ impl AuthService {
         memory_secs: i64,
         now: UnixTime,
     ) -> Result<LockoutCharge, AuthError> {
-        for _ in 0..COUNTER_ATTEMPTS {
+        for attempt in 0..COUNTER_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(contention_delay(attempt - 1)).await;
+            }
             let counter = self.store.failure_counter(key, now).await?;
             if counter.locked_until > now {
                 return Err(AuthError::TooManyRequests {
@@ -205,7 +210,10 @@ impl AuthService {
         memory_secs: i64,
         now: UnixTime,
     ) {
-        for _ in 0..COUNTER_ATTEMPTS {
+        for attempt in 0..COUNTER_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(contention_delay(attempt - 1)).await;
+            }
             let counter = match self.store.failure_counter(key, now).await {
                 Ok(counter) => counter,
                 Err(e) => return warn!(error = %e, "could not refund an attempt"),
@@ -239,7 +247,10 @@ impl AuthService {
     /// Adds a failure to a trusted device's count; `false` (nothing charged) once its budget
     /// is spent, when the device no longer counts.
     async fn charge_device(&self, key: &str, now: UnixTime) -> Result<bool, AuthError> {
-        for _ in 0..COUNTER_ATTEMPTS {
+        for attempt in 0..COUNTER_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(contention_delay(attempt - 1)).await;
+            }
             let counter = self.store.failure_counter(key, now).await?;
             if counter.failures >= self.config.login_max_failures {
                 return Ok(false);

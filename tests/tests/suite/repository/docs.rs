@@ -178,9 +178,11 @@ fn every_document_a_comment_cites_is_in_the_repository() {
             .unwrap_or(&file)
             .display()
             .to_string();
+        // Spelled apart so that this file does not name it.
+        let outside = ["the", "contract"].join(" ");
         assert!(
-            !text.contains("the contract"),
-            "{shown} cites \"the contract\", which is no document here: cite docs/api.md"
+            !text.contains(&outside),
+            "{shown} cites \"{outside}\", which is no document here: cite docs/api.md"
         );
         let cited = text
             .split(|c: char| !(c.is_alphanumeric() || "._/-".contains(c)))
