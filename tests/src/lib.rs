@@ -297,10 +297,13 @@ impl Harness {
         }
     }
 
-    /// The same harness, its service hashing with `passwords` (cheap parameters for tests that
-    /// run thousands of flows and are about the flows, not the hashing).
-    pub fn with_passwords(mut self, passwords: Passwords) -> Self {
-        self.service = Arc::new(
+    /// The harness's service built again with `passwords` and `mailer`, everything else kept.
+    fn rebuilt_service(
+        &self,
+        passwords: Passwords,
+        mailer: Arc<dyn shared::mail::Mailer>,
+    ) -> Arc<AuthService> {
+        Arc::new(
             AuthService::new(
                 self.config.clone(),
                 self.counted.clone(),
@@ -308,9 +311,16 @@ impl Harness {
                 passwords,
                 self.clock.clone(),
             )
-            .with_mailer(Arc::new(self.mail.clone()))
+            .with_mailer(mailer)
             .with_mfa_keys(test_mfa_keys()),
-        );
+        )
+    }
+
+    /// The same harness, its service hashing with `passwords` (cheap parameters for tests that
+    /// run thousands of flows and are about the flows, not the hashing).
+    pub fn with_passwords(mut self, passwords: Passwords) -> Self {
+        let mailer = self.service.outbox().expect("the harness mails").mailer();
+        self.service = self.rebuilt_service(passwords, mailer);
         self
     }
 
@@ -320,17 +330,7 @@ impl Harness {
         ses_emulator_url();
         let sdk = DynamoStore::sdk_loader().load().await;
         let mailer = SesMailer::new(&sdk, SES_SENDER);
-        self.service = Arc::new(
-            AuthService::new(
-                self.config.clone(),
-                self.counted.clone(),
-                self.keys.clone(),
-                Passwords::new(),
-                self.clock.clone(),
-            )
-            .with_mailer(Arc::new(mailer))
-            .with_mfa_keys(test_mfa_keys()),
-        );
+        self.service = self.rebuilt_service(self.service.passwords().clone(), Arc::new(mailer));
         self
     }
 

@@ -18,7 +18,7 @@ use crate::http::{
     json_response, link_base, no_content, principal, source_ip,
 };
 use crate::passwords::Password;
-use crate::service::{AuthError, AuthService, Caller, LinkBase, MfaCode, SignIn};
+use crate::service::{AddressChange, AuthError, AuthService, Caller, LinkBase, MfaCode, SignIn};
 
 /// What a handler comes to: its response, or the error the HTTP layer answers for it
 /// (the route table turns it into a response, in one place).
@@ -233,9 +233,11 @@ pub async fn change_email(service: &AuthService, request: Request) -> Outcome {
         .start_email_change(
             principal.user_id,
             principal.chain_id,
-            email,
-            &password,
-            code.as_ref(),
+            AddressChange {
+                new_email: email,
+                password: &password,
+                code: code.as_ref(),
+            },
             ip.as_deref(),
             &links,
         )

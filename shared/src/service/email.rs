@@ -184,6 +184,15 @@ async fn take_budget(
         .await?)
 }
 
+/// What `POST /auth/email` asks for: the new address, confirmed with the current password,
+/// and with a current code when TOTP is on.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressChange<'a> {
+    pub new_email: &'a str,
+    pub password: &'a Password,
+    pub code: Option<&'a MfaCode>,
+}
+
 impl AuthService {
     fn mailing(&self) -> Result<Mailing, AuthError> {
         let outbox = self
@@ -363,12 +372,15 @@ impl AuthService {
         &self,
         user_id: Uuid,
         chain_id: Uuid,
-        new_email: &str,
-        password: &Password,
-        code: Option<&MfaCode>,
+        change: AddressChange<'_>,
         source_ip: Option<&str>,
         base: &LinkBase,
     ) -> Result<(), AuthError> {
+        let AddressChange {
+            new_email,
+            password,
+            code,
+        } = change;
         let user = self.active_user(user_id).await?;
         let new_email = normalize_email(new_email).map_err(AuthError::InvalidEmail)?;
         if user.mfa.mfa_enabled && code.is_none() {

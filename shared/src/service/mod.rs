@@ -20,7 +20,7 @@ mod throttle;
 
 pub use access::{TOUCH_INTERVAL_SECS, decide_access};
 pub use answers::{Caller, Principal, SessionInfo, SignedIn};
-pub use email::LinkBase;
+pub use email::{AddressChange, LinkBase};
 pub use error::AuthError;
 pub use mfa::{MfaCode, MfaRequired, SignIn, TotpEnrolment};
 

@@ -6,6 +6,7 @@
 use futures::future::join_all;
 use integration_tests::{Harness, PASSWORD, app_links, on_both_stores};
 use shared::model::TokenType;
+use shared::service::AddressChange;
 use shared::{AuthError, Password};
 
 const EMAIL: &str = "ada@example.com";
@@ -443,9 +444,11 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
             .start_email_change(
                 id,
                 asking.chain_id,
-                new,
-                &Password::new("wrong password here"),
-                None,
+                AddressChange {
+                    new_email: new,
+                    password: &Password::new("wrong password here"),
+                    code: None
+                },
                 None,
                 &app_links()
             )
@@ -461,9 +464,11 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
             .start_email_change(
                 id,
                 asking.chain_id,
-                taken,
-                &Password::new(PASSWORD),
-                None,
+                AddressChange {
+                    new_email: taken,
+                    password: &Password::new(PASSWORD),
+                    code: None,
+                },
                 None,
                 &app_links(),
             )
@@ -484,9 +489,11 @@ async fn an_address_change_takes_effect_only_with_its_link(h: Harness) {
         .start_email_change(
             id,
             asking.chain_id,
-            new,
-            &Password::new(PASSWORD),
-            None,
+            AddressChange {
+                new_email: new,
+                password: &Password::new(PASSWORD),
+                code: None,
+            },
             None,
             &app_links(),
         )
@@ -542,9 +549,11 @@ async fn a_taken_address_shows_only_at_confirmation(h: Harness) {
         .start_email_change(
             signed_in.user.id,
             asking.chain_id,
-            wanted,
-            &Password::new(PASSWORD),
-            None,
+            AddressChange {
+                new_email: wanted,
+                password: &Password::new(PASSWORD),
+                code: None,
+            },
             None,
             &app_links(),
         )
@@ -569,9 +578,11 @@ async fn address_changes_have_a_budget_per_user(h: Harness) {
                 .start_email_change(
                     signed_in.user.id,
                     asking.chain_id,
-                    to,
-                    &Password::new(PASSWORD),
-                    None,
+                    AddressChange {
+                        new_email: to,
+                        password: &Password::new(PASSWORD),
+                        code: None,
+                    },
                     None,
                     &app_links(),
                 )
@@ -608,9 +619,11 @@ async fn two_users_racing_for_one_address_exactly_one_wins(h: Harness) {
             .start_email_change(
                 signed_in.user.id,
                 asking.chain_id,
-                contested,
-                &Password::new(PASSWORD),
-                None,
+                AddressChange {
+                    new_email: contested,
+                    password: &Password::new(PASSWORD),
+                    code: None,
+                },
                 None,
                 &app_links(),
             )

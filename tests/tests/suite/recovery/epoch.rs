@@ -9,6 +9,7 @@ use futures::future::join_all;
 use integration_tests::{Harness, PASSWORD, app_links, on_both_stores};
 use serde_json::json;
 use shared::model::{LinkKind, SealedSecret};
+use shared::service::AddressChange;
 use shared::service::{MfaCode, SignIn};
 use shared::store::AlongWithCode;
 use shared::tokens::token_hash;
@@ -58,9 +59,11 @@ async fn a_reset_ends_an_address_change_the_attacker_asked_for(h: Harness) {
         .start_email_change(
             principal.user_id,
             principal.chain_id,
-            ATTACKER,
-            &Password::new(PASSWORD),
-            None,
+            AddressChange {
+                new_email: ATTACKER,
+                password: &Password::new(PASSWORD),
+                code: None,
+            },
             None,
             &app_links(),
         )
@@ -134,9 +137,11 @@ async fn pending(h: &Harness, session: &SignedIn, secret: &[u8]) -> Pending {
         .start_email_change(
             user.id,
             principal.chain_id,
-            "elsewhere@example.com",
-            &Password::new(PASSWORD),
-            Some(&code),
+            AddressChange {
+                new_email: "elsewhere@example.com",
+                password: &Password::new(PASSWORD),
+                code: Some(&code),
+            },
             None,
             &app_links(),
         )
@@ -318,9 +323,11 @@ async fn every_pending_artifact_dies_with_the_epoch(h: Harness) {
         .start_email_change(
             id,
             principal.chain_id,
-            new_address,
-            &Password::new(PASSWORD),
-            Some(&code),
+            AddressChange {
+                new_email: new_address,
+                password: &Password::new(PASSWORD),
+                code: Some(&code),
+            },
             None,
             &app_links(),
         )
@@ -344,9 +351,11 @@ async fn the_session_that_made_the_change_keeps_working(h: Harness) {
         .start_email_change(
             id,
             asking.chain_id,
-            new,
-            &Password::new(PASSWORD),
-            None,
+            AddressChange {
+                new_email: new,
+                password: &Password::new(PASSWORD),
+                code: None,
+            },
             None,
             &app_links(),
         )
@@ -376,9 +385,11 @@ async fn the_session_that_made_the_change_keeps_working(h: Harness) {
         .start_email_change(
             id,
             second_principal.chain_id,
-            "third@example.com",
-            &Password::new(PASSWORD),
-            None,
+            AddressChange {
+                new_email: "third@example.com",
+                password: &Password::new(PASSWORD),
+                code: None,
+            },
             None,
             &app_links(),
         )
@@ -489,9 +500,11 @@ async fn sensitive_changes_need_a_fresh_factor(h: Harness) {
                 .start_email_change(
                     id,
                     chain,
-                    "new@example.com",
-                    &Password::new(password),
-                    code.as_ref(),
+                    AddressChange {
+                        new_email: "new@example.com",
+                        password: &Password::new(password),
+                        code: code.as_ref(),
+                    },
                     None,
                     &app_links(),
                 )

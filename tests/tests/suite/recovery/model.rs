@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
+use shared::service::AddressChange;
 use shared::service::{LinkBase, MfaCode, SignIn, SignedIn};
 use shared::{AuthError, Clock, Password, Passwords};
 use uuid::Uuid;
@@ -276,9 +277,11 @@ impl<'h> World<'h> {
                     .start_email_change(
                         user_id,
                         chain,
-                        &to,
-                        &Password::new(password),
-                        code.as_ref(),
+                        AddressChange {
+                            new_email: &to,
+                            password: &Password::new(password),
+                            code: code.as_ref(),
+                        },
                         None,
                         &self.base,
                     )
