@@ -41,6 +41,9 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many of a failed function's last log lines are shown.
 const LOG_TAIL: usize = 40;
 
+/// A function's environment variables.
+type Env = Vec<(String, String)>;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     init_ms: f64,
@@ -615,7 +618,7 @@ async fn run() -> Result<(), String> {
         ("AWS_ENDPOINT_URL_SESV2", ses.as_str()),
     ];
 
-    let mut targets: Vec<(String, Value, Vec<(String, String)>)> = vec![(
+    let mut targets: Vec<(String, Value, Env)> = vec![(
         FLOOR.to_owned(),
         json!({}),
         environments.of(FLOOR, &endpoints)?,
