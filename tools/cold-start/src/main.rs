@@ -5,7 +5,7 @@
 //! - init CPU: the CPU time (user + system, all threads) the process used by then;
 //! - the first invocation (its first store call included) and a warm one, each until the
 //!   function answered (the mail a function sends after answering is waited for in between);
-//! - peak RSS (`VmHWM`) after both.
+//! - peak RSS (`VmHWM`) after both, and after their extensions' work.
 //!
 //! Each function gets the environment `sam local --env-vars env.json` would give it: every
 //! variable `template.yaml` declares for it (in `Globals` and its own), valued from `env.json`,
@@ -488,6 +488,16 @@ async fn measure(
             "the warm invocation",
             INIT_TIMEOUT,
             invoke(api, &warm),
+        )
+        .await?;
+        unless_exited(
+            child,
+            "the warm invocation's extensions",
+            INIT_TIMEOUT,
+            async {
+                api.idle().await;
+                Ok(())
+            },
         )
         .await?;
         let sample = Sample {
