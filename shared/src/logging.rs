@@ -7,7 +7,7 @@
 //! bodies (password hashes, token hashes). Our own crates log no secret at any level.
 
 use lambda_runtime::tracing::subscriber;
-use subscriber::filter::{EnvFilter, FilterExt, LevelFilter, Targets};
+use subscriber::filter::{FilterExt, LevelFilter, Targets};
 use subscriber::fmt::MakeWriter;
 use subscriber::layer::{Layer, SubscriberExt};
 use tracing::Subscriber;
@@ -36,6 +36,21 @@ pub fn lambda_directives(aws_lambda_log_level: Option<&str>, rust_log: Option<&s
     }
 }
 
+/// `directives` as per-target levels (`info`, `shared=debug`), each unparseable one skipped and
+/// `error` when none is left, as the runtime's own filter does. Span and field directives are
+/// not supported: per-target levels need no regular-expression engine in every binary.
+fn targets(directives: &str) -> Targets {
+    let valid: Vec<&str> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| directive.parse::<Targets>().is_ok())
+        .collect();
+    valid
+        .join(",")
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::ERROR))
+}
+
 /// A subscriber logging `directives` (`RUST_LOG` syntax; unparseable parts ignored) to
 /// `writer`, as text or JSON lines, with [`QUIET_TARGETS`] held at `info`.
 pub fn subscriber<W>(directives: &str, json: bool, writer: W) -> Box<dyn Subscriber + Send + Sync>
@@ -47,7 +62,7 @@ where
         |targets, target| targets.with_target(*target, LevelFilter::INFO),
     );
     // Both must let an event through: the directives, and the cap on the quiet crates.
-    let filter = EnvFilter::builder().parse_lossy(directives).and(quiet);
+    let filter = targets(directives).and(quiet);
     let layer = subscriber::fmt::layer()
         .with_target(false)
         .without_time()
@@ -171,6 +186,17 @@ mod tests {
         assert!(!log.contains("shared::service:info"), "{log}");
         let log = logged("info", false);
         assert!(log.contains("shared::service:info") && !log.contains("shared::service:debug"));
+    }
+
+    #[test]
+    fn unparseable_directives_are_skipped_and_none_left_means_errors_only() {
+        let log = logged("shared=debug,shared[span{f=1}]=trace,==", false);
+        assert!(log.contains("shared::service:debug") && !log.contains("shared::service:trace"));
+        assert!(!log.contains("hyper::proto::h1::io:info"), "{log}");
+        tracing::subscriber::with_default(subscriber("shared=loud", false, std::io::sink), || {
+            assert!(tracing::enabled!(target: "shared::service", tracing::Level::ERROR));
+            assert!(!tracing::enabled!(target: "shared::service", tracing::Level::WARN));
+        });
     }
 
     #[test]
