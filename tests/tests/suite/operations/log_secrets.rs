@@ -158,7 +158,9 @@ async fn the_whole_journey_logs_no_secret(h: Harness) {
 async fn the_register_function_logs_no_secret_at_trace_through_its_own_runtime() {
     use integration_tests::rie::{dynamodb_endpoint, repository};
 
-    let binary = register_binary();
+    // Built with the workspace's features, as scripts/test builds it: `cargo build -p register`
+    // alone would unify features differently and rebuild half the dependency tree.
+    let binary = integration_tests::rie::binaries().join("register");
     let endpoint = dynamodb_endpoint();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let (users, sessions) = (format!("users-{id}"), format!("sessions-{id}"));
@@ -260,24 +262,6 @@ async fn the_register_function_logs_no_secret_at_trace_through_its_own_runtime()
             panic!("a secret is in the function's log: {line}");
         }
     }
-}
-
-/// `target/<profile>/register`, built first (the register function alone) if needed.
-fn register_binary() -> std::path::PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build", "-p", "register", "--bin", "register", "--locked", "--quiet",
-        ])
-        .current_dir(integration_tests::rie::repository())
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p register failed");
-    let exe = std::env::current_exe().expect("the test's path");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .expect("target/<profile>")
-        .join("register")
 }
 
 /// Just enough of Lambda's Runtime API (and of its Extensions API, which the function's mail
