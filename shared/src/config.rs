@@ -118,6 +118,16 @@ pub struct Config {
     /// Whether the authorizer admits users with an unverified address only to the routes that
     /// get it verified.
     pub require_verified_email: bool,
+    /// The WebAuthn relying party; `None` (no `WEBAUTHN_RP_ID` and no `APP_URL`) leaves
+    /// passkeys off.
+    pub webauthn: Option<WebauthnSettings>,
+}
+
+/// Who passkeys are made for: the RP ID (a domain) and the page origins allowed to use them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnSettings {
+    pub rp_id: String,
+    pub origins: Vec<url::Url>,
 }
 
 /// Fallbacks for variables that are required in AWS but have a natural value elsewhere
@@ -225,6 +235,15 @@ impl Config {
                 get("REQUIRE_VERIFIED_EMAIL"),
                 "REQUIRE_VERIFIED_EMAIL",
             )?,
+            webauthn: None,
+        };
+        let config = Config {
+            webauthn: webauthn(
+                get("WEBAUTHN_RP_ID"),
+                get("WEBAUTHN_ORIGINS"),
+                config.app_url.as_deref(),
+            )?,
+            ..config
         };
         config.check_consistency()?;
         Ok(config)
@@ -302,6 +321,68 @@ fn base_url(raw: &str, name: &'static str) -> Result<String, ConfigError> {
         });
     }
     Ok(url.to_owned())
+}
+
+/// `WEBAUTHN_RP_ID` (default: `APP_URL`'s host) and `WEBAUTHN_ORIGINS` (comma-separated;
+/// default: `APP_URL`'s origin). Browsers take no IP address as an RP ID, so an `APP_URL` on an
+/// IP address (the local server's own) stands for `localhost` on the same port.
+fn webauthn(
+    rp_id: Option<String>,
+    origins: Option<String>,
+    app_url: Option<&str>,
+) -> Result<Option<WebauthnSettings>, ConfigError> {
+    let invalid = |name, reason: String| ConfigError::Invalid { name, reason };
+    let app = app_url
+        .map(|raw| url::Url::parse(raw).map_err(|e| invalid("APP_URL", e.to_string())))
+        .transpose()?
+        .map(|mut app| {
+            if matches!(app.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+                let _ = app.set_host(Some("localhost"));
+            }
+            app
+        });
+    let origins = match origins {
+        Some(list) => list
+            .split(',')
+            .map(|origin| {
+                url::Url::parse(origin.trim())
+                    .map_err(|e| invalid("WEBAUTHN_ORIGINS", format!("{origin:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => app.iter().map(|app| origin_of(app)).collect(),
+    };
+    let rp_id = rp_id.or_else(|| app.as_ref().and_then(|a| a.domain().map(str::to_owned)));
+    match (rp_id, origins.is_empty()) {
+        (None, true) => Ok(None),
+        (None, false) => Err(ConfigError::Missing {
+            name: "WEBAUTHN_RP_ID",
+        }),
+        (Some(_), true) => Err(ConfigError::Missing {
+            name: "WEBAUTHN_ORIGINS",
+        }),
+        (Some(rp_id), false) => {
+            for origin in &origins {
+                let host = origin.domain().unwrap_or_default();
+                let secure = origin.scheme() == "https" || host == "localhost";
+                if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) || !secure {
+                    return Err(invalid(
+                        "WEBAUTHN_ORIGINS",
+                        format!("{origin} is not an https origin on the RP ID {rp_id}"),
+                    ));
+                }
+            }
+            Ok(Some(WebauthnSettings { rp_id, origins }))
+        }
+    }
+}
+
+/// The origin of `url` (scheme, host and port), as a URL.
+fn origin_of(url: &url::Url) -> url::Url {
+    let mut origin = url.clone();
+    origin.set_path("");
+    origin.set_query(None);
+    origin.set_fragment(None);
+    origin
 }
 
 /// `ada@example.com` or `Example <no-reply@example.com>`, as SES takes a sender.

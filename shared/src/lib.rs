@@ -19,6 +19,7 @@ pub mod mail;
 pub mod metrics;
 pub mod mfa;
 pub mod model;
+pub mod passkeys;
 pub mod passwords;
 pub mod routes;
 pub mod service;

@@ -34,6 +34,90 @@ pub struct User {
     /// Two-factor sign-in.
     #[serde(flatten)]
     pub mfa: MfaState,
+    /// The user's passkeys by credential id (base64url), at most [`MAX_PASSKEYS`]. A map, so
+    /// that one passkey's counter moves by name in a conditional write.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub passkeys: std::collections::BTreeMap<String, StoredPasskey>,
+}
+
+impl User {
+    /// Whether a password signs this user in (an account made by a provider has none).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
+/// The most passkeys one account holds (they live on the user's item).
+pub const MAX_PASSKEYS: usize = 20;
+
+/// A passkey: a WebAuthn credential of the user, with what the account page shows of it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPasskey {
+    pub name: String,
+    pub created_at: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<UnixTime>,
+    /// Whether the authenticator said the key is backed up (synced across devices).
+    #[serde(default)]
+    pub backed_up: bool,
+    #[serde(default)]
+    pub transports: Vec<String>,
+    /// The credential as webauthn-rs-core keeps it (public key, signature counter, flags), as
+    /// JSON. A sign-in replaces it only if it is still the one read.
+    pub credential: String,
+}
+
+impl std::fmt::Debug for StoredPasskey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPasskey")
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a passkey ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CeremonyKind {
+    /// Adding a passkey to a signed-in user.
+    Registration,
+    /// Signing in with a passkey.
+    SignIn,
+    /// The second factor of a password sign-in (`mfa_required`).
+    SecondFactor,
+}
+
+/// A WebAuthn ceremony between its two calls: what a `ceremony_id` stands for. Stored by the
+/// SHA-256 of the id, with its expiry as the TTL attribute; taken by one conditional delete,
+/// so it works once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyCeremony {
+    pub id_hash: String,
+    pub kind: CeremonyKind,
+    /// `None` for a sign-in without an email (the authenticator names the user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    /// The user's `session_epoch` when the ceremony began: it dies when the epoch moves.
+    #[serde(default)]
+    pub epoch: u64,
+    /// For a second factor: the `mfa_token`'s hash it finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_hash: Option<String>,
+    /// webauthn-rs-core's state of the ceremony (its challenge), as JSON.
+    pub state: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl std::fmt::Debug for PasskeyCeremony {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasskeyCeremony")
+            .field("kind", &self.kind)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user's two-factor state. The TOTP secret is sealed (AES-256-GCM) under a key the service
@@ -85,6 +169,16 @@ pub enum Amr {
     Pwd,
     /// A one-time code: TOTP, or a recovery code.
     Otp,
+    /// Proof of possession of a key: a passkey.
+    Pop,
+    /// More than one factor: a passkey that verified its user (PIN or biometrics).
+    Mfa,
+}
+
+impl Amr {
+    fn password() -> Self {
+        Amr::Pwd
+    }
 }
 
 /// A device its user signed in from: what a `device_token` stands for. Stored by the SHA-256 of
@@ -124,6 +218,9 @@ pub struct MfaChallenge {
     /// "log out everywhere" since kills the challenge.
     #[serde(default)]
     pub epoch: u64,
+    /// What the first step was: the password, or a passkey that did not verify its user.
+    #[serde(default = "Amr::password")]
+    pub first_factor: Amr,
 }
 
 impl MfaChallenge {

@@ -39,6 +39,8 @@ pub enum Function {
     /// Two-factor sign-in: enrolment, turning it off, recovery codes, and the second step of a
     /// sign-in.
     Mfa,
+    /// Passkeys: adding, listing, renaming and removing them, and signing in with one.
+    Passkeys,
     /// What needs no store: the published keys and discovery document, the pages emailed
     /// links open, and the `404`/`405` for every request no route takes.
     Web,
@@ -58,6 +60,7 @@ impl Function {
         Function::Email,
         Function::EmailLinks,
         Function::Mfa,
+        Function::Passkeys,
         Function::Web,
         Function::Authorizer,
     ];
@@ -75,6 +78,7 @@ impl Function {
             Function::Email => "email",
             Function::EmailLinks => "email-links",
             Function::Mfa => "mfa",
+            Function::Passkeys => "passkeys",
             Function::Web => "web",
             Function::Authorizer => "authorizer",
         }
@@ -82,9 +86,11 @@ impl Function {
 
     pub const fn keys(self) -> Keys {
         match self {
-            Function::Register | Function::Login | Function::Refresh | Function::Mfa => {
-                Keys::Signing
-            }
+            Function::Register
+            | Function::Login
+            | Function::Refresh
+            | Function::Mfa
+            | Function::Passkeys => Keys::Signing,
             Function::Authorizer | Function::Web => Keys::Published,
             Function::Logout
             | Function::Password
@@ -305,6 +311,14 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/auth/mfa/totp",            F::Mfa,        Protected, service!(handlers::totp_disable)),
     route("POST",   "/auth/mfa/recovery-codes",  F::Mfa,        Protected, service!(handlers::regenerate_recovery_codes)),
     route("POST",   "/auth/mfa/verify",          F::Mfa,        Public,    service!(handlers::verify_mfa)),
+    route("POST",   "/auth/mfa/passkey/options", F::Mfa,        Public,    service!(handlers::second_factor_passkey_options)),
+    route("POST",   "/auth/passkeys/register/options", F::Passkeys, Protected, service!(handlers::passkey_registration_options)),
+    route("POST",   "/auth/passkeys/register",   F::Passkeys,   Protected, service!(handlers::register_passkey)),
+    route("GET",    "/auth/passkeys",            F::Passkeys,   Protected, service!(handlers::list_passkeys)),
+    route("PATCH",  "/auth/passkeys/{id}",       F::Passkeys,   Protected, service!(handlers::rename_passkey)),
+    route("DELETE", "/auth/passkeys/{id}",       F::Passkeys,   Protected, service!(handlers::remove_passkey)),
+    route("POST",   "/auth/passkeys/login/options", F::Passkeys, Public,   service!(handlers::passkey_sign_in_options)),
+    route("POST",   "/auth/passkeys/login",      F::Passkeys,   Public,    service!(handlers::passkey_sign_in)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
     route("GET",    discovery::JWKS_PATH,        F::Web,        Public,    published!(discovery::jwks)),
@@ -314,7 +328,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 /// The most routes one function serves; [`Function::routes`] fails to compile beyond it.
-pub const MAX_ROUTES_PER_FUNCTION: usize = 6;
+pub const MAX_ROUTES_PER_FUNCTION: usize = 7;
 
 /// Method, path and access of a route, without its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

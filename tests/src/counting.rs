@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
-    EmailLink, IssuedToken, MfaChallenge, SealedSecret, SessionChain, TrustedDevice, User,
+    EmailLink, IssuedToken, MfaChallenge, PasskeyCeremony, SealedSecret, SessionChain,
+    StoredPasskey, TrustedDevice, User,
 };
 use shared::store::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
-    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError,
-    ThrottleStore, UserStore,
+    PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
+    SpentCode, Store, StoreError, ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 
@@ -175,6 +176,69 @@ impl DeviceStore for CountingStore {
     ) -> Result<Option<TrustedDevice>, StoreError> {
         self.calls.read();
         self.inner.device(token_hash, now).await
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for CountingStore {
+    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.create_ceremony(ceremony).await
+    }
+    async fn take_ceremony(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+        self.calls.write();
+        self.inner.take_ceremony(id_hash, now).await
+    }
+    async fn add_passkey(
+        &self,
+        user_id: Uuid,
+        epoch: u64,
+        id: &str,
+        passkey: &StoredPasskey,
+    ) -> Result<PasskeyAdded, StoreError> {
+        self.calls.write();
+        self.inner.add_passkey(user_id, epoch, id, passkey).await
+    }
+    async fn passkey_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError> {
+        self.calls.read();
+        self.inner.passkey_owner(id).await
+    }
+    async fn use_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        previous: &str,
+        credential: &str,
+        backed_up: bool,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner
+            .use_passkey(user_id, id, previous, credential, backed_up, now)
+            .await
+    }
+    async fn rename_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        name: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.rename_passkey(user_id, id, name, now).await
+    }
+    async fn remove_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.remove_passkey(user_id, id, now).await
     }
 }
 

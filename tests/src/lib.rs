@@ -5,6 +5,7 @@ mod counting;
 pub mod jwks_server;
 pub mod local;
 pub mod openapi;
+pub mod passkeys;
 pub mod rie;
 pub mod round_trips;
 pub mod template;
@@ -71,8 +72,17 @@ pub fn test_config() -> Config {
         audience: Some("https://api.test.example".into()),
         ..Defaults::default()
     };
-    Config::from_lookup(|_| None, &defaults).expect("test configuration is valid")
+    let mut config = Config::from_lookup(|_| None, &defaults).expect("test configuration is valid");
+    config.webauthn = Some(shared::config::WebauthnSettings {
+        rp_id: PASSKEY_RP_ID.into(),
+        origins: vec![url::Url::parse(PASSKEY_ORIGIN).expect("an origin")],
+    });
+    config
 }
+
+/// The relying party of the tests' passkeys, and the page origin their ceremonies run on.
+pub const PASSKEY_RP_ID: &str = "auth.test.example";
+pub const PASSKEY_ORIGIN: &str = "https://auth.test.example";
 
 /// What a TOTP enrolment left the test with.
 pub struct Enrolled {
@@ -280,6 +290,7 @@ impl Harness {
         )
         .with_mailer(Arc::new(mail.clone()))
         .with_mfa_keys(test_mfa_keys());
+        let service = shared::bootstrap::with_relying_party(service).expect("relying party");
         Self {
             backend,
             service: Arc::new(service),
@@ -303,17 +314,16 @@ impl Harness {
         passwords: Passwords,
         mailer: Arc<dyn shared::mail::Mailer>,
     ) -> Arc<AuthService> {
-        Arc::new(
-            AuthService::new(
-                self.config.clone(),
-                self.counted.clone(),
-                self.keys.clone(),
-                passwords,
-                self.clock.clone(),
-            )
-            .with_mailer(mailer)
-            .with_mfa_keys(test_mfa_keys()),
+        let service = AuthService::new(
+            self.config.clone(),
+            self.counted.clone(),
+            self.keys.clone(),
+            passwords,
+            self.clock.clone(),
         )
+        .with_mailer(mailer)
+        .with_mfa_keys(test_mfa_keys());
+        Arc::new(shared::bootstrap::with_relying_party(service).expect("relying party"))
     }
 
     /// The same harness, its service hashing with `passwords` (cheap parameters for tests that
@@ -473,6 +483,7 @@ impl Harness {
             email_verified: false,
             links: Default::default(),
             mfa: Default::default(),
+            passkeys: Default::default(),
         };
         self.store.create_user(&user).await.expect("create user");
     }

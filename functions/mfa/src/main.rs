@@ -11,6 +11,7 @@ async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::signing_service_from_env().await?;
     let service = bootstrap::with_mfa_keys_from_env(service).await?;
+    let service = bootstrap::with_relying_party(service)?;
     let service = bootstrap::with_ses_mail(service).await?;
     bootstrap::serve_http(&service, const { Function::Mfa.routes() }).await
 }

@@ -4,7 +4,7 @@
 //!
 //! Keys reach a function according to what it does ([`crate::routes::Function::keys`] lists
 //! them, and a test holds each function's `main` and template entry to it):
-//! - signing functions (register, login, refresh, mfa) read the private key from AWS Secrets
+//! - signing functions (register, login, refresh, mfa, passkeys) read the private key from AWS Secrets
 //!   Manager (`JWT_SIGNING_KEY_SECRET_ARN`) and verify with the published keys;
 //! - verifying functions (authorizer, web) get only the published public keys
 //!   (`JWT_PUBLIC_KEYS`, a JWK Set);
@@ -28,6 +28,7 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::mail::ses::SesMailer;
 use crate::mfa::MfaKeys;
+use crate::passkeys::RelyingParty;
 use crate::passwords::Passwords;
 use crate::service::AuthService;
 use crate::store::dynamo::DynamoStore;
@@ -104,6 +105,24 @@ pub async fn with_ses_mail(service: AuthService) -> Result<AuthService, Bootstra
         .ok_or(ConfigError::Missing { name: "MAIL_FROM" });
     let from = logged(from.map_err(BootstrapError::from))?;
     Ok(service.with_mailer(Arc::new(SesMailer::lambda(from))))
+}
+
+/// The same service, with passkeys for the relying party of `WEBAUTHN_RP_ID` and
+/// `WEBAUTHN_ORIGINS` (or `APP_URL`). Without either, passkey routes answer 500 and the log
+/// says why; the rest of the function works.
+pub fn with_relying_party(service: AuthService) -> Result<AuthService, BootstrapError> {
+    let Some(settings) = service.config().webauthn.clone() else {
+        tracing::warn!("passkeys are off: set APP_URL, or WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS");
+        return Ok(service);
+    };
+    let relying_party = RelyingParty::new(&settings.rp_id, &settings.origins, &settings.rp_id)
+        .map_err(|e| {
+            BootstrapError::Config(ConfigError::Invalid {
+                name: "WEBAUTHN_RP_ID",
+                reason: e.to_string(),
+            })
+        });
+    Ok(service.with_relying_party(Arc::new(logged(relying_party)?)))
 }
 
 fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {

@@ -13,12 +13,16 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use uuid::Uuid;
 
 use crate::http::{
-    Caching, EnrolmentView, ExternalMe, HttpError, JsonObject, MfaRequiredView, RecoveryCodesView,
-    RequestError, SessionsView, TokenResponse, UserView, UserWrapper, caller, json_object,
-    json_response, link_base, no_content, principal, source_ip,
+    Caching, CeremonyView, EnrolmentView, ExternalMe, HttpError, JsonObject, MfaRequiredView,
+    PasskeyView, PasskeyWrapper, PasskeysView, RecoveryCodesView, RequestError, SessionsView,
+    TokenResponse, UserView, UserWrapper, caller, json_object, json_response, link_base,
+    no_content, principal, source_ip,
 };
 use crate::passwords::Password;
-use crate::service::{AddressChange, AuthError, AuthService, Caller, LinkBase, MfaCode, SignIn};
+use crate::service::{
+    AddressChange, AuthError, AuthService, Caller, Ceremony, LinkBase, MAX_PASSKEY_NAME_CHARS,
+    MfaCode, SignIn, passkey_name,
+};
 
 /// What a handler comes to: its response, or the error the HTTP layer answers for it
 /// (the route table turns it into a response, in one place).
@@ -61,17 +65,22 @@ pub async fn login(service: &AuthService, request: Request) -> Outcome {
     let signed_in = service
         .login_from_device(&email, &password, device_token, ip.as_deref())
         .await?;
+    Ok(sign_in_answer(signed_in))
+}
+
+/// A first factor's answer: the token response, or what the second factor needs.
+fn sign_in_answer(signed_in: SignIn) -> Response<Body> {
     match signed_in {
-        SignIn::SignedIn(signed_in) => Ok(json_response(
+        SignIn::SignedIn(signed_in) => json_response(
             StatusCode::OK,
             &TokenResponse::from(&*signed_in),
             Caching::NoStore,
-        )),
-        SignIn::MfaRequired(required) => Ok(json_response(
+        ),
+        SignIn::MfaRequired(required) => json_response(
             StatusCode::OK,
             &MfaRequiredView::from(&required),
             Caching::NoStore,
-        )),
+        ),
     }
 }
 
@@ -341,20 +350,187 @@ pub async fn regenerate_recovery_codes(service: &AuthService, request: Request) 
     ))
 }
 
-/// `POST /auth/mfa/verify`: `{"mfa_token", "code"}` or `{"mfa_token", "recovery_code"}`.
+/// `POST /auth/mfa/verify`: `{"mfa_token"}` with one of `code`, `recovery_code` or `passkey`
+/// (the answer to `/auth/mfa/passkey/options`' ceremony).
 pub async fn verify_mfa(service: &AuthService, request: Request) -> Outcome {
     let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
-    body.only(&["mfa_token", "code", "recovery_code"])?;
+    body.only(&["mfa_token", "code", "recovery_code", "passkey"])?;
     let mfa_token = body.string("mfa_token")?;
-    let code = match (body.has("code"), body.has("recovery_code")) {
-        (true, false) => MfaCode::totp(body.string("code")?, "code")?,
-        (false, true) => MfaCode::recovery(body.string("recovery_code")?, "recovery_code")?,
-        _ => return Err(RequestError::one_of(&["code", "recovery_code"]).into()),
+    let given = ["code", "recovery_code", "passkey"].map(|field| body.has(field));
+    let signed_in = match given {
+        [true, false, false] => {
+            let code = MfaCode::totp(body.string("code")?, "code")?;
+            service.verify_mfa(mfa_token, &code).await?
+        }
+        [false, true, false] => {
+            let code = MfaCode::recovery(body.string("recovery_code")?, "recovery_code")?;
+            service.verify_mfa(mfa_token, &code).await?
+        }
+        [false, false, true] => {
+            service
+                .verify_mfa_passkey(mfa_token, body.object("passkey")?)
+                .await?
+        }
+        _ => return Err(RequestError::one_of(&["code", "recovery_code", "passkey"]).into()),
     };
-    let signed_in = service.verify_mfa(mfa_token, &code).await?;
     Ok(json_response(
         StatusCode::OK,
         &TokenResponse::from(&signed_in),
         Caching::NoStore,
     ))
+}
+
+/// The password a passkey change may be confirmed with, from a body that may be absent.
+fn optional_password(request: &Request) -> Result<Option<Password>, HttpError> {
+    match json_object(request)? {
+        Some(body) => {
+            body.only(&["password"])?;
+            Ok(body.optional_string("password")?.map(Password::new))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The `{id}` of a passkey route.
+fn passkey_id(request: &Request) -> String {
+    request
+        .path_parameters_ref()
+        .and_then(|p| p.first("id"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn bad_passkey_name() -> RequestError {
+    RequestError::invalid_value(
+        "name",
+        format!(
+            "Field \"name\" must be 1 to {MAX_PASSKEY_NAME_CHARS} characters, without control characters."
+        ),
+    )
+}
+
+fn ceremony(ceremony: Ceremony) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &CeremonyView::from(ceremony),
+        Caching::NoStore,
+    )
+}
+
+/// `POST /auth/passkeys/register/options`: `{"password"?}` (none within ten minutes of a
+/// sign-in); creation options.
+pub async fn passkey_registration_options(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let password = optional_password(&request)?;
+    let started = service
+        .passkey_registration_options(principal.user_id, principal.chain_id, password.as_ref())
+        .await?;
+    Ok(ceremony(started))
+}
+
+/// `POST /auth/passkeys/register`: `{"ceremony_id", "credential", "name"?}`; `201` and the
+/// passkey.
+pub async fn register_passkey(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["ceremony_id", "credential", "name"])?;
+    let name = body
+        .optional_string("name")?
+        .map(|name| passkey_name(name).ok_or_else(bad_passkey_name))
+        .transpose()?;
+    let passkey = service
+        .register_passkey(
+            principal.user_id,
+            body.string("ceremony_id")?,
+            body.object("credential")?,
+            name.as_deref(),
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &PasskeyWrapper {
+            passkey: PasskeyView::from(&passkey),
+        },
+        Caching::NoStore,
+    ))
+}
+
+/// `GET /auth/passkeys`.
+pub async fn list_passkeys(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let passkeys = service.passkeys(principal.user_id).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &PasskeysView {
+            passkeys: passkeys.iter().map(PasskeyView::from).collect(),
+        },
+        Caching::NoStore,
+    ))
+}
+
+/// `PATCH /auth/passkeys/{id}`: `{"name"}`.
+pub async fn rename_passkey(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let [name] = fields(&request, ["name"])?;
+    let name = passkey_name(&name).ok_or_else(bad_passkey_name)?;
+    let passkey = service
+        .rename_passkey(principal.user_id, &passkey_id(&request), &name)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &PasskeyWrapper {
+            passkey: PasskeyView::from(&passkey),
+        },
+        Caching::NoStore,
+    ))
+}
+
+/// `DELETE /auth/passkeys/{id}`: `{"password"?}` (none within ten minutes of a sign-in).
+pub async fn remove_passkey(service: &AuthService, request: Request) -> Outcome {
+    let principal = principal(&request, &service.config().issuer)?;
+    let password = optional_password(&request)?;
+    service
+        .remove_passkey(
+            principal.user_id,
+            principal.chain_id,
+            &passkey_id(&request),
+            password.as_ref(),
+        )
+        .await?;
+    Ok(no_content())
+}
+
+/// `POST /auth/passkeys/login/options`: `{"email"?}`; request options.
+pub async fn passkey_sign_in_options(service: &AuthService, request: Request) -> Outcome {
+    let email = match json_object(&request)? {
+        Some(body) => {
+            body.only(&["email"])?;
+            body.optional_string("email")?.map(str::to_owned)
+        }
+        None => None,
+    };
+    let ip = source_ip(&request);
+    let started = service
+        .passkey_sign_in_options(email.as_deref(), ip.as_deref())
+        .await?;
+    Ok(ceremony(started))
+}
+
+/// `POST /auth/passkeys/login`: `{"ceremony_id", "credential"}`; a token response, or
+/// `mfa_required`.
+pub async fn passkey_sign_in(service: &AuthService, request: Request) -> Outcome {
+    let body = json_object(&request)?.ok_or(RequestError::InvalidJson)?;
+    body.only(&["ceremony_id", "credential"])?;
+    let signed_in = service
+        .passkey_sign_in(body.string("ceremony_id")?, body.object("credential")?)
+        .await?;
+    Ok(sign_in_answer(signed_in))
+}
+
+/// `POST /auth/mfa/passkey/options`: `{"mfa_token"}`; request options for the account's
+/// passkeys.
+pub async fn second_factor_passkey_options(service: &AuthService, request: Request) -> Outcome {
+    let [mfa_token] = fields(&request, ["mfa_token"])?;
+    let started = service.second_factor_passkey_options(&mfa_token).await?;
+    Ok(ceremony(started))
 }

@@ -16,8 +16,9 @@ pub use request::{
     JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, link_base, principal, source_ip,
 };
 pub use views::{
-    EnrolmentView, ExternalMe, ExternalUserView, MfaRequiredView, RecoveryCodesView, SessionView,
-    SessionsView, TokenResponse, UserView, UserWrapper,
+    CeremonyView, EnrolmentView, ExternalMe, ExternalUserView, MfaRequiredView, PasskeyView,
+    PasskeyWrapper, PasskeysView, RecoveryCodesView, SessionView, SessionsView, TokenResponse,
+    UserView, UserWrapper,
 };
 
 /// How a response may be cached.

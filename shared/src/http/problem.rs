@@ -48,6 +48,18 @@ pub enum HttpError {
 }
 
 impl RequestError {
+    /// A field present with a value it cannot take; `message` says which values it takes.
+    pub fn invalid_value(field: &'static str, message: String) -> Self {
+        RequestError::InvalidRequest {
+            detail: message.clone(),
+            errors: vec![FieldError {
+                field,
+                code: "invalid_value",
+                message,
+            }],
+        }
+    }
+
     /// Exactly one of `fields` must be there.
     pub fn one_of(fields: &[&'static str]) -> Self {
         let message = format!("Exactly one of {} is required.", fields.join(", "));
@@ -306,6 +318,42 @@ impl From<AuthError> for Problem {
                 "email_unverified",
                 "Address not verified",
                 "Verify your email address first: POST /auth/email/verification sends a new link.",
+            ),
+            AuthError::PasskeyRefused => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+                "The passkey was not accepted.",
+            ),
+            AuthError::PasskeyTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "passkey_taken",
+                "Passkey registered already",
+                "This passkey is registered already.",
+            ),
+            AuthError::TooManyPasskeys => Problem::new(
+                StatusCode::CONFLICT,
+                "too_many_passkeys",
+                "Too many passkeys",
+                "This account holds the most passkeys it may; remove one first.",
+            ),
+            AuthError::PasskeyNotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "No such passkey.",
+            ),
+            AuthError::LastCredential => Problem::new(
+                StatusCode::CONFLICT,
+                "last_credential",
+                "Last way in",
+                "This is the account's only way to sign in; add another first.",
+            ),
+            AuthError::FreshFactorRequired => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "reauthentication_required",
+                "Confirm it is you",
+                "Send your current password: this change needs it, or a sign-in from the last 10 minutes.",
             ),
             AuthError::TooManyRequests { retry_after_secs } => {
                 crate::metrics::throttled();

@@ -101,6 +101,28 @@ impl JsonObject {
         }
     }
 
+    /// An object field that must be present (a WebAuthn credential, as the browser gives it).
+    pub fn object(&self, field: &'static str) -> Result<&Value, RequestError> {
+        match self.0.get(field) {
+            Some(value @ Value::Object(_)) => Ok(value),
+            None => Err(field_error(
+                field,
+                "missing",
+                format!("Field {field:?} is required."),
+            )),
+            Some(Value::Null) => Err(field_error(
+                field,
+                "null",
+                format!("Field {field:?} must not be null."),
+            )),
+            Some(_) => Err(field_error(
+                field,
+                "wrong_type",
+                format!("Field {field:?} must be an object."),
+            )),
+        }
+    }
+
     /// Whether the body has this field at all.
     pub fn has(&self, field: &str) -> bool {
         self.0.contains_key(field)

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::model::User;
-use crate::service::{MfaRequired, SessionInfo, SignedIn, TotpEnrolment};
+use crate::service::{Ceremony, MfaRequired, PasskeyInfo, SessionInfo, SignedIn, TotpEnrolment};
 use crate::tokens::external::ExternalIdentity;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,7 +134,7 @@ pub struct MfaRequiredView {
     pub mfa_required: bool,
     pub mfa_token: String,
     pub expires_in: i64,
-    pub methods: [&'static str; 2],
+    pub methods: Vec<&'static str>,
 }
 
 impl From<&MfaRequired> for MfaRequiredView {
@@ -143,7 +143,60 @@ impl From<&MfaRequired> for MfaRequiredView {
             mfa_required: true,
             mfa_token: required.mfa_token.clone(),
             expires_in: required.expires_in,
-            methods: ["totp", "recovery_code"],
+            methods: required.methods.clone(),
+        }
+    }
+}
+
+/// One passkey, as `GET /auth/passkeys` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasskeyView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub backed_up: bool,
+    pub transports: Vec<String>,
+}
+
+impl From<&PasskeyInfo> for PasskeyView {
+    fn from(passkey: &PasskeyInfo) -> Self {
+        Self {
+            id: passkey.id.clone(),
+            name: passkey.name.clone(),
+            created_at: rfc3339(passkey.created_at),
+            last_used_at: passkey.last_used_at.map(rfc3339),
+            backed_up: passkey.backed_up,
+            transports: passkey.transports.clone(),
+        }
+    }
+}
+
+/// `{"passkey": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasskeyWrapper {
+    pub passkey: PasskeyView,
+}
+
+/// `{"passkeys": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PasskeysView {
+    pub passkeys: Vec<PasskeyView>,
+}
+
+/// The first call of a ceremony: `{"ceremony_id", "publicKey"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CeremonyView {
+    pub ceremony_id: String,
+    #[serde(rename = "publicKey")]
+    pub public_key: serde_json::Value,
+}
+
+impl From<Ceremony> for CeremonyView {
+    fn from(ceremony: Ceremony) -> Self {
+        Self {
+            ceremony_id: ceremony.ceremony_id,
+            public_key: ceremony.public_key,
         }
     }
 }

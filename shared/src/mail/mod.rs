@@ -67,6 +67,10 @@ pub enum Mail<'a> {
     EmailChangeTaken,
     /// After the fifth wrong second-factor code in a row: someone has the password.
     SecondFactorFailures,
+    /// A passkey was added: it signs in without the password.
+    PasskeyAdded { name: &'a str },
+    /// A passkey sign-in refused because the key's counter went backwards (a cloned key).
+    PasskeyCloned { name: &'a str },
 }
 
 struct Template {
@@ -93,6 +97,8 @@ impl Mail<'_> {
             Mail::PasswordResetDone => template!("password-reset-done"),
             Mail::EmailChangeTaken => template!("email-change-taken"),
             Mail::SecondFactorFailures => template!("second-factor-failures"),
+            Mail::PasskeyAdded { .. } => template!("passkey-added"),
+            Mail::PasskeyCloned { .. } => template!("passkey-cloned"),
         }
     }
 
@@ -106,6 +112,8 @@ impl Mail<'_> {
             Mail::PasswordResetDone => "password-reset-done",
             Mail::EmailChangeTaken => "email-change-taken",
             Mail::SecondFactorFailures => "second-factor-failures",
+            Mail::PasskeyAdded { .. } => "passkey-added",
+            Mail::PasskeyCloned { .. } => "passkey-cloned",
         }
     }
 
@@ -120,6 +128,9 @@ impl Mail<'_> {
             }
             Mail::EmailChangeRequested { new_email } => {
                 values.push(("new_email", new_email.to_owned()));
+            }
+            Mail::PasskeyAdded { name } | Mail::PasskeyCloned { name } => {
+                values.push(("name", name.to_owned()));
             }
             Mail::PasswordResetDone | Mail::EmailChangeTaken | Mail::SecondFactorFailures => {}
         }

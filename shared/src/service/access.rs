@@ -117,10 +117,11 @@ pub fn decide_access(
         user_email: user.email,
         chain_id: chain.chain_id,
         email_verified: user.email_verified,
+        // A one-time code, or a passkey that verified its user.
         mfa: claims
             .amr
             .as_ref()
-            .is_some_and(|amr| amr.contains(&Amr::Otp)),
+            .is_some_and(|amr| amr.contains(&Amr::Otp) || amr.contains(&Amr::Mfa)),
     };
     Ok((principal, chain.last_used_at))
 }

@@ -36,6 +36,22 @@ pub enum AuthError {
     /// Enrolling a second factor needs a verified address.
     #[error("the address is not verified")]
     EmailUnverified,
+    /// A passkey's answer that does not verify, or names no passkey of the account that may
+    /// answer; sign-in failures all look alike.
+    #[error("passkey refused")]
+    PasskeyRefused,
+    #[error("the credential is registered already")]
+    PasskeyTaken,
+    #[error("the account holds the most passkeys it may")]
+    TooManyPasskeys,
+    #[error("no such passkey")]
+    PasskeyNotFound,
+    /// Removing the account's only way in.
+    #[error("the last credential")]
+    LastCredential,
+    /// A change that needs the password, or a sign-in from the last ten minutes.
+    #[error("a fresh factor is needed")]
+    FreshFactorRequired,
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]

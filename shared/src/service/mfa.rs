@@ -112,6 +112,9 @@ pub struct TotpEnrolment {
 pub struct MfaRequired {
     pub mfa_token: String,
     pub expires_in: i64,
+    /// What may finish it: `totp`, `recovery_code`, and `passkey` after a password when the
+    /// account has one.
+    pub methods: Vec<&'static str>,
 }
 
 /// What a right password leads to.
@@ -159,6 +162,17 @@ impl AuthService {
 
     /// After the right password: a challenge for the second factor, bound to the user's epoch.
     pub(crate) async fn challenge(&self, user: &User, now: UnixTime) -> Result<SignIn, AuthError> {
+        self.challenge_after(user, Amr::Pwd, now).await
+    }
+
+    /// After a first factor (the password, or a passkey that did not verify its user): a
+    /// challenge for the second.
+    pub(crate) async fn challenge_after(
+        &self,
+        user: &User,
+        first_factor: Amr,
+        now: UnixTime,
+    ) -> Result<SignIn, AuthError> {
         let token = new_opaque_token()?;
         let challenge = MfaChallenge {
             token_hash: token_hash(&token),
@@ -167,12 +181,18 @@ impl AuthService {
             expires_at: now + MFA_TOKEN_TTL_SECS,
             failures: 0,
             epoch: user.session_epoch,
+            first_factor,
         };
         self.store.create_challenge(&challenge).await?;
         info!(user_id = %user.id, "second factor required");
+        let mut methods = vec!["totp", "recovery_code"];
+        if first_factor == Amr::Pwd && !user.passkeys.is_empty() && self.offers_passkeys() {
+            methods.push("passkey");
+        }
         Ok(SignIn::MfaRequired(MfaRequired {
             mfa_token: token,
             expires_in: MFA_TOKEN_TTL_SECS,
+            methods,
         }))
     }
 
@@ -446,7 +466,7 @@ impl AuthService {
         if matches!(spent, SpentCode::Recovery { .. }) {
             info!(user_id = %user.id, "signed in with a recovery code");
         }
-        self.start_session(user, now, vec![Amr::Pwd, Amr::Otp], None)
+        self.start_session(user, now, vec![challenge.first_factor, Amr::Otp], None)
             .await
     }
 }

@@ -13,6 +13,7 @@ mod devices;
 mod email;
 mod error;
 mod mfa;
+mod passkeys;
 mod reauth;
 mod sessions;
 mod sign_in;
@@ -23,6 +24,9 @@ pub use answers::{Caller, Principal, SessionInfo, SignedIn};
 pub use email::{AddressChange, LinkBase};
 pub use error::AuthError;
 pub use mfa::{MfaCode, MfaRequired, SignIn, TotpEnrolment};
+pub use passkeys::{
+    Ceremony, FRESH_SIGN_IN_SECS, MAX_PASSKEY_NAME_CHARS, PasskeyInfo, passkey_name,
+};
 
 use std::sync::Arc;
 
@@ -54,6 +58,8 @@ pub struct AuthService {
     outbox: Option<Outbox>,
     /// The keys TOTP secrets are sealed with; `None` in functions that read no secret.
     mfa_keys: Option<Arc<MfaKeys>>,
+    /// The WebAuthn relying party; `None` in functions that serve no passkey.
+    relying_party: Option<Arc<crate::passkeys::RelyingParty>>,
 }
 
 impl AuthService {
@@ -77,6 +83,7 @@ impl AuthService {
             clock,
             outbox: None,
             mfa_keys: None,
+            relying_party: None,
         }
     }
 

@@ -53,6 +53,7 @@ impl AuthService {
             email_verified: false,
             links: CurrentLinks::default(),
             mfa: MfaState::default(),
+            passkeys: Default::default(),
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");

@@ -60,7 +60,7 @@ pub fn ip_subject(ip: &str) -> Option<String> {
 }
 
 /// The current window's index and end.
-fn window(now: UnixTime) -> (i64, UnixTime) {
+pub(super) fn window(now: UnixTime) -> (i64, UnixTime) {
     let index = now.div_euclid(WINDOW_SECS);
     (index, (index + 1) * WINDOW_SECS)
 }

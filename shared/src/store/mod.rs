@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::clock::UnixTime;
 use crate::model::{
-    EmailLink, IssuedToken, MfaChallenge, Rotation, SealedSecret, SessionChain, TrustedDevice, User,
+    EmailLink, IssuedToken, MfaChallenge, PasskeyCeremony, Rotation, SealedSecret, SessionChain,
+    StoredPasskey, TrustedDevice, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +272,8 @@ pub enum SpentCode {
     Totp { step: u64 },
     /// A recovery code, by its hash: accepted only if it is still in the user's set.
     Recovery { hash: String },
+    /// A passkey, whose ceremony was spent already: nothing more to spend on the user.
+    Passkey,
 }
 
 /// What spending a signed-in user's code does besides.
@@ -366,9 +369,83 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<Option<TrustedDevice>, StoreError>;
 }
 
+/// What became of an attempt to add a passkey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyAdded {
+    Added,
+    /// The credential is registered already, to this account or another.
+    Taken,
+    /// The user is gone, inactive, no longer at the ceremony's epoch, or holds the most
+    /// passkeys an account may.
+    Refused,
+}
+
+/// Passkeys live on their user's item, each credential id also held by a guard that names its
+/// user (so one credential belongs to one account, and a sign-in without an email finds its
+/// user). Ceremonies wait between their two calls, each taken once.
+#[async_trait]
+pub trait PasskeyStore: Send + Sync {
+    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError>;
+
+    /// Takes the ceremony with this id hash: it works once, however many requests race.
+    /// `None` when it is unknown, taken or expired.
+    async fn take_ceremony(
+        &self,
+        id_hash: &str,
+        now: UnixTime,
+    ) -> Result<Option<PasskeyCeremony>, StoreError>;
+
+    /// Adds `passkey` as `id` to the user, while the user is active, still at `epoch` and
+    /// holds fewer than [`crate::model::MAX_PASSKEYS`], and no account holds the credential.
+    async fn add_passkey(
+        &self,
+        user_id: Uuid,
+        epoch: u64,
+        id: &str,
+        passkey: &StoredPasskey,
+    ) -> Result<PasskeyAdded, StoreError>;
+
+    /// The user whose passkey this credential id is.
+    async fn passkey_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError>;
+
+    /// Records a sign-in with passkey `id`: its credential becomes `credential` (the new
+    /// counter) if it is still `previous`. `false` when another sign-in or a removal came first.
+    async fn use_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        previous: &str,
+        credential: &str,
+        backed_up: bool,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Renames passkey `id`; `false` if the user has none by that id.
+    async fn rename_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        name: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes passkey `id` and its guard, only while the user keeps another way in (a
+    /// password, or another passkey); `false` otherwise or if there is no such passkey.
+    async fn remove_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+}
+
 /// A complete backend.
 pub trait Store:
-    UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore
+    UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore + PasskeyStore
 {
 }
-impl<T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore> Store for T {}
+impl<
+    T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore + PasskeyStore,
+> Store for T
+{
+}

@@ -14,6 +14,7 @@ mod email;
 mod local_dev;
 mod mfa;
 mod operations;
+mod passkeys;
 mod recovery;
 mod refresh;
 mod repository;

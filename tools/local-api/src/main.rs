@@ -116,17 +116,18 @@ async fn run() -> Result<(), String> {
     );
     let discovery = Published::new(config.issuer.clone(), &keys);
     let mailer = FolderMailer::new(options.data_dir.join(local_api::MAIL_DIR));
-    let service = Arc::new(
-        AuthService::new(
-            config,
-            store.as_store(),
-            keys,
-            Passwords::new(),
-            Arc::new(SystemClock),
-        )
-        .with_mailer(Arc::new(mailer.clone()))
-        .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?)),
-    );
+    let service = AuthService::new(
+        config,
+        store.as_store(),
+        keys,
+        Passwords::new(),
+        Arc::new(SystemClock),
+    )
+    .with_mailer(Arc::new(mailer.clone()))
+    .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?));
+    // Passkeys for `http://localhost:PORT`: browsers take no IP address as a relying party.
+    let service =
+        Arc::new(shared::bootstrap::with_relying_party(service).map_err(|e| e.to_string())?);
     let mut extra_routes = Vec::new();
     for spec in &options.extra_routes {
         extra_routes.push(spec.start().await?);

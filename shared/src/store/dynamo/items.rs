@@ -36,6 +36,12 @@ pub(super) fn mfa_key(token_hash: &str) -> AttributeValue {
 pub(super) fn device_key(token_hash: &str) -> AttributeValue {
     AttributeValue::S(format!("DEVICE#{token_hash}"))
 }
+pub(super) fn passkey_key(credential_id: &str) -> AttributeValue {
+    AttributeValue::S(format!("PASSKEY#{credential_id}"))
+}
+pub(super) fn ceremony_key(id_hash: &str) -> AttributeValue {
+    AttributeValue::S(format!("CEREMONY#{id_hash}"))
+}
 pub(super) fn throttle_key(key: &str) -> AttributeValue {
     AttributeValue::S(format!("THROTTLE#{key}"))
 }

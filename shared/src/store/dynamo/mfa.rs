@@ -26,6 +26,7 @@ fn spend_code_expression(code: &SpentCode, whole_set_changes: bool) -> Expressio
             .set("totp_last_step = :step")
             .when("attribute_not_exists(totp_last_step) OR totp_last_step < :step")
             .value(":step", n(step)),
+        SpentCode::Passkey => expression,
         SpentCode::Recovery { hash } => {
             let expression = expression
                 .when("attribute_exists(recovery_codes.#code)")
@@ -180,7 +181,13 @@ impl MfaStore for DynamoStore {
             )
             .with(
                 Part::Code,
-                spend_code.update(&self.users_table, user_key(challenge.user_id))?,
+                match code {
+                    // Nothing to spend on the user: its ceremony is spent already.
+                    SpentCode::Passkey => {
+                        spend_code.check(&self.users_table, user_key(challenge.user_id))?
+                    }
+                    _ => spend_code.update(&self.users_table, user_key(challenge.user_id))?,
+                },
             );
         match self.transact(transaction, Uuid::new_v4()).await? {
             Ok(()) => Ok(ChallengePassed::Passed),

@@ -1,13 +1,14 @@
 //! The DynamoDB store.
 //!
 //! Two tables, each with a string partition key `pk`:
-//! - users: `USER#<id>` holds the user; `EMAIL#<email>` is the email guard holding the user id.
-//!   A user and its guard are written in one transaction conditioned on the guard not existing,
-//!   so email uniqueness holds under any concurrency.
+//! - users: `USER#<id>` holds the user (with its passkeys); `EMAIL#<email>` is the email guard
+//!   holding the user id, and `PASSKEY#<credential id>` a passkey's guard. A user and its guard
+//!   are written in one transaction conditioned on the guard not existing, so email and
+//!   credential uniqueness hold under any concurrency.
 //! - sessions: `TOKEN#<token_id>` per issued token and `CHAIN#<chain_id>` per session (sign-in
-//!   chain), `LINK#`, `MFA#` and `DEVICE#` per emailed link, second-factor challenge and
-//!   trusted device (keyed by the hash of their secret), and `THROTTLE#<key>` per throttling
-//!   counter, all with `expires_at` (epoch seconds) as the TTL attribute. Chains carry
+//!   chain), `LINK#`, `MFA#`, `DEVICE#` and `CEREMONY#` per emailed link, second-factor
+//!   challenge, trusted device and passkey ceremony (keyed by the hash of their secret), and
+//!   `THROTTLE#<key>` per throttling counter, all with `expires_at` (epoch seconds) as the TTL attribute. Chains carry
 //!   `chain_user_id`, the key of the sparse GSI `by_user` that lists a user's sessions.
 //!
 //! Every read that decides security is strongly consistent; TTL deletes lazily, so reads also
@@ -20,6 +21,7 @@ mod devices;
 mod items;
 mod links;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod tables;
 mod throttle;

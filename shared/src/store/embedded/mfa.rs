@@ -15,6 +15,7 @@ fn spend_code_on(user: &mut User, code: &SpentCode) -> bool {
         }
         SpentCode::Totp { .. } => false,
         SpentCode::Recovery { hash } => user.mfa.recovery_codes.remove(hash).is_some(),
+        SpentCode::Passkey => true,
     }
 }
 

@@ -10,6 +10,7 @@
 mod devices;
 mod links;
 mod mfa;
+mod passkeys;
 mod sessions;
 mod throttle;
 mod users;
@@ -29,12 +30,13 @@ use uuid::Uuid;
 
 use super::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
-    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError,
-    StoredFailures, ThrottleStore, UserStore,
+    PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
+    SpentCode, StoreError, StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
-    EmailLink, IssuedToken, MfaChallenge, SealedSecret, SessionChain, TrustedDevice, User,
+    EmailLink, IssuedToken, MAX_PASSKEYS, MfaChallenge, PasskeyCeremony, SealedSecret,
+    SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
@@ -53,6 +55,10 @@ const LINKS: TableDefinition<&str, &[u8]> = TableDefinition::new("links");
 const CHALLENGES: TableDefinition<&str, &[u8]> = TableDefinition::new("mfa_challenges");
 /// Trusted devices by token hash.
 const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
+/// Passkey ceremonies between their two calls, by the SHA-256 of their id.
+const CEREMONIES: TableDefinition<&str, &[u8]> = TableDefinition::new("passkey_ceremonies");
+/// The passkey guard: credential id → its user. Its presence is what makes a credential taken.
+const PASSKEY_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("passkey_owners");
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -107,6 +113,8 @@ impl EmbeddedStore {
             txn.open_table(LINKS).map_err(internal)?;
             txn.open_table(CHALLENGES).map_err(internal)?;
             txn.open_table(DEVICES).map_err(internal)?;
+            txn.open_table(CEREMONIES).map_err(internal)?;
+            txn.open_table(PASSKEY_OWNERS).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)
@@ -235,7 +243,7 @@ fn sweep_expired(txn: &WriteTransaction, now: UnixTime) -> Result<(), StoreError
             .remove(chain.user_id.as_u128(), chain.chain_id.as_u128())
             .map_err(internal)?;
     }
-    for definition in [FAILURES, WINDOWS, LINKS, CHALLENGES, DEVICES] {
+    for definition in [FAILURES, WINDOWS, LINKS, CHALLENGES, DEVICES, CEREMONIES] {
         let mut table = txn.open_table(definition).map_err(internal)?;
         let expired: Vec<String> = table
             .iter()

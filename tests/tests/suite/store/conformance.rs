@@ -530,6 +530,7 @@ async fn updated_at_is_maintained(h: Harness) {
         email_verified: false,
         links: Default::default(),
         mfa: Default::default(),
+        passkeys: Default::default(),
     };
     h.store.create_user(&user).await.unwrap();
 
