@@ -349,7 +349,7 @@ fn webauthn(
                     .map_err(|e| invalid("WEBAUTHN_ORIGINS", format!("{origin:?}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?,
-        None => app.iter().map(|app| origin_of(app)).collect(),
+        None => app.iter().map(origin_of).collect(),
     };
     let rp_id = rp_id.or_else(|| app.as_ref().and_then(|a| a.domain().map(str::to_owned)));
     match (rp_id, origins.is_empty()) {

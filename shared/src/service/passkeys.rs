@@ -469,10 +469,8 @@ impl AuthService {
         if named.is_some_and(|named| named != owner) {
             return Err(AuthError::PasskeyRefused);
         }
-        if let Some(user_id) = ceremony.user_id {
-            if user_id != owner {
-                return Err(AuthError::PasskeyRefused);
-            }
+        if ceremony.user_id.is_some_and(|user_id| user_id != owner) {
+            return Err(AuthError::PasskeyRefused);
         }
         let user = match self.store.user_by_id(owner).await? {
             Some(user) => user,

@@ -24,10 +24,18 @@ const EVENT_FILES: &[&str] = &[
     "me.json",
     "mfa-confirm.json",
     "mfa-disable.json",
+    "mfa-passkey-options.json",
     "mfa-recovery-codes.json",
     "mfa-setup.json",
     "mfa-verify.json",
     "openid-configuration.json",
+    "passkeys-list.json",
+    "passkeys-login-options.json",
+    "passkeys-login.json",
+    "passkeys-register-options.json",
+    "passkeys-register.json",
+    "passkeys-remove.json",
+    "passkeys-rename.json",
     "password-forgot.json",
     "password-reset.json",
     "password.json",
@@ -133,6 +141,8 @@ on_both_stores!(
     mfa_disable_event,
     mfa_recovery_codes_event,
     mfa_verify_event,
+    passkey_events,
+    mfa_passkey_options_event,
 );
 
 async fn register_event(h: Harness) {
@@ -649,4 +659,70 @@ async fn mfa_verify_event(h: Harness) {
         .await
         .unwrap();
     assert!(principal.mfa);
+}
+
+/// The passkey events: as they are (a sample ceremony and credential the service does not
+/// know), then a passkey's whole life through them with a soft key.
+async fn passkey_events(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    let with = |name: &str| with_principal(event(name), &principal);
+    for (name, status, code) in [
+        ("passkeys-register-options.json", 403, "email_unverified"),
+        ("passkeys-register.json", 401, "invalid_token"),
+        ("passkeys-rename.json", 404, "not_found"),
+        ("passkeys-remove.json", 404, "not_found"),
+    ] {
+        let sample = invoke(&*h.service, &with(name)).await;
+        assert_eq!(sample.status(), status, "{name}");
+        assert_eq!(json_body(&sample)["code"], code, "{name}");
+    }
+    let sample = invoke(&*h.service, &event("passkeys-login.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
+
+    h.verify_address(principal.user_id).await;
+    let mut key = integration_tests::passkeys::SoftKey::new(true);
+    let options = invoke(&*h.service, &with("passkeys-register-options.json")).await;
+    assert_eq!(options.status(), 200);
+    let options = json_body(&options);
+    let credential = key.create(&options["publicKey"]);
+    let register = with_body(
+        with("passkeys-register.json"),
+        json!({"ceremony_id": options["ceremony_id"], "credential": credential, "name": "Laptop"}),
+    );
+    let added = invoke(&*h.service, &register).await;
+    assert_eq!(added.status(), 201, "{:?}", json_body(&added));
+    let id = json_body(&added)["passkey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let listed = json_body(&invoke(&*h.service, &with("passkeys-list.json")).await);
+    assert_eq!(listed["passkeys"][0]["name"], "Laptop");
+    let mut rename = with("passkeys-rename.json");
+    rename["pathParameters"]["id"] = json!(id);
+    let renamed = invoke(&*h.service, &rename).await;
+    assert_eq!(json_body(&renamed)["passkey"]["name"], "Phone");
+
+    let options = invoke(&*h.service, &event("passkeys-login-options.json")).await;
+    assert_eq!(options.status(), 200);
+    let options = json_body(&options);
+    let answer = key.get(&options["publicKey"]);
+    let login = with_body(
+        event("passkeys-login.json"),
+        json!({"ceremony_id": options["ceremony_id"], "credential": answer}),
+    );
+    let signed_in = invoke(&*h.service, &login).await;
+    assert_eq!(signed_in.status(), 200);
+    assert!(json_body(&signed_in)["device_token"].is_string());
+
+    let mut remove = with("passkeys-remove.json");
+    remove["pathParameters"]["id"] = json!(id);
+    assert_eq!(invoke(&*h.service, &remove).await.status(), 204);
+}
+
+async fn mfa_passkey_options_event(h: Harness) {
+    let sample = invoke(&*h.service, &event("mfa-passkey-options.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_token");
 }

@@ -718,6 +718,140 @@ async fn every_reply_matches_the_document(h: Harness) {
         204
     );
 
+    // passkeys, with a user of their own and a soft key
+    let holder = "passkeys@example.com";
+    let holder_access = field(
+        &c.post(
+            "/auth/register",
+            &json!({"email": holder, "password": PASSWORD}),
+            None,
+        )
+        .await,
+        "access_token",
+    );
+    let password = json!({ "password": PASSWORD });
+    assert_eq!(
+        c.post(
+            "/auth/passkeys/register/options",
+            &password,
+            Some(&holder_access)
+        )
+        .await
+        .status,
+        403,
+        "email_unverified"
+    );
+    let holder_id = h.store.user_by_email(holder).await.unwrap().unwrap().id;
+    h.verify_address(holder_id).await;
+    let options = c
+        .post(
+            "/auth/passkeys/register/options",
+            &password,
+            Some(&holder_access),
+        )
+        .await;
+    assert_eq!(options.status, 200);
+    let options = options.json();
+    let mut key = integration_tests::passkeys::SoftKey::new(true);
+    let credential = key.create(&options["publicKey"]);
+    assert_eq!(
+        c.post(
+            "/auth/passkeys/register",
+            &json!({"ceremony_id": options["ceremony_id"]}),
+            Some(&holder_access)
+        )
+        .await
+        .status,
+        400
+    );
+    let added = c
+        .post(
+            "/auth/passkeys/register",
+            &json!({"ceremony_id": options["ceremony_id"], "credential": credential}),
+            Some(&holder_access),
+        )
+        .await;
+    assert_eq!(added.status, 201);
+    let id = added.json()["passkey"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.get("/auth/passkeys", Some(&holder_access)).await.status,
+        200
+    );
+    let rename = |path: &str| {
+        (
+            format!("/auth/passkeys/{path}"),
+            json!({"name": "Phone"}).to_string(),
+        )
+    };
+    let (path, body) = rename(&id);
+    assert_eq!(
+        c.send(
+            "PATCH",
+            "/auth/passkeys/{id}",
+            &path,
+            Some(&holder_access),
+            Some(&body),
+            "application/json"
+        )
+        .await
+        .status,
+        200
+    );
+    let (path, body) = rename("unknown");
+    assert_eq!(
+        c.send(
+            "PATCH",
+            "/auth/passkeys/{id}",
+            &path,
+            Some(&holder_access),
+            Some(&body),
+            "application/json"
+        )
+        .await
+        .status,
+        404
+    );
+    let options = c
+        .post("/auth/passkeys/login/options", &json!({}), None)
+        .await;
+    assert_eq!(options.status, 200);
+    let options = options.json();
+    let answer = key.get(&options["publicKey"]);
+    let login = json!({"ceremony_id": options["ceremony_id"], "credential": answer});
+    assert_eq!(
+        c.post("/auth/passkeys/login", &login, None).await.status,
+        200
+    );
+    assert_eq!(
+        c.post("/auth/passkeys/login", &login, None).await.status,
+        401,
+        "the ceremony is spent"
+    );
+    assert_eq!(
+        c.post(
+            "/auth/mfa/passkey/options",
+            &json!({"mfa_token": "A".repeat(43)}),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    let path = format!("/auth/passkeys/{id}");
+    assert_eq!(
+        c.send(
+            "DELETE",
+            "/auth/passkeys/{id}",
+            &path,
+            Some(&holder_access),
+            Some(&password.to_string()),
+            "application/json"
+        )
+        .await
+        .status,
+        204
+    );
+
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);
     assert_eq!(

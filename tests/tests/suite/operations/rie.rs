@@ -123,12 +123,15 @@ impl Stack {
     async fn sign_up(&self) -> Account {
         let email = format!("rie-{}@example.com", uuid::Uuid::new_v4().simple());
         let password = "correct horse battery staple".to_owned();
-        let (status, body) = self
-            .call(with_body(
-                event("register.json"),
-                json!({"email": email, "password": password}),
-            ))
-            .await;
+        // Each account from an address of its own: the journey is not about the registration
+        // budget per IP.
+        let mut register = with_body(
+            event("register.json"),
+            json!({"email": email, "password": password}),
+        );
+        let host = 1 + uuid::Uuid::new_v4().as_u128() % 250;
+        register["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{host}"));
+        let (status, body) = http(&self.get(Function::Register).invoke(&register).await);
         assert_eq!(status, 201, "{body}");
         Account {
             email,
@@ -523,6 +526,91 @@ async fn check_live(stack: &Stack, name: &str) {
             assert_eq!(status, 200, "{body}");
             let context = stack.context(body["access_token"].as_str().unwrap()).await;
             assert_eq!(context["mfa"], "true");
+        }
+        "passkeys-register-options.json" => {
+            // An unverified address may not add a passkey.
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 403, "{body}");
+            assert_eq!(body["code"], "email_unverified");
+        }
+        "passkeys-register.json" => {
+            // A passkey's life through the function: added on a verified address (env.json's
+            // relying party, `localhost`), listed, and signing in.
+            let account = stack.sign_up().await;
+            let mail = ses_mail_to(&account.email, 1, MAIL_PATIENCE).await;
+            let token = ses_link_token(&mail[0], "verify-email");
+            let (status, _) = stack
+                .call(with_body(
+                    event("email-verify.json"),
+                    json!({ "token": token }),
+                ))
+                .await;
+            assert_eq!(status, 200);
+            let context = stack.context(&account.access).await;
+            let (status, options) = stack
+                .call(with_body(
+                    with_context(event("passkeys-register-options.json"), &context),
+                    json!({"password": account.password}),
+                ))
+                .await;
+            assert_eq!(status, 200, "{options}");
+            assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
+            let mut key = integration_tests::passkeys::SoftKey::on("http://localhost:3000", true);
+            let credential = key.create(&options["publicKey"]);
+            let (status, body) = stack
+                .call(with_body(
+                    with_context(event(name), &context),
+                    json!({"ceremony_id": options["ceremony_id"], "credential": credential}),
+                ))
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let (status, listed) = stack
+                .call(with_context(event("passkeys-list.json"), &context))
+                .await;
+            assert_eq!(status, 200, "{listed}");
+            assert_eq!(listed["passkeys"][0]["id"], body["passkey"]["id"]);
+            let (status, options) = stack
+                .call(with_body(event("passkeys-login-options.json"), json!({})))
+                .await;
+            assert_eq!(status, 200, "{options}");
+            let answer = key.get(&options["publicKey"]);
+            let (status, signed_in) = stack
+                .call(with_body(
+                    event("passkeys-login.json"),
+                    json!({"ceremony_id": options["ceremony_id"], "credential": answer}),
+                ))
+                .await;
+            assert_eq!(status, 200, "{signed_in}");
+            let context = stack
+                .context(signed_in["access_token"].as_str().unwrap())
+                .await;
+            assert_eq!(context["mfa"], "true");
+        }
+        "passkeys-list.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["passkeys"], json!([]));
+        }
+        "passkeys-rename.json" | "passkeys-remove.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 404, "{body}");
+        }
+        "passkeys-login-options.json" => {
+            let (status, body) = stack.call(event(name)).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body["ceremony_id"].is_string(), "{body}");
+        }
+        "passkeys-login.json" | "mfa-passkey-options.json" => {
+            // The sample's ceremony and mfa_token are nobody's.
+            let (status, body) = stack.call(event(name)).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["code"], "invalid_token");
         }
         other => panic!(
             "tests/tests/suite/operations/rie.rs: say how events/{other} is made live (a real \
