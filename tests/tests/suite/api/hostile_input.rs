@@ -31,6 +31,11 @@ const API_CODES: &[&str] = &[
     "mfa_already_enabled",
     "mfa_not_enabled",
     "mfa_setup_required",
+    "email_unverified",
+    "reauthentication_required",
+    "passkey_taken",
+    "too_many_passkeys",
+    "last_credential",
 ];
 
 const SECRET_PASSWORD: &str = "s3cret-Pa55word-never-echoed";
@@ -51,6 +56,11 @@ const BODY_ROUTES: &[&str] = &[
     "/auth/mfa/totp/confirm",
     "/auth/mfa/recovery-codes",
     "/auth/mfa/verify",
+    "/auth/mfa/passkey/options",
+    "/auth/passkeys/register/options",
+    "/auth/passkeys/register",
+    "/auth/passkeys/login/options",
+    "/auth/passkeys/login",
 ];
 
 /// A v2 event for `path` with this raw body and content type.
@@ -570,6 +580,66 @@ async fn hostile_bodies_get_contract_errors_and_change_nothing(h: Harness) {
         let code = assert_contract_answer(path, &response, case);
         assert!(
             matches!(code.as_deref(), Some("invalid_request" | "invalid_token")),
+            "{case}: {code:?}"
+        );
+        checked += 1;
+    }
+
+    // Passkey answers that are not ones, each to a live sign-in ceremony of its own: refused
+    // as a request or as credentials, never a crash.
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (case, credential) in [
+        ("a string", json!("credential")),
+        ("an array", json!([1, 2, 3])),
+        ("an empty object", json!({})),
+        (
+            "no response",
+            json!({"id": "AAAA", "rawId": "AAAA", "type": "public-key"}),
+        ),
+        (
+            "garbage base64",
+            json!({"id": "!!", "rawId": "!!", "type": "public-key",
+                   "response": {"clientDataJSON": "%%", "authenticatorData": "%%", "signature": "%%"}}),
+        ),
+        (
+            "the wrong types",
+            json!({"id": 1, "rawId": [1], "type": null, "response": "x"}),
+        ),
+        (
+            "an unknown credential",
+            json!({"id": "c2FtcGxl", "rawId": "c2FtcGxl", "type": "public-key",
+                   "response": {"clientDataJSON": "e30", "authenticatorData": "AAAA",
+                                "signature": "AAAA", "userHandle": "AAAA"}}),
+        ),
+        (
+            "deep nesting",
+            serde_json::from_str::<Value>(&format!("{{\"x\": {deep}}}")).unwrap_or(json!({})),
+        ),
+    ] {
+        let options = h
+            .service
+            .passkey_sign_in_options(None, None)
+            .await
+            .expect("a ceremony");
+        let path = "/auth/passkeys/login";
+        let body = json!({"ceremony_id": options.ceremony_id, "credential": credential});
+        let response = call(
+            &h.service,
+            path,
+            &event(
+                path,
+                Some("application/json"),
+                body.to_string().as_bytes(),
+                false,
+            ),
+        )
+        .await;
+        let code = assert_contract_answer(path, &response, case);
+        assert!(
+            matches!(
+                code.as_deref(),
+                Some("invalid_request" | "invalid_credentials" | "payload_too_large")
+            ),
             "{case}: {code:?}"
         );
         checked += 1;
