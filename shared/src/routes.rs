@@ -321,6 +321,7 @@ pub const ROUTES: &[Route] = &[
     route("POST",   "/auth/passkeys/login",      F::Passkeys,   Public,    service!(handlers::passkey_sign_in)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
+    route("GET",    "/account",                  F::Web,        Public,    published!(pages::account)),
     route("GET",    discovery::JWKS_PATH,        F::Web,        Public,    published!(discovery::jwks)),
     route("GET",    discovery::OPENID_CONFIGURATION_PATH, F::Web,  Public, published!(discovery::openid_configuration)),
     // Last: it answers the API's 404 and 405 for every request no route above takes.

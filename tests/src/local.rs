@@ -38,10 +38,16 @@ impl Harness {
 
     /// [`Self::serve_local_api`] with other limits on slow clients and connections.
     pub async fn serve_local_api_within(&self, limits: server::Limits) -> LocalApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.serve_local_api_on(listener, limits)
+    }
+
+    /// [`Self::serve_local_api_within`] on a listener bound already (a test that needs its
+    /// port first, for the relying party of its passkeys).
+    pub fn serve_local_api_on(&self, listener: TcpListener, limits: server::Limits) -> LocalApi {
         let discovery = Published::new(self.config.issuer.clone(), &self.keys);
         let gateway =
             Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(server::serve_with(

@@ -1,4 +1,5 @@
-//! The pages emailed links open: `GET /verify-email` and `GET /reset-password`. They read the
+//! The pages: the account page (`GET /account`), and those emailed links open, `GET
+//! /verify-email` and `GET /reset-password`. The link pages read the
 //! token from the fragment (which reaches no server log and no `Referer`) and post it only when
 //! the person presses the button, so a mail scanner that opens the link spends nothing.
 //!
@@ -31,13 +32,23 @@ fn csp_hash(source: &str) -> String {
 }
 
 fn assemble(html: &str, script: &str) -> Page {
+    assemble_with(html, script, "")
+}
+
+/// [`assemble`], its policy allowing `extra` (a directive such as `img-src data:`) besides.
+fn assemble_with(html: &str, script: &str, extra: &str) -> Page {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!("; {extra}")
+    };
     Page {
         html: html
             .replace("{{style}}", STYLE)
             .replace("{{script}}", script),
         policy: format!(
             "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
-             form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+             form-action 'none'; base-uri 'none'; frame-ancestors 'none'{extra}",
             csp_hash(script),
             csp_hash(STYLE)
         ),
@@ -90,6 +101,19 @@ pub async fn reset_password(_published: &Published, _request: Request) -> Respon
     }))
 }
 
+/// `GET /account`: the account page (signing in, sessions, password, TOTP, passkeys, the
+/// address). Its QR code is an SVG data URL, the one image source its policy allows.
+pub async fn account(_published: &Published, _request: Request) -> Response<Body> {
+    static PAGE: OnceLock<Page> = OnceLock::new();
+    respond(PAGE.get_or_init(|| {
+        assemble_with(
+            include_str!("../../pages/account.html"),
+            include_str!("../../pages/account.js"),
+            "img-src data:",
+        )
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +125,7 @@ mod tests {
         for response in [
             verify_email(&published, Request::default()).await,
             reset_password(&published, Request::default()).await,
+            account(&published, Request::default()).await,
         ] {
             assert_eq!(response.status(), 200);
             let headers = response.headers();

@@ -154,6 +154,8 @@ async fn run() -> Result<(), String> {
         options.data_dir.join(local_api::SIGNING_KEY_FILE).display()
     );
     println!("  Mail is kept, not sent: {base_url}/_dev/inbox");
+    let port = base_url.rsplit(':').next().unwrap_or_default();
+    println!("  Your account, passkeys included: http://localhost:{port}/account");
     for spec in &options.extra_routes {
         println!(
             "  {} {} -> {} (behind the authorizer)",

@@ -11,6 +11,7 @@ use shared::http::body_bytes;
 use shared::{Password, Principal, SignedIn};
 
 const EVENT_FILES: &[&str] = &[
+    "account-page.json",
     "authorizer-v1-request.json",
     "authorizer-v1-token.json",
     "authorizer-v2-request.json",
@@ -516,6 +517,7 @@ async fn page_events(h: Harness) {
     for (file, title) in [
         ("verify-email-page.json", "Confirm your email address"),
         ("reset-password-page.json", "Choose a new password"),
+        ("account-page.json", "Your account"),
     ] {
         let response = invoke(&discovery, &event(file)).await;
         assert_eq!(response.status(), 200, "{file}");

@@ -541,6 +541,7 @@ async fn every_reply_matches_the_document(h: Harness) {
     );
     assert_eq!(c.get("/verify-email", None).await.status, 200);
     assert_eq!(c.get("/reset-password", None).await.status, 200);
+    assert_eq!(c.get("/account", None).await.status, 200);
 
     // two-factor sign-in, with a user of its own
     let second = "second-factor@example.com";

@@ -457,7 +457,7 @@ async fn check_live(stack: &Stack, name: &str) {
                 assert_eq!(after["isAuthorized"], false, "every session ended: {after}");
             }
         }
-        "verify-email-page.json" | "reset-password-page.json" => {
+        "verify-email-page.json" | "reset-password-page.json" | "account-page.json" => {
             let answer = stack.get(Function::Web).invoke(&event(name)).await;
             assert_eq!(answer["statusCode"], 200, "{answer}");
             assert!(answer["body"].as_str().unwrap().contains("<!doctype html>"));

@@ -4,6 +4,8 @@
 //! work once, expire and die with the epoch, answers for another RP ID or origin, removal and
 //! the last way in, and a passkey as the second factor of a password sign-in.
 
+mod browser;
+
 use integration_tests::passkeys::SoftKey;
 use integration_tests::{Harness, PASSWORD, on_both_stores};
 use serde_json::{Value, json};
