@@ -52,7 +52,10 @@ fn service(dir: &tempfile::TempDir) -> (AuthService, Arc<EmbeddedStore>) {
         Passwords::new(),
         Arc::new(SystemClock),
     );
-    (shared::bootstrap::with_relying_party(service).unwrap(), store)
+    (
+        shared::bootstrap::with_relying_party(service).unwrap(),
+        store,
+    )
 }
 
 /// The soft key's answer to `public_key`, with user verification, as a browser gives it.
@@ -151,18 +154,11 @@ fn sign_ins(c: &mut Criterion) {
             .signed_in()
             .unwrap()
     };
-    let passkey_options = || async {
-        service
-            .passkey_sign_in_options(None, None)
-            .await
-            .unwrap()
-    };
+    let passkey_options = || async { service.passkey_sign_in_options(None, None).await.unwrap() };
 
     let mut group = c.benchmark_group("sign-in (embedded store)");
     group.sample_size(20);
-    group.bench_function("password", |b| {
-        b.to_async(&runtime).iter(password_sign_in)
-    });
+    group.bench_function("password", |b| b.to_async(&runtime).iter(password_sign_in));
     group.bench_function("passkey, server side", |b| {
         b.iter_custom(|iterations| {
             let mut spent = Duration::ZERO;

@@ -110,7 +110,7 @@
     $("verified").textContent = me.email_verified ? "(address verified)" : "(address not verified yet)";
     $("resend-verification").hidden = me.email_verified;
     $("totp-state").textContent = me.mfa_enabled
-      ? "On: signing in with the password also asks for a code."
+      ? "On: signing in with the password also asks for a code. Recovery codes left: " + me.recovery_codes_left + "."
       : "Off.";
     $("totp-setup").hidden = me.mfa_enabled;
     $("totp-manage").hidden = !me.mfa_enabled;

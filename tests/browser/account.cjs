@@ -105,6 +105,7 @@ function totp(secret, steps) {
     await click("Confirm");
     await status("Two-factor sign-in is on.");
     await page.locator("#recovery-code-list li").first().waitFor();
+    await page.getByText("Recovery codes left: 10.").waitFor();
     console.log("totp on");
     await page.screenshot({ path: screenshot, fullPage: true });
 

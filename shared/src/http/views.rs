@@ -15,6 +15,9 @@ pub struct UserView {
     pub email: String,
     pub email_verified: bool,
     pub mfa_enabled: bool,
+    /// With TOTP on: how many recovery codes are left unused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<usize>,
     pub is_active: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -27,6 +30,10 @@ impl From<&User> for UserView {
             email: user.email.clone(),
             email_verified: user.email_verified,
             mfa_enabled: user.mfa.mfa_enabled,
+            recovery_codes_left: user
+                .mfa
+                .mfa_enabled
+                .then_some(user.mfa.recovery_codes.len()),
             is_active: user.is_active,
             created_at: rfc3339(user.created_at),
             updated_at: rfc3339(user.updated_at),
@@ -223,4 +230,33 @@ impl From<&TotpEnrolment> for EnrolmentView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecoveryCodesView {
     pub recovery_codes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CurrentLinks, MfaState};
+
+    #[test]
+    fn the_recovery_codes_left_are_shown_only_with_totp_on() {
+        let mut user = User {
+            id: Uuid::nil(),
+            email: "ada@example.com".into(),
+            password_hash: String::new(),
+            created_at: 0,
+            updated_at: 0,
+            is_active: true,
+            session_epoch: 0,
+            email_verified: true,
+            links: CurrentLinks::default(),
+            mfa: MfaState::default(),
+            passkeys: Default::default(),
+        };
+        let json = serde_json::to_value(UserView::from(&user)).unwrap();
+        assert!(json.get("recovery_codes_left").is_none(), "{json}");
+        user.mfa.mfa_enabled = true;
+        user.mfa.recovery_codes = (0..7).map(|i| (format!("code{i}"), true)).collect();
+        let json = serde_json::to_value(UserView::from(&user)).unwrap();
+        assert_eq!(json["recovery_codes_left"], 7);
+    }
 }
