@@ -45,6 +45,14 @@ async fn a_person_manages_their_account_with_a_passkey_in_a_browser() {
     } else {
         std::env::temp_dir().join(format!("account-page-{port}.png"))
     };
+    // The page computes TOTP codes from the wall clock: the server's clock follows it.
+    let clock = h.clock.clone();
+    let ticking = tokio::spawn(async move {
+        loop {
+            clock.set(shared::Clock::now(&shared::SystemClock));
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
     let script = repository.join("tests/browser/account.cjs");
     let shot = screenshot.clone();
     let output = tokio::task::spawn_blocking(move || {
@@ -58,6 +66,7 @@ async fn a_person_manages_their_account_with_a_passkey_in_a_browser() {
     })
     .await
     .unwrap();
+    ticking.abort();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -320,6 +320,22 @@ async fn a_ceremony_works_once_lives_five_minutes_and_dies_with_the_epoch(h: Har
         Err(AuthError::InvalidToken(_))
     ));
 
+    // And one started before a password reset is dead after it.
+    let (ceremony, answer) = sign_in_answer(&h, Some(EMAIL), &mut key).await;
+    h.service
+        .forgot_password(EMAIL, None, &integration_tests::app_links())
+        .await
+        .unwrap();
+    let token = h.link_token(EMAIL, "reset-password").await;
+    h.service
+        .reset_password(&token, &Password::new("a brand new horse staple 2026"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.service.passkey_sign_in(&ceremony, &answer).await,
+        Err(AuthError::InvalidToken(_))
+    ));
+
     // A ceremony of one kind finishes no other, and a made-up id is no ceremony.
     let (ceremony, answer) = sign_in_answer(&h, None, &mut key).await;
     assert!(matches!(
