@@ -416,10 +416,11 @@ impl AuthService {
         Ok(())
     }
 
-    /// `POST /auth/mfa/verify`: finishes a sign-in with a TOTP or a recovery code. The session
-    /// carries `amr: ["pwd", "otp"]`. Each code is counted against the challenge before it is
-    /// checked, so however many arrive at once, at most five are checked.
-    pub async fn verify_mfa(&self, mfa_token: &str, code: &MfaCode) -> Result<SignedIn, AuthError> {
+    /// The challenge an `mfa_token` names, with its user, while both are live and at one epoch.
+    pub(super) async fn live_challenge(
+        &self,
+        mfa_token: &str,
+    ) -> Result<(MfaChallenge, User), AuthError> {
         if !plausible_opaque_token(mfa_token) {
             return Err(invalid_token("not an mfa_token"));
         }
@@ -432,9 +433,18 @@ impl AuthService {
         let user = self.active_user(challenge.user_id).await?;
         if !user.mfa.mfa_enabled || user.session_epoch != challenge.epoch {
             return Err(invalid_token(
-                "TOTP off, or the epoch moved since the password",
+                "TOTP off, or the epoch moved since the first factor",
             ));
         }
+        Ok((challenge, user))
+    }
+
+    /// `POST /auth/mfa/verify`: finishes a sign-in with a TOTP or a recovery code. The session
+    /// carries `amr: ["pwd", "otp"]`. Each code is counted against the challenge before it is
+    /// checked, so however many arrive at once, at most five are checked.
+    pub async fn verify_mfa(&self, mfa_token: &str, code: &MfaCode) -> Result<SignedIn, AuthError> {
+        let now = self.clock.now();
+        let (challenge, user) = self.live_challenge(mfa_token).await?;
         if !self
             .store
             .charge_challenge(&challenge.token_hash, now)

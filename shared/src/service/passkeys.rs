@@ -23,9 +23,7 @@ use super::throttle::ip_subject;
 use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
 use crate::mail::Mail;
-use crate::model::{
-    Amr, CeremonyKind, MAX_PASSKEYS, MfaChallenge, PasskeyCeremony, StoredPasskey, User,
-};
+use crate::model::{Amr, CeremonyKind, MAX_PASSKEYS, PasskeyCeremony, StoredPasskey, User};
 use crate::passkeys::{Assertion, CEREMONY_TTL_SECS, PasskeyError, RelyingParty, Started};
 use crate::passwords::Password;
 use crate::store::{ChallengePassed, PasskeyAdded, SpentCode};
@@ -572,25 +570,5 @@ impl AuthService {
         info!(user_id = %user.id, "second factor: a passkey");
         self.start_session(user, now, vec![Amr::Pwd, Amr::Pop, Amr::Mfa], None)
             .await
-    }
-
-    /// The challenge an `mfa_token` names, with its user, while both are live and at one epoch.
-    async fn live_challenge(&self, mfa_token: &str) -> Result<(MfaChallenge, User), AuthError> {
-        if !plausible_opaque_token(mfa_token) {
-            return Err(invalid_token("not an mfa_token"));
-        }
-        let now = self.clock.now();
-        let challenge = self
-            .store
-            .challenge(&token_hash(mfa_token), now)
-            .await?
-            .ok_or_else(|| invalid_token("mfa_token unknown, spent, dead or expired"))?;
-        let user = self.active_user(challenge.user_id).await?;
-        if !user.mfa.mfa_enabled || user.session_epoch != challenge.epoch {
-            return Err(invalid_token(
-                "TOTP off, or the epoch moved since the first factor",
-            ));
-        }
-        Ok((challenge, user))
     }
 }
