@@ -81,30 +81,24 @@ impl JsonObject {
 
     /// A string field that must be present and not null.
     pub fn string(&self, field: &'static str) -> Result<&str, RequestError> {
-        match self.0.get(field) {
-            Some(Value::String(s)) => Ok(s),
-            None => Err(field_error(
-                field,
-                "missing",
-                format!("Field {field:?} is required."),
-            )),
-            Some(Value::Null) => Err(field_error(
-                field,
-                "null",
-                format!("Field {field:?} must not be null."),
-            )),
-            Some(_) => Err(field_error(
-                field,
-                "wrong_type",
-                format!("Field {field:?} must be a string."),
-            )),
-        }
+        self.required(field, "a string", Value::as_str)
     }
 
     /// An object field that must be present (a WebAuthn credential, as the browser gives it).
     pub fn object(&self, field: &'static str) -> Result<&Value, RequestError> {
+        self.required(field, "an object", |value| {
+            value.is_object().then_some(value)
+        })
+    }
+
+    /// A field that must be present, not null, and what `pick` takes (`kind` says what that is).
+    fn required<'a, T>(
+        &'a self,
+        field: &'static str,
+        kind: &str,
+        pick: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Result<T, RequestError> {
         match self.0.get(field) {
-            Some(value @ Value::Object(_)) => Ok(value),
             None => Err(field_error(
                 field,
                 "missing",
@@ -115,11 +109,13 @@ impl JsonObject {
                 "null",
                 format!("Field {field:?} must not be null."),
             )),
-            Some(_) => Err(field_error(
-                field,
-                "wrong_type",
-                format!("Field {field:?} must be an object."),
-            )),
+            Some(value) => pick(value).ok_or_else(|| {
+                field_error(
+                    field,
+                    "wrong_type",
+                    format!("Field {field:?} must be {kind}."),
+                )
+            }),
         }
     }
 
