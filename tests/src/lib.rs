@@ -80,6 +80,19 @@ pub fn test_config() -> Config {
     config
 }
 
+/// playwright-core for the browser tests, beside Debian's Chromium; fails loudly without them.
+pub fn playwright_core() -> std::path::PathBuf {
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let playwright = repository.join(".tools/browser/node_modules/playwright-core");
+    assert!(
+        playwright.join("package.json").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium or playwright-core is missing: run the tests with scripts/test, which \
+         installs both (scripts/browser-tools)"
+    );
+    playwright
+}
+
 /// The relying party of the tests' passkeys, and the page origin their ceremonies run on.
 pub const PASSKEY_RP_ID: &str = "auth.test.example";
 pub const PASSKEY_ORIGIN: &str = "https://auth.test.example";

@@ -17,12 +17,7 @@ const NEW_PASSWORD: &str = "a brand new horse staple 2026";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_person_verifies_and_resets_in_a_browser() {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let playwright = repository.join(".tools/browser/node_modules/playwright-core");
-    assert!(
-        playwright.join("package.json").exists() && Path::new("/usr/bin/chromium").exists(),
-        "Chromium or playwright-core is missing: run the tests with scripts/test, which \
-         installs both (scripts/browser-tools)"
-    );
+    let playwright = integration_tests::playwright_core();
     let h = Harness::embedded();
     let api = h.serve_local_api().await;
     let registered = api

@@ -18,12 +18,7 @@ const EMAIL: &str = "account-page@example.com";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_person_manages_their_account_with_a_passkey_in_a_browser() {
     let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let playwright = repository.join(".tools/browser/node_modules/playwright-core");
-    assert!(
-        playwright.join("package.json").exists() && Path::new("/usr/bin/chromium").exists(),
-        "Chromium or playwright-core is missing: run the tests with scripts/test, which \
-         installs both (scripts/browser-tools)"
-    );
+    let playwright = integration_tests::playwright_core();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://localhost:{port}");
