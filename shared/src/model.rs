@@ -38,6 +38,10 @@ pub struct User {
     /// that one passkey's counter moves by name in a conditional write.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub passkeys: std::collections::BTreeMap<String, StoredPasskey>,
+    /// The user's OpenID Connect identities by id ([`identity_id`]), at most
+    /// [`MAX_IDENTITIES`]; each also held by a guard that names its user.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub identities: std::collections::BTreeMap<String, LinkedIdentity>,
 }
 
 impl User {
@@ -45,6 +49,36 @@ impl User {
     pub fn has_password(&self) -> bool {
         !self.password_hash.is_empty()
     }
+
+    /// How many ways in the account has: its password, passkeys and identities.
+    pub fn ways_in(&self) -> usize {
+        usize::from(self.has_password()) + self.passkeys.len() + self.identities.len()
+    }
+}
+
+/// The most OpenID Connect identities one account holds.
+pub const MAX_IDENTITIES: usize = 10;
+
+/// An account at an OpenID Connect provider, linked to a user: the provider's id (from
+/// `OIDC_PROVIDERS`) and its `sub`, unique per provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    /// The address the provider gave when it was linked, for the account page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub linked_at: UnixTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<UnixTime>,
+}
+
+/// The id of the identity (`provider`, `subject`): where it lives on the user and what its
+/// guard is keyed by. Hashed, so that no provider's `sub` syntax reaches a key.
+pub fn identity_id(provider: &str, subject: &str) -> String {
+    let mut hash = crate::tokens::token_hash(&format!("{provider}\n{subject}"));
+    hash.truncate(32);
+    hash
 }
 
 /// The most passkeys one account holds (they live on the user's item).
@@ -76,7 +110,7 @@ impl std::fmt::Debug for StoredPasskey {
     }
 }
 
-/// What a passkey ceremony is for.
+/// What a pending ceremony is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CeremonyKind {
@@ -86,13 +120,19 @@ pub enum CeremonyKind {
     SignIn,
     /// The second factor of a password sign-in (`mfa_required`).
     SecondFactor,
+    /// An OpenID Connect sign-in between its start and the provider's callback (`state`).
+    OidcLogin,
+    /// A signed-in user's permission to link an identity, redeemed by the start.
+    OidcLink,
+    /// A finished OpenID Connect sign-in waiting for the app's exchange (`code`).
+    OidcCode,
 }
 
-/// A WebAuthn ceremony between its two calls: what a `ceremony_id` stands for. Stored by the
-/// SHA-256 of the id, with its expiry as the TTL attribute; taken by one conditional delete,
-/// so it works once.
+/// A ceremony between its two calls: what a passkey's `ceremony_id`, an OpenID Connect `state`
+/// or exchange `code` stands for. Stored by the SHA-256 of the id, with its expiry as the TTL
+/// attribute; taken by one conditional delete, so it works once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PasskeyCeremony {
+pub struct PendingCeremony {
     pub id_hash: String,
     pub kind: CeremonyKind,
     /// `None` for a sign-in without an email (the authenticator names the user).
@@ -104,15 +144,16 @@ pub struct PasskeyCeremony {
     /// For a second factor: the `mfa_token`'s hash it finishes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_hash: Option<String>,
-    /// webauthn-rs-core's state of the ceremony (its challenge), as JSON.
+    /// What the second call needs, as JSON: webauthn-rs-core's state (its challenge), or the
+    /// OpenID Connect flow's.
     pub state: String,
     pub created_at: UnixTime,
     pub expires_at: UnixTime,
 }
 
-impl std::fmt::Debug for PasskeyCeremony {
+impl std::fmt::Debug for PendingCeremony {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasskeyCeremony")
+        f.debug_struct("PendingCeremony")
             .field("kind", &self.kind)
             .field("user_id", &self.user_id)
             .field("expires_at", &self.expires_at)
@@ -161,24 +202,53 @@ pub struct SealedSecret {
     pub ciphertext: String,
 }
 
-/// The methods a sign-in was made with (RFC 8176 `amr` values).
+/// The methods a sign-in was made with: RFC 8176's registry of `amr` values. Ours are `pwd`,
+/// `otp` (TOTP or a recovery code), `pop` (a passkey) and `mfa` (a passkey that verified its
+/// user); the others come only from an OpenID Connect provider's ID token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Amr {
-    /// A password.
-    Pwd,
-    /// A one-time code: TOTP, or a recovery code.
-    Otp,
-    /// Proof of possession of a key: a passkey.
-    Pop,
-    /// More than one factor: a passkey that verified its user (PIN or biometrics).
+    Face,
+    Fpt,
+    Geo,
+    Hwk,
+    Iris,
+    Kba,
+    Mca,
     Mfa,
+    Otp,
+    Pin,
+    Pop,
+    Pwd,
+    Rba,
+    Retina,
+    Sc,
+    Sms,
+    Swk,
+    Tel,
+    User,
+    Vbm,
+    Wia,
 }
 
 impl Amr {
     fn password() -> Self {
         Amr::Pwd
     }
+
+    /// The registered value `value`, or `None` for one outside RFC 8176's registry.
+    pub fn registered(value: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(value.to_owned())).ok()
+    }
+}
+
+/// A sign-in made at an OpenID Connect provider: its id and the provider's own `amr` values
+/// that RFC 8176 registers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Federated {
+    pub idp: String,
+    #[serde(default)]
+    pub amr: Vec<Amr>,
 }
 
 /// A device its user signed in from: what a `device_token` stands for. Stored by the SHA-256 of
@@ -218,9 +288,13 @@ pub struct MfaChallenge {
     /// "log out everywhere" since kills the challenge.
     #[serde(default)]
     pub epoch: u64,
-    /// What the first step was: the password, or a passkey that did not verify its user.
+    /// What the first step was: the password, or a passkey that did not verify its user
+    /// (unused after a provider's sign-in, which `federated` describes).
     #[serde(default = "Amr::password")]
     pub first_factor: Amr,
+    /// A sign-in at an OpenID Connect provider, when that was the first step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<Federated>,
 }
 
 impl MfaChallenge {
@@ -234,6 +308,27 @@ impl MfaChallenge {
     /// Whether a code already counted against it may still pass it.
     pub fn may_pass(&self, now: UnixTime) -> bool {
         self.expires_at > now && self.failures <= Self::MAX_FAILURES
+    }
+
+    /// Whether a passkey may be the second factor: after a password alone.
+    pub fn passkey_may_finish(&self) -> bool {
+        self.first_factor == Amr::Pwd && self.federated.is_none()
+    }
+
+    /// The sign-in's `amr` and `idp` once `second` finished it.
+    pub fn finished_with(&self, second: &[Amr]) -> (Vec<Amr>, Option<String>) {
+        match &self.federated {
+            Some(federated) => {
+                let mut amr = federated.amr.clone();
+                amr.extend(second.iter().filter(|a| !federated.amr.contains(a)));
+                (amr, Some(federated.idp.clone()))
+            }
+            None => {
+                let mut amr = vec![self.first_factor];
+                amr.extend_from_slice(second);
+                (amr, None)
+            }
+        }
     }
 }
 
@@ -390,6 +485,9 @@ pub struct Rotation {
     /// The chain's `amr` when the pair was minted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<Amr>>,
+    /// The chain's `idp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// A sign-in chain: what one login started, shared by every rotation of its refresh token.
@@ -412,6 +510,9 @@ pub struct SessionChain {
     /// How the sign-in was made; every rotation keeps it. `None` for chains older than it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<Amr>>,
+    /// The OpenID Connect provider the sign-in was made at, if any; every rotation keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 impl SessionChain {
@@ -447,4 +548,7 @@ pub struct Claims {
     /// in pairs of chains and rotations older than the claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<Amr>>,
+    /// The OpenID Connect provider's id, for a sign-in made there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }

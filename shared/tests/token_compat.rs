@@ -30,6 +30,7 @@ fn claims(token_type: TokenType, jti: &str, exp: i64, amr: Option<Vec<Amr>>) -> 
         sid: Uuid::parse_str("5f4e3d2c-1b0a-4987-a654-3210fedcba98").unwrap(),
         email_verified: Some(true),
         amr,
+        idp: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
-    EmailLink, IssuedToken, MfaChallenge, PasskeyCeremony, SealedSecret, SessionChain,
+    EmailLink, IssuedToken, MfaChallenge, PendingCeremony, SealedSecret, SessionChain,
     StoredPasskey, TrustedDevice, User,
 };
 use shared::store::{
@@ -181,7 +181,7 @@ impl DeviceStore for CountingStore {
 
 #[async_trait]
 impl PasskeyStore for CountingStore {
-    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError> {
+    async fn create_ceremony(&self, ceremony: &PendingCeremony) -> Result<(), StoreError> {
         self.calls.write();
         self.inner.create_ceremony(ceremony).await
     }
@@ -189,7 +189,7 @@ impl PasskeyStore for CountingStore {
         &self,
         id_hash: &str,
         now: UnixTime,
-    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+    ) -> Result<Option<PendingCeremony>, StoreError> {
         self.calls.write();
         self.inner.take_ceremony(id_hash, now).await
     }

@@ -264,6 +264,7 @@ impl Harness {
             sid: uuid::Uuid::new_v4(),
             email_verified: Some(false),
             amr: Some(vec![shared::model::Amr::Pwd]),
+            idp: None,
         };
         self.service
             .tokens()
@@ -497,6 +498,7 @@ impl Harness {
             links: Default::default(),
             mfa: Default::default(),
             passkeys: Default::default(),
+            identities: Default::default(),
         };
         self.store.create_user(&user).await.expect("create user");
     }

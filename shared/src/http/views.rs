@@ -251,6 +251,7 @@ mod tests {
             links: CurrentLinks::default(),
             mfa: MfaState::default(),
             passkeys: Default::default(),
+            identities: Default::default(),
         };
         let json = serde_json::to_value(UserView::from(&user)).unwrap();
         assert!(json.get("recovery_codes_left").is_none(), "{json}");

@@ -28,7 +28,7 @@ use crate::mfa::{
     MfaKeys, TotpCode, is_totp_code, new_recovery_codes, new_secret, normalize_recovery_code,
     secret_base32,
 };
-use crate::model::{Amr, MfaChallenge, User};
+use crate::model::{Amr, Federated, MfaChallenge, User};
 use crate::passwords::Password;
 use crate::store::{AlongWithCode, ChallengePassed, SpentCode};
 use crate::tokens::token_hash;
@@ -162,7 +162,7 @@ impl AuthService {
 
     /// After the right password: a challenge for the second factor, bound to the user's epoch.
     pub(crate) async fn challenge(&self, user: &User, now: UnixTime) -> Result<SignIn, AuthError> {
-        self.challenge_after(user, Amr::Pwd, now).await
+        self.challenge_after(user, Amr::Pwd, None, now).await
     }
 
     /// After a first factor (the password, or a passkey that did not verify its user): a
@@ -171,6 +171,7 @@ impl AuthService {
         &self,
         user: &User,
         first_factor: Amr,
+        federated: Option<Federated>,
         now: UnixTime,
     ) -> Result<SignIn, AuthError> {
         let token = new_opaque_token()?;
@@ -182,11 +183,12 @@ impl AuthService {
             failures: 0,
             epoch: user.session_epoch,
             first_factor,
+            federated,
         };
         self.store.create_challenge(&challenge).await?;
         info!(user_id = %user.id, "second factor required");
         let mut methods = vec!["totp", "recovery_code"];
-        if first_factor == Amr::Pwd && !user.passkeys.is_empty() && self.offers_passkeys() {
+        if challenge.passkey_may_finish() && !user.passkeys.is_empty() && self.offers_passkeys() {
             methods.push("passkey");
         }
         Ok(SignIn::MfaRequired(MfaRequired {
@@ -476,7 +478,8 @@ impl AuthService {
         if matches!(spent, SpentCode::Recovery { .. }) {
             info!(user_id = %user.id, "signed in with a recovery code");
         }
-        self.start_session(user, now, vec![challenge.first_factor, Amr::Otp], None)
+        let (amr, idp) = challenge.finished_with(&[Amr::Otp]);
+        self.start_session_via(user, now, amr, idp, None)
             .await
     }
 }

@@ -23,7 +23,7 @@ use super::throttle::ip_subject;
 use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
 use crate::mail::Mail;
-use crate::model::{Amr, CeremonyKind, MAX_PASSKEYS, PasskeyCeremony, StoredPasskey, User};
+use crate::model::{Amr, CeremonyKind, MAX_PASSKEYS, PendingCeremony, StoredPasskey, User};
 use crate::passkeys::{Assertion, CEREMONY_TTL_SECS, PasskeyError, RelyingParty, Started};
 use crate::passwords::Password;
 use crate::store::{ChallengePassed, PasskeyAdded, SpentCode};
@@ -149,7 +149,7 @@ impl AuthService {
             Some(challenge) => second_factor_ceremony(challenge),
             None => token_hash(&ceremony_id),
         };
-        let ceremony = PasskeyCeremony {
+        let ceremony = PendingCeremony {
             id_hash,
             kind,
             user_id: owner.map(|(id, _)| id),
@@ -172,7 +172,7 @@ impl AuthService {
         id_hash: &str,
         kind: CeremonyKind,
         now: UnixTime,
-    ) -> Result<PasskeyCeremony, AuthError> {
+    ) -> Result<PendingCeremony, AuthError> {
         self.store
             .take_ceremony(id_hash, now)
             .await?
@@ -486,7 +486,7 @@ impl AuthService {
             return Err(AuthError::AccountDisabled);
         }
         if !verified && user.mfa.mfa_enabled {
-            return self.challenge_after(&user, Amr::Pop, now).await;
+            return self.challenge_after(&user, Amr::Pop, None, now).await;
         }
         let amr = if verified {
             vec![Amr::Pop, Amr::Mfa]
@@ -506,7 +506,7 @@ impl AuthService {
     ) -> Result<Ceremony, AuthError> {
         let relying_party = self.relying_party()?;
         let (challenge, user) = self.live_challenge(mfa_token).await?;
-        if challenge.first_factor != Amr::Pwd || user.passkeys.is_empty() {
+        if !challenge.passkey_may_finish() || user.passkeys.is_empty() {
             return Err(AuthError::PasskeyRefused);
         }
         let credentials: Vec<&str> = user

@@ -40,6 +40,7 @@ struct PairPlan {
     user_email: Option<String>,
     email_verified: Option<bool>,
     amr: Option<Vec<Amr>>,
+    idp: Option<String>,
 }
 
 impl PairPlan {
@@ -55,6 +56,7 @@ impl PairPlan {
             user_email: self.user_email.clone(),
             email_verified: self.email_verified,
             amr: self.amr.clone(),
+            idp: self.idp.clone(),
         }
     }
 }
@@ -71,6 +73,7 @@ impl From<&Rotation> for PairPlan {
             user_email: rotation.user_email.clone(),
             email_verified: rotation.email_verified,
             amr: rotation.amr.clone(),
+            idp: rotation.idp.clone(),
         }
     }
 }
@@ -92,9 +95,22 @@ impl AuthService {
         amr: Vec<Amr>,
         device_token: Option<String>,
     ) -> Result<SignedIn, AuthError> {
+        self.start_session_via(user, now, amr, None, device_token)
+            .await
+    }
+
+    /// [`Self::start_session`] for a sign-in made at the OpenID Connect provider `idp`.
+    pub(super) async fn start_session_via(
+        &self,
+        user: User,
+        now: UnixTime,
+        amr: Vec<Amr>,
+        idp: Option<String>,
+        device_token: Option<String>,
+    ) -> Result<SignedIn, AuthError> {
         let chain_id = Uuid::new_v4();
         let amr = Some(amr);
-        let pair = self.plan_pair(&user, now, now, amr.clone())?;
+        let pair = self.plan_pair(&user, now, now, amr.clone(), idp.clone())?;
         let minted = self.mint_pair(&user, chain_id, &pair)?;
         let chain = SessionChain {
             chain_id,
@@ -105,6 +121,7 @@ impl AuthService {
             revoked_at: None,
             epoch: user.session_epoch,
             amr,
+            idp,
         };
         self.store
             .start_chain(&chain, &minted.access, &minted.refresh)
@@ -135,6 +152,7 @@ impl AuthService {
         chain_started_at: UnixTime,
         now: UnixTime,
         amr: Option<Vec<Amr>>,
+        idp: Option<String>,
     ) -> Result<PairPlan, AuthError> {
         let deadline = chain_started_at + self.config.session_max_lifetime_secs;
         Ok(PairPlan {
@@ -147,6 +165,7 @@ impl AuthService {
             user_email: Some(user.email.clone()),
             email_verified: Some(user.email_verified),
             amr,
+            idp,
         })
     }
 
@@ -170,6 +189,7 @@ impl AuthService {
             sid: chain_id,
             email_verified: pair.email_verified,
             amr: pair.amr.clone(),
+            idp: pair.idp.clone(),
         };
         let mint = |c: &Claims| match self.tokens.mint(c, &pair.kid) {
             Ok(token) => Ok(token),
@@ -288,7 +308,13 @@ impl AuthService {
         spent: &IssuedToken,
         now: UnixTime,
     ) -> Result<Rotated, AuthError> {
-        let pair = self.plan_pair(&user, chain.created_at, now, chain.amr.clone())?;
+        let pair = self.plan_pair(
+            &user,
+            chain.created_at,
+            now,
+            chain.amr.clone(),
+            chain.idp.clone(),
+        )?;
         let minted = self.mint_pair(&user, chain.chain_id, &pair)?;
         let rotation = pair.rotation();
         let request = RotationRequest {

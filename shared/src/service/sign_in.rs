@@ -54,6 +54,7 @@ impl AuthService {
             links: CurrentLinks::default(),
             mfa: MfaState::default(),
             passkeys: Default::default(),
+            identities: Default::default(),
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::clock::UnixTime;
 use crate::model::{
-    EmailLink, IssuedToken, MfaChallenge, PasskeyCeremony, Rotation, SealedSecret, SessionChain,
+    EmailLink, IssuedToken, MfaChallenge, PendingCeremony, Rotation, SealedSecret, SessionChain,
     StoredPasskey, TrustedDevice, User,
 };
 
@@ -385,7 +385,7 @@ pub enum PasskeyAdded {
 /// user). Ceremonies wait between their two calls, each taken once.
 #[async_trait]
 pub trait PasskeyStore: Send + Sync {
-    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError>;
+    async fn create_ceremony(&self, ceremony: &PendingCeremony) -> Result<(), StoreError>;
 
     /// Takes the ceremony with this id hash: it works once, however many requests race.
     /// `None` when it is unknown, taken or expired.
@@ -393,7 +393,7 @@ pub trait PasskeyStore: Send + Sync {
         &self,
         id_hash: &str,
         now: UnixTime,
-    ) -> Result<Option<PasskeyCeremony>, StoreError>;
+    ) -> Result<Option<PendingCeremony>, StoreError>;
 
     /// Adds `passkey` as `id` to the user, while the user is active, still at `epoch` and
     /// holds fewer than [`crate::model::MAX_PASSKEYS`], and no account holds the credential.

@@ -30,6 +30,7 @@ fn claims(token_type: TokenType) -> Claims {
         sid: Uuid::new_v4(),
         email_verified: Some(true),
         amr: Some(vec![crate::model::Amr::Pwd]),
+        idp: None,
     }
 }
 

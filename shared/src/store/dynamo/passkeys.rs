@@ -13,7 +13,7 @@ use super::items::{
 };
 use super::write::{Expression, Transaction, put_new};
 use crate::clock::UnixTime;
-use crate::model::{MAX_PASSKEYS, PasskeyCeremony, StoredPasskey};
+use crate::model::{MAX_PASSKEYS, PendingCeremony, StoredPasskey};
 use crate::store::{PasskeyAdded, PasskeyStore, StoreError};
 
 /// The guard of a credential id: `PASSKEY#<id>` holding its user's id.
@@ -25,7 +25,7 @@ fn passkey_guard(id: &str, user_id: Uuid) -> super::items::Item {
 
 #[async_trait]
 impl PasskeyStore for DynamoStore {
-    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError> {
+    async fn create_ceremony(&self, ceremony: &PendingCeremony) -> Result<(), StoreError> {
         self.put_new_session_item(to_item(ceremony, ceremony_key(&ceremony.id_hash))?)
             .await
     }
@@ -34,7 +34,7 @@ impl PasskeyStore for DynamoStore {
         &self,
         id_hash: &str,
         now: UnixTime,
-    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+    ) -> Result<Option<PendingCeremony>, StoreError> {
         let result = self
             .client
             .delete_item()

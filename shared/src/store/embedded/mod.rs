@@ -35,7 +35,7 @@ use super::{
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
-    EmailLink, IssuedToken, MAX_PASSKEYS, MfaChallenge, PasskeyCeremony, SealedSecret,
+    EmailLink, IssuedToken, MAX_PASSKEYS, MfaChallenge, PendingCeremony, SealedSecret,
     SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
@@ -344,6 +344,7 @@ mod tests {
             revoked_at: None,
             epoch: 0,
             amr: None,
+            idp: None,
         };
         (
             chain,

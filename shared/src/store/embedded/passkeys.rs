@@ -4,7 +4,7 @@ use super::*;
 
 #[async_trait]
 impl PasskeyStore for EmbeddedStore {
-    async fn create_ceremony(&self, ceremony: &PasskeyCeremony) -> Result<(), StoreError> {
+    async fn create_ceremony(&self, ceremony: &PendingCeremony) -> Result<(), StoreError> {
         let ceremony = ceremony.clone();
         self.write_lazily(move |txn| {
             let mut table = txn.open_table(CEREMONIES).map_err(internal)?;
@@ -20,11 +20,11 @@ impl PasskeyStore for EmbeddedStore {
         &self,
         id_hash: &str,
         now: UnixTime,
-    ) -> Result<Option<PasskeyCeremony>, StoreError> {
+    ) -> Result<Option<PendingCeremony>, StoreError> {
         let id_hash = id_hash.to_owned();
         self.write(move |txn| {
             let mut table = txn.open_table(CEREMONIES).map_err(internal)?;
-            let ceremony: Option<PasskeyCeremony> = get(&table, id_hash.as_str())?;
+            let ceremony: Option<PendingCeremony> = get(&table, id_hash.as_str())?;
             if ceremony.is_some() {
                 table.remove(id_hash.as_str()).map_err(internal)?;
             }

@@ -531,6 +531,7 @@ async fn updated_at_is_maintained(h: Harness) {
         links: Default::default(),
         mfa: Default::default(),
         passkeys: Default::default(),
+        identities: Default::default(),
     };
     h.store.create_user(&user).await.unwrap();
 
