@@ -108,6 +108,8 @@ pub struct Config {
     pub ip_max_failed_logins: u32,
     pub ip_max_registrations: u32,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// The OpenID providers users may sign in with (`OIDC_PROVIDERS`).
+    pub oidc_providers: Vec<crate::oidc::config::OidcProviderConfig>,
     /// Where emailed links point, without a trailing slash; `None`: the API's own base URL, as
     /// the request to it shows.
     pub app_url: Option<String>,
@@ -211,6 +213,7 @@ impl Config {
                 1..=100_000,
             )?,
             trusted_issuers: trusted_issuers(get("TRUSTED_ISSUERS"))?,
+            oidc_providers: crate::oidc::config::parse(get("OIDC_PROVIDERS"))?,
             app_url: get("APP_URL")
                 .or_else(|| defaults.app_url.clone())
                 .map(|url| base_url(&url, "APP_URL"))
@@ -458,7 +461,7 @@ fn trusted_issuers(raw: Option<String>) -> Result<Vec<TrustedIssuer>, ConfigErro
 }
 
 /// HTTPS anywhere; plain HTTP only to a loopback host (tests and local development).
-fn is_allowed_jwks_uri(uri: &str) -> bool {
+pub(crate) fn is_allowed_jwks_uri(uri: &str) -> bool {
     if let Some(rest) = uri.strip_prefix("https://") {
         return !rest.is_empty();
     }

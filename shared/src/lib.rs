@@ -19,6 +19,8 @@ pub mod mail;
 pub mod metrics;
 pub mod mfa;
 pub mod model;
+pub mod oidc;
+pub mod outbound;
 pub mod passkeys;
 pub mod passwords;
 pub mod routes;

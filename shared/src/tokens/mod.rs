@@ -13,6 +13,7 @@
 pub mod external;
 pub mod jws;
 pub mod keys;
+pub mod remote_keys;
 
 use std::sync::Arc;
 
