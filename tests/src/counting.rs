@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
-    EmailLink, IssuedToken, MfaChallenge, PendingCeremony, SealedSecret, SessionChain,
+    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, SealedSecret, SessionChain,
     StoredPasskey, TrustedDevice, User,
 };
 use shared::store::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
+    IdentityStore, LinkStore, MfaStore,
     PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
     SpentCode, Store, StoreError, ThrottleStore, UserStore,
 };
@@ -176,6 +177,42 @@ impl DeviceStore for CountingStore {
     ) -> Result<Option<TrustedDevice>, StoreError> {
         self.calls.read();
         self.inner.device(token_hash, now).await
+    }
+}
+
+#[async_trait]
+impl IdentityStore for CountingStore {
+    async fn identity_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError> {
+        self.calls.read();
+        self.inner.identity_owner(id).await
+    }
+    async fn link_identity(
+        &self,
+        user_id: Uuid,
+        epoch: u64,
+        id: &str,
+        identity: &LinkedIdentity,
+    ) -> Result<IdentityLinked, StoreError> {
+        self.calls.write();
+        self.inner.link_identity(user_id, epoch, id, identity).await
+    }
+    async fn use_identity(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.use_identity(user_id, id, now).await
+    }
+    async fn unlink_identity(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.unlink_identity(user_id, id, now).await
     }
 }
 

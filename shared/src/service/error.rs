@@ -64,6 +64,7 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AuthError::EmailTaken,
+            StoreError::IdentityTaken => AuthError::Internal("identity linked already".into()),
             StoreError::Unavailable(detail) => {
                 crate::metrics::store_error(true);
                 AuthError::Unavailable(detail)

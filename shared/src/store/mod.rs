@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::clock::UnixTime;
 use crate::model::{
-    EmailLink, IssuedToken, MfaChallenge, PendingCeremony, Rotation, SealedSecret, SessionChain,
+    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, Rotation, SealedSecret, SessionChain,
     StoredPasskey, TrustedDevice, User,
 };
 
@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The email guard already exists: the address is registered.
     #[error("email is already registered")]
     EmailTaken,
+    /// An identity guard already exists: the provider's account is linked to a user.
+    #[error("identity is already linked")]
+    IdentityTaken,
     /// The store cannot be reached, timed out, or keeps throttling. Worth retrying later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -430,8 +433,53 @@ pub trait PasskeyStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Removes passkey `id` and its guard, only while the user keeps another way in (a
-    /// password, or another passkey); `false` otherwise or if there is no such passkey.
+    /// password, another passkey, or a linked identity); `false` otherwise or if there is no such passkey.
     async fn remove_passkey(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What became of an attempt to link an identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityLinked {
+    Linked,
+    /// The identity is linked already, to this account or another.
+    Taken,
+    /// The user is gone, inactive, no longer at the flow's epoch, or holds the most identities
+    /// an account may.
+    Refused,
+}
+
+/// OpenID Connect identities live on their user's item (`identities`, by
+/// [`crate::model::identity_id`]), each also held by a guard naming its user, so one provider
+/// account belongs to one user and a sign-in finds its user. [`UserStore::create_user`] writes
+/// the guards of a new user's identities, failing with [`StoreError::IdentityTaken`].
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// The user this identity is linked to.
+    async fn identity_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError>;
+
+    /// Links `identity` as `id` to the user, while the user is active, still at `epoch` and
+    /// holds fewer than [`crate::model::MAX_IDENTITIES`], and no user holds the identity.
+    async fn link_identity(
+        &self,
+        user_id: Uuid,
+        epoch: u64,
+        id: &str,
+        identity: &LinkedIdentity,
+    ) -> Result<IdentityLinked, StoreError>;
+
+    /// Records a sign-in with identity `id`; `false` if the user no longer holds it.
+    async fn use_identity(&self, user_id: Uuid, id: &str, now: UnixTime)
+    -> Result<bool, StoreError>;
+
+    /// Unlinks identity `id` and removes its guard, only while the user keeps another way in
+    /// (a password, a passkey, another identity); `false` otherwise or if there is no such
+    /// identity.
+    async fn unlink_identity(
         &self,
         user_id: Uuid,
         id: &str,
@@ -441,11 +489,25 @@ pub trait PasskeyStore: Send + Sync {
 
 /// A complete backend.
 pub trait Store:
-    UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore + PasskeyStore
+    UserStore
+    + SessionStore
+    + ThrottleStore
+    + LinkStore
+    + MfaStore
+    + DeviceStore
+    + PasskeyStore
+    + IdentityStore
 {
 }
 impl<
-    T: UserStore + SessionStore + ThrottleStore + LinkStore + MfaStore + DeviceStore + PasskeyStore,
+    T: UserStore
+        + SessionStore
+        + ThrottleStore
+        + LinkStore
+        + MfaStore
+        + DeviceStore
+        + PasskeyStore
+        + IdentityStore,
 > Store for T
 {
 }

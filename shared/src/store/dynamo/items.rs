@@ -39,6 +39,9 @@ pub(super) fn device_key(token_hash: &str) -> AttributeValue {
 pub(super) fn passkey_key(credential_id: &str) -> AttributeValue {
     AttributeValue::S(format!("PASSKEY#{credential_id}"))
 }
+pub(super) fn identity_key(identity_id: &str) -> AttributeValue {
+    AttributeValue::S(format!("IDENTITY#{identity_id}"))
+}
 pub(super) fn ceremony_key(id_hash: &str) -> AttributeValue {
     AttributeValue::S(format!("CEREMONY#{id_hash}"))
 }

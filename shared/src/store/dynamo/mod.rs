@@ -18,6 +18,7 @@
 
 mod client;
 mod devices;
+mod identities;
 mod items;
 mod links;
 mod mfa;

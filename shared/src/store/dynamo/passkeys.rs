@@ -179,8 +179,8 @@ impl PasskeyStore for DynamoStore {
             .remove("passkeys.#id")
             .set("updated_at = :now")
             .when("attribute_exists(passkeys.#id)")
-            // Another way in stays: a password, or another passkey.
-            .when("size(password_hash) > :zero OR size(passkeys) > :one")
+            // Another way in stays: a password, another passkey, or a linked identity.
+            .when("size(password_hash) > :zero OR size(passkeys) > :one OR size(identities) > :zero")
             .name("#id", id)
             .values([(":now", n(now)), (":zero", n(0)), (":one", n(1))]);
         let guard = Expression::new()

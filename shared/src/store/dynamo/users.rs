@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::DynamoStore;
+use super::identities::identity_guard;
 use super::items::{boolean, email_guard, email_key, n, s, to_item, user_key};
 use super::write::{Expression, Transaction, put_new};
 use crate::clock::UnixTime;
@@ -42,8 +43,9 @@ impl UserStore for DynamoStore {
         enum Part {
             EmailGuard,
             User,
+            IdentityGuard,
         }
-        let transaction = Transaction::new()
+        let mut transaction = Transaction::new()
             .with(
                 Part::EmailGuard,
                 put_new(&self.users_table, email_guard(&user.email, user.id))?,
@@ -52,9 +54,18 @@ impl UserStore for DynamoStore {
                 Part::User,
                 put_new(&self.users_table, to_item(user, user_key(user.id))?)?,
             );
+        for id in user.identities.keys() {
+            transaction = transaction.with(
+                Part::IdentityGuard,
+                put_new(&self.users_table, identity_guard(id, user.id))?,
+            );
+        }
         match self.transact(transaction, user.id).await? {
             Ok(()) => Ok(()),
             Err(cancelled) if cancelled.failed(Part::EmailGuard) => Err(StoreError::EmailTaken),
+            Err(cancelled) if cancelled.failed(Part::IdentityGuard) => {
+                Err(StoreError::IdentityTaken)
+            }
             Err(cancelled) => Err(StoreError::Internal(format!(
                 "create_user cancelled: {cancelled:?}"
             ))),

@@ -8,6 +8,7 @@
 //! transaction helpers they share.
 
 mod devices;
+mod identities;
 mod links;
 mod mfa;
 mod passkeys;
@@ -29,13 +30,14 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, LinkStore, MfaStore,
+    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
+    IdentityStore, LinkStore, MfaStore,
     PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
     SpentCode, StoreError, StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
-    EmailLink, IssuedToken, MAX_PASSKEYS, MfaChallenge, PendingCeremony, SealedSecret,
+    EmailLink, IssuedToken, LinkedIdentity, MAX_IDENTITIES, MAX_PASSKEYS, MfaChallenge, PendingCeremony, SealedSecret,
     SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
@@ -59,6 +61,8 @@ const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 const CEREMONIES: TableDefinition<&str, &[u8]> = TableDefinition::new("passkey_ceremonies");
 /// The passkey guard: credential id → its user. Its presence is what makes a credential taken.
 const PASSKEY_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("passkey_owners");
+/// The identity guard: identity id → its user. Its presence is what makes an identity linked.
+const IDENTITY_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("identity_owners");
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -115,6 +119,7 @@ impl EmbeddedStore {
             txn.open_table(DEVICES).map_err(internal)?;
             txn.open_table(CEREMONIES).map_err(internal)?;
             txn.open_table(PASSKEY_OWNERS).map_err(internal)?;
+            txn.open_table(IDENTITY_OWNERS).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)

@@ -137,7 +137,7 @@ impl PasskeyStore for EmbeddedStore {
             let Some(mut user) = load_user(txn, user_id)? else {
                 return Ok(false);
             };
-            let another_way_in = user.has_password() || user.passkeys.len() > 1;
+            let another_way_in = user.ways_in() > 1;
             if !another_way_in || user.passkeys.remove(&id).is_none() {
                 return Ok(false);
             }

@@ -11,6 +11,16 @@ impl UserStore for EmbeddedStore {
             if emails.get(user.email.as_str()).map_err(internal)?.is_some() {
                 return Err(StoreError::EmailTaken);
             }
+            let mut identities = txn.open_table(IDENTITY_OWNERS).map_err(internal)?;
+            for id in user.identities.keys() {
+                if identities.get(id.as_str()).map_err(internal)?.is_some() {
+                    return Err(StoreError::IdentityTaken);
+                }
+                identities
+                    .insert(id.as_str(), user.id.as_u128())
+                    .map_err(internal)?;
+            }
+            drop(identities);
             emails
                 .insert(user.email.as_str(), user.id.as_u128())
                 .map_err(internal)?;
