@@ -41,6 +41,9 @@ pub enum Function {
     Mfa,
     /// Passkeys: adding, listing, renaming and removing them, and signing in with one.
     Passkeys,
+    /// Signing in with an OpenID provider, linking one, and the linked identities; the one
+    /// function that reads the providers' client secrets.
+    Oidc,
     /// What needs no store: the published keys and discovery document, the pages emailed
     /// links open, and the `404`/`405` for every request no route takes.
     Web,
@@ -61,6 +64,7 @@ impl Function {
         Function::EmailLinks,
         Function::Mfa,
         Function::Passkeys,
+        Function::Oidc,
         Function::Web,
         Function::Authorizer,
     ];
@@ -79,6 +83,7 @@ impl Function {
             Function::EmailLinks => "email-links",
             Function::Mfa => "mfa",
             Function::Passkeys => "passkeys",
+            Function::Oidc => "oidc",
             Function::Web => "web",
             Function::Authorizer => "authorizer",
         }
@@ -90,7 +95,8 @@ impl Function {
             | Function::Login
             | Function::Refresh
             | Function::Mfa
-            | Function::Passkeys => Keys::Signing,
+            | Function::Passkeys
+            | Function::Oidc => Keys::Signing,
             Function::Authorizer | Function::Web => Keys::Published,
             Function::Logout
             | Function::Password
@@ -319,6 +325,13 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/auth/passkeys/{id}",       F::Passkeys,   Protected, service!(handlers::remove_passkey)),
     route("POST",   "/auth/passkeys/login/options", F::Passkeys, Public,   service!(handlers::passkey_sign_in_options)),
     route("POST",   "/auth/passkeys/login",      F::Passkeys,   Public,    service!(handlers::passkey_sign_in)),
+    route("GET",    "/auth/oidc/{provider}/start",    F::Oidc, Public,    service!(handlers::oidc::start)),
+    route("GET",    "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback)),
+    route("POST",   "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback_form)),
+    route("POST",   "/auth/oidc/exchange",       F::Oidc,       Public,    service!(handlers::oidc::exchange)),
+    route("POST",   "/auth/oidc/{provider}/link", F::Oidc,      Protected, service!(handlers::oidc::link)),
+    route("GET",    "/auth/identities",          F::Oidc,       Protected, service!(handlers::oidc::list)),
+    route("DELETE", "/auth/identities/{id}",     F::Oidc,       Protected, service!(handlers::oidc::unlink)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
     route("GET",    "/account",                  F::Web,        Public,    published!(pages::account)),

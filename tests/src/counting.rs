@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
-    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, SealedSecret, SessionChain,
-    StoredPasskey, TrustedDevice, User,
+    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, SealedSecret,
+    SessionChain, StoredPasskey, TrustedDevice, User,
 };
 use shared::store::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
-    IdentityStore, LinkStore, MfaStore,
-    PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
-    SpentCode, Store, StoreError, ThrottleStore, UserStore,
+    IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest,
+    SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 

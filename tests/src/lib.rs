@@ -2,8 +2,10 @@
 //! the test moves, and a macro that runs one test body against both stores.
 
 mod counting;
+pub mod fake_oidc;
 pub mod jwks_server;
 pub mod local;
+pub mod oidc;
 pub mod openapi;
 pub mod passkeys;
 pub mod rie;
@@ -305,6 +307,7 @@ impl Harness {
         .with_mailer(Arc::new(mail.clone()))
         .with_mfa_keys(test_mfa_keys());
         let service = shared::bootstrap::with_relying_party(service).expect("relying party");
+        let service = shared::bootstrap::with_inline_oidc(service).expect("OpenID providers");
         Self {
             backend,
             service: Arc::new(service),
@@ -337,7 +340,8 @@ impl Harness {
         )
         .with_mailer(mailer)
         .with_mfa_keys(test_mfa_keys());
-        Arc::new(shared::bootstrap::with_relying_party(service).expect("relying party"))
+        let service = shared::bootstrap::with_relying_party(service).expect("relying party");
+        Arc::new(shared::bootstrap::with_inline_oidc(service).expect("OpenID providers"))
     }
 
     /// The same harness, its service hashing with `passwords` (cheap parameters for tests that

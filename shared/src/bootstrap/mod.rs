@@ -4,7 +4,7 @@
 //!
 //! Keys reach a function according to what it does ([`crate::routes::Function::keys`] lists
 //! them, and a test holds each function's `main` and template entry to it):
-//! - signing functions (register, login, refresh, mfa, passkeys) read the private key from AWS Secrets
+//! - signing functions (register, login, refresh, mfa, passkeys, oidc) read the private key from AWS Secrets
 //!   Manager (`JWT_SIGNING_KEY_SECRET_ARN`) and verify with the published keys;
 //! - verifying functions (authorizer, web) get only the published public keys
 //!   (`JWT_PUBLIC_KEYS`, a JWK Set);
@@ -28,6 +28,8 @@ use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::mail::ses::SesMailer;
 use crate::mfa::MfaKeys;
+use crate::oidc::OidcProviders;
+use crate::oidc::config::ClientSecret;
 use crate::passkeys::RelyingParty;
 use crate::passwords::Passwords;
 use crate::service::AuthService;
@@ -123,6 +125,50 @@ pub fn with_relying_party(service: AuthService) -> Result<AuthService, Bootstrap
             })
         });
     Ok(service.with_relying_party(Arc::new(logged(relying_party)?)))
+}
+
+/// The same service, signing users in with the providers of `OIDC_PROVIDERS`, each client
+/// secret read from Secrets Manager (`client_secret_arn`) or, locally, the configuration.
+pub async fn with_oidc_from_env(service: AuthService) -> Result<AuthService, BootstrapError> {
+    let secrets = async {
+        let mut secrets = Vec::new();
+        for provider in &service.config().oidc_providers {
+            let secret = match (&provider.client_secret_arn, &provider.client_secret) {
+                (Some(arn), _) => ClientSecret::new(read_secret(arn).await?.trim()),
+                (None, Some(secret)) => secret.clone(),
+                (None, None) => {
+                    return Err(BootstrapError::Config(ConfigError::Invalid {
+                        name: "OIDC_PROVIDERS",
+                        reason: format!("provider {:?} has no client secret", provider.id),
+                    }));
+                }
+            };
+            secrets.push(secret);
+        }
+        Ok(secrets)
+    };
+    let secrets = logged(secrets.await)?;
+    if secrets.is_empty() {
+        tracing::warn!("OpenID Connect sign-in is off: OIDC_PROVIDERS is empty");
+    }
+    let providers = OidcProviders::new(&service.config().oidc_providers, secrets);
+    Ok(service.with_oidc(Arc::new(providers)))
+}
+
+/// The same service with the providers of its configuration, their secrets inline
+/// (`client_secret`): the local server and the tests, which read no Secrets Manager.
+pub fn with_inline_oidc(service: AuthService) -> Result<AuthService, BootstrapError> {
+    if service.config().oidc_providers.is_empty() {
+        return Ok(service);
+    }
+    let providers =
+        OidcProviders::from_inline_secrets(&service.config().oidc_providers).map_err(|reason| {
+            BootstrapError::Config(ConfigError::Invalid {
+                name: "OIDC_PROVIDERS",
+                reason: format!("{reason} (locally, each provider needs client_secret)"),
+            })
+        })?;
+    Ok(service.with_oidc(Arc::new(providers)))
 }
 
 fn logged<T>(result: Result<T, BootstrapError>) -> Result<T, BootstrapError> {

@@ -3,6 +3,7 @@
 //! dispatch through that table to the very same handlers.
 
 pub mod discovery;
+pub mod oidc;
 pub mod pages;
 mod published;
 
@@ -69,7 +70,7 @@ pub async fn login(service: &AuthService, request: Request) -> Outcome {
 }
 
 /// A first factor's answer: the token response, or what the second factor needs.
-fn sign_in_answer(signed_in: SignIn) -> Response<Body> {
+pub(crate) fn sign_in_answer(signed_in: SignIn) -> Response<Body> {
     match signed_in {
         SignIn::SignedIn(signed_in) => json_response(
             StatusCode::OK,

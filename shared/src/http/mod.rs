@@ -13,7 +13,8 @@ use serde::Serialize;
 
 pub use problem::{HttpError, Problem, RequestError};
 pub use request::{
-    JsonObject, MAX_BODY_BYTES, bearer_token, caller, json_object, link_base, principal, source_ip,
+    JsonObject, MAX_BODY_BYTES, api_base, bearer_token, caller, json_object, link_base, principal,
+    source_ip,
 };
 pub use views::{
     CeremonyView, EnrolmentView, ExternalMe, ExternalUserView, MfaRequiredView, PasskeyView,

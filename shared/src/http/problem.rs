@@ -355,6 +355,41 @@ impl From<AuthError> for Problem {
                 "Confirm it is you",
                 "Send your current password: this change needs it, or a sign-in from the last 10 minutes.",
             ),
+            AuthError::InvalidField { field, message } => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Invalid request",
+                message.clone(),
+            )
+            .with_errors(vec![FieldError {
+                field,
+                code: "invalid_value",
+                message,
+            }]),
+            AuthError::ProviderNotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "No such sign-in provider.",
+            ),
+            AuthError::IdentityTaken => Problem::new(
+                StatusCode::CONFLICT,
+                "identity_taken",
+                "Identity linked already",
+                "This provider account is linked to an account already.",
+            ),
+            AuthError::TooManyIdentities => Problem::new(
+                StatusCode::CONFLICT,
+                "too_many_identities",
+                "Too many linked accounts",
+                "This account holds the most linked provider accounts it may; unlink one first.",
+            ),
+            AuthError::IdentityNotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "No such linked identity.",
+            ),
             AuthError::TooManyRequests { retry_after_secs } => {
                 crate::metrics::throttled();
                 Problem::new(

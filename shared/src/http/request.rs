@@ -211,6 +211,12 @@ pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
     if let Some(url) = &config.app_url {
         return Some(LinkBase(url.clone()));
     }
+    api_base(request).map(LinkBase)
+}
+
+/// The API's own base URL as API Gateway names it: its domain, and the stage unless it is the
+/// default one. Where OpenID providers send the browser back.
+pub fn api_base(request: &Request) -> Option<String> {
     let (domain, stage) = match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => (&context.domain_name, &context.stage),
         RequestContext::ApiGatewayV1(context) => (&context.domain_name, &context.stage),
@@ -228,7 +234,7 @@ pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
         .filter(|s| !s.is_empty() && *s != "$default")
         .map(|s| format!("/{s}"))
         .unwrap_or_default();
-    Some(LinkBase(format!("{scheme}://{domain}{stage}")))
+    Some(format!("{scheme}://{domain}{stage}"))
 }
 
 /// The client's address as API Gateway saw it, behind an HTTP API or a REST API.

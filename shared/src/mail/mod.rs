@@ -71,6 +71,8 @@ pub enum Mail<'a> {
     PasskeyAdded { name: &'a str },
     /// A passkey sign-in refused because the key's counter went backwards (a cloned key).
     PasskeyCloned { name: &'a str },
+    /// A provider account (Google, Microsoft, …) was linked: it signs in without the password.
+    IdentityLinked { provider: &'a str },
 }
 
 struct Template {
@@ -99,6 +101,7 @@ impl Mail<'_> {
             Mail::SecondFactorFailures => template!("second-factor-failures"),
             Mail::PasskeyAdded { .. } => template!("passkey-added"),
             Mail::PasskeyCloned { .. } => template!("passkey-cloned"),
+            Mail::IdentityLinked { .. } => template!("identity-linked"),
         }
     }
 
@@ -114,6 +117,7 @@ impl Mail<'_> {
             Mail::SecondFactorFailures => "second-factor-failures",
             Mail::PasskeyAdded { .. } => "passkey-added",
             Mail::PasskeyCloned { .. } => "passkey-cloned",
+            Mail::IdentityLinked { .. } => "identity-linked",
         }
     }
 
@@ -132,6 +136,7 @@ impl Mail<'_> {
             Mail::PasskeyAdded { name } | Mail::PasskeyCloned { name } => {
                 values.push(("name", name.to_owned()));
             }
+            Mail::IdentityLinked { provider } => values.push(("provider", provider.to_owned())),
             Mail::PasswordResetDone | Mail::EmailChangeTaken | Mail::SecondFactorFailures => {}
         }
         values

@@ -192,7 +192,10 @@ mod tests {
         ];
         for raw in cases {
             assert!(
-                matches!(parse(Some(raw.clone())), Err(ConfigError::Invalid { name: NAME, .. })),
+                matches!(
+                    parse(Some(raw.clone())),
+                    Err(ConfigError::Invalid { name: NAME, .. })
+                ),
                 "{raw}"
             );
         }

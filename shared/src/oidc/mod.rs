@@ -241,8 +241,18 @@ impl OidcProviders {
 
     /// The provider's discovery, read again when older than [`DISCOVERY_TTL_SECS`]; when that
     /// fails, the document we have keeps working.
-    async fn discovered(&self, provider: &Provider, now: UnixTime) -> Result<Arc<Discovered>, OidcError> {
-        let cached = || provider.discovered.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    async fn discovered(
+        &self,
+        provider: &Provider,
+        now: UnixTime,
+    ) -> Result<Arc<Discovered>, OidcError> {
+        let cached = || {
+            provider
+                .discovered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
         if let Some(d) = cached().filter(|d| now - d.read_at < DISCOVERY_TTL_SECS) {
             return Ok(d);
         }
@@ -253,7 +263,10 @@ impl OidcProviders {
         match self.discover(provider, now).await {
             Ok(d) => {
                 let d = Arc::new(d);
-                *provider.discovered.lock().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
+                *provider
+                    .discovered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
                 Ok(d)
             }
             Err(e) => {
@@ -276,7 +289,11 @@ impl OidcProviders {
                 doc.issuer
             )));
         }
-        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.jwks_uri] {
+        for endpoint in [
+            &doc.authorization_endpoint,
+            &doc.token_endpoint,
+            &doc.jwks_uri,
+        ] {
             if !crate::config::is_allowed_jwks_uri(endpoint) {
                 return Err(OidcError::Unavailable(format!(
                     "discovery endpoint {endpoint:?} is not https"
@@ -285,7 +302,9 @@ impl OidcProviders {
         }
         let bad = |e: url::ParseError| OidcError::Unavailable(format!("discovery: {e}"));
         // Basic authentication unless the provider takes the secret in the body only (Apple).
-        let methods = doc.token_endpoint_auth_methods_supported.unwrap_or_default();
+        let methods = doc
+            .token_endpoint_auth_methods_supported
+            .unwrap_or_default();
         let auth_type = if !methods.is_empty()
             && !methods.iter().any(|m| m == "client_secret_basic")
             && methods.iter().any(|m| m == "client_secret_post")
@@ -295,7 +314,9 @@ impl OidcProviders {
             AuthType::BasicAuth
         };
         let client = oauth2::Client::new(ClientId::new(config.client_id.clone()))
-            .set_client_secret(oauth2::ClientSecret::new(provider.secret.expose().to_owned()))
+            .set_client_secret(oauth2::ClientSecret::new(
+                provider.secret.expose().to_owned(),
+            ))
             .set_auth_uri(AuthUrl::new(doc.authorization_endpoint).map_err(bad)?)
             .set_token_uri(TokenUrl::new(doc.token_endpoint).map_err(bad)?)
             .set_auth_type(auth_type);
@@ -318,8 +339,9 @@ impl OidcProviders {
         let discovered = self.discovered(provider, now).await?;
         let callback = RedirectUrl::new(request.callback.to_owned())
             .map_err(|e| OidcError::Unavailable(format!("callback: {e}")))?;
-        let challenge =
-            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(request.verifier.to_owned()));
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            request.verifier.to_owned(),
+        ));
         let mut authorize = discovered
             .client
             .authorize_url(|| CsrfToken::new(request.state.to_owned()))
@@ -354,17 +376,7 @@ impl OidcProviders {
         let discovered = self.discovered(provider, now).await?;
         let callback = RedirectUrl::new(callback.to_owned())
             .map_err(|e| OidcError::Unavailable(format!("callback: {e}")))?;
-        let outbound = &self.outbound;
-        let http = |request: oauth2::HttpRequest| async move {
-            let (parts, body) = request.into_parts();
-            let request = hyper::Request::from_parts(parts, Full::new(Bytes::from(body)));
-            let (status, body) = outbound.send(request).await?;
-            hyper::Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(body.to_vec())
-                .map_err(|e| FetchError(e.to_string()))
-        };
+        let http = Http(&self.outbound);
         let answer = discovered
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -427,6 +439,30 @@ impl OidcProviders {
             .map_err(|e| from_crate_error(&e))?
             .claims;
         check_claims(&provider.config, &claims, nonce, now)
+    }
+}
+
+/// `oauth2`'s HTTP client: ours, bounded. A named type with a boxed `Send` future, so the
+/// exchange's future stays `Send` for every lifetime (a closure's would not).
+struct Http<'a>(&'a Outbound);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Http<'_> {
+    type Error = FetchError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, FetchError>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let request = hyper::Request::from_parts(parts, Full::new(Bytes::from(body)));
+            let (status, body) = self.0.send(request).await?;
+            hyper::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .map_err(|e| FetchError(e.to_string()))
+        })
     }
 }
 
@@ -520,7 +556,13 @@ mod tests {
 
     #[test]
     fn an_honest_id_token_names_its_user() {
-        let id = check_claims(&config(), &claims(serde_json::json!({"amr": ["pwd", "mfa", "made-up"]})), "n-1", 1_010).unwrap();
+        let id = check_claims(
+            &config(),
+            &claims(serde_json::json!({"amr": ["pwd", "mfa", "made-up"]})),
+            "n-1",
+            1_010,
+        )
+        .unwrap();
         assert_eq!(id.subject, "u-1");
         assert_eq!(id.email.as_deref(), Some("a@example.com"));
         assert!(id.email_verified);
@@ -530,21 +572,40 @@ mod tests {
     #[test]
     fn nonce_azp_and_times_are_checked() {
         let c = config();
-        let refused = |extra: Value, now: i64| check_claims(&c, &claims(extra), "n-1", now).is_err();
+        let refused =
+            |extra: Value, now: i64| check_claims(&c, &claims(extra), "n-1", now).is_err();
         assert!(refused(serde_json::json!({"nonce": "n-2"}), 1_010));
         assert!(refused(serde_json::json!({"azp": "other"}), 1_010));
         assert!(refused(serde_json::json!({"aud": ["app", "other"]}), 1_010));
-        assert!(!refused(serde_json::json!({"aud": ["app", "other"], "azp": "app"}), 1_010));
+        assert!(!refused(
+            serde_json::json!({"aud": ["app", "other"], "azp": "app"}),
+            1_010
+        ));
         assert!(refused(serde_json::json!({}), 1_060 + LEEWAY_SECS));
-        assert!(refused(serde_json::json!({"iat": 2_000, "exp": 2_060}), 1_010));
-        assert!(refused(serde_json::json!({"iat": 0, "exp": 5_000}), 1_000 + MAX_ID_TOKEN_AGE_SECS));
+        assert!(refused(
+            serde_json::json!({"iat": 2_000, "exp": 2_060}),
+            1_010
+        ));
+        assert!(refused(
+            serde_json::json!({"iat": 0, "exp": 5_000}),
+            1_000 + MAX_ID_TOKEN_AGE_SECS
+        ));
         assert!(refused(serde_json::json!({"sub": ""}), 1_010));
     }
 
     #[test]
     fn email_verified_is_true_only_when_the_provider_says_so() {
         let c = config();
-        let verified = |v: Value| check_claims(&c, &claims(serde_json::json!({"email_verified": v})), "n-1", 1_010).unwrap().email_verified;
+        let verified = |v: Value| {
+            check_claims(
+                &c,
+                &claims(serde_json::json!({"email_verified": v})),
+                "n-1",
+                1_010,
+            )
+            .unwrap()
+            .email_verified
+        };
         assert!(verified(Value::Bool(true)));
         assert!(verified("true".into()));
         assert!(!verified(Value::Bool(false)));

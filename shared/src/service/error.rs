@@ -52,6 +52,20 @@ pub enum AuthError {
     /// A change that needs the password, or a sign-in from the last ten minutes.
     #[error("a fresh factor is needed")]
     FreshFactorRequired,
+    /// A request parameter with a value it cannot take; `message` says which it takes.
+    #[error("invalid {field}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no such OpenID provider")]
+    ProviderNotFound,
+    #[error("the identity is linked to another account")]
+    IdentityTaken,
+    #[error("the account holds the most identities it may")]
+    TooManyIdentities,
+    #[error("no such identity")]
+    IdentityNotFound,
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -64,7 +78,7 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::EmailTaken => AuthError::EmailTaken,
-            StoreError::IdentityTaken => AuthError::Internal("identity linked already".into()),
+            StoreError::IdentityTaken => AuthError::IdentityTaken,
             StoreError::Unavailable(detail) => {
                 crate::metrics::store_error(true);
                 AuthError::Unavailable(detail)

@@ -479,8 +479,7 @@ impl AuthService {
             info!(user_id = %user.id, "signed in with a recovery code");
         }
         let (amr, idp) = challenge.finished_with(&[Amr::Otp]);
-        self.start_session_via(user, now, amr, idp, None)
-            .await
+        self.start_session_via(user, now, amr, idp, None).await
     }
 }
 

@@ -13,6 +13,7 @@ mod devices;
 mod email;
 mod error;
 mod mfa;
+mod oidc;
 mod passkeys;
 mod reauth;
 mod sessions;
@@ -24,6 +25,10 @@ pub use answers::{Caller, Principal, SessionInfo, SignedIn};
 pub use email::{AddressChange, LinkBase};
 pub use error::AuthError;
 pub use mfa::{MfaCode, MfaRequired, SignIn, TotpEnrolment};
+pub use oidc::{
+    Callback, CallbackError, CallbackRequest, EXCHANGE_CODE_TTL_SECS, Exchanged, IdentityInfo,
+    LINK_TICKET_TTL_SECS, LOGIN_COOKIE, LOGIN_STATE_TTL_SECS, OidcStart, StartRequest,
+};
 pub use passkeys::{
     Ceremony, FRESH_SIGN_IN_SECS, MAX_PASSKEY_NAME_CHARS, PasskeyInfo, passkey_name,
 };
@@ -60,6 +65,8 @@ pub struct AuthService {
     mfa_keys: Option<Arc<MfaKeys>>,
     /// The WebAuthn relying party; `None` in functions that serve no passkey.
     relying_party: Option<Arc<crate::passkeys::RelyingParty>>,
+    /// The OpenID providers; `None` in functions that serve no federated sign-in.
+    oidc: Option<Arc<crate::oidc::OidcProviders>>,
 }
 
 impl AuthService {
@@ -84,12 +91,19 @@ impl AuthService {
             outbox: None,
             mfa_keys: None,
             relying_party: None,
+            oidc: None,
         }
     }
 
     /// The same service, sending mail through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.outbox = Some(Outbox::new(mailer));
+        self
+    }
+
+    /// The same service, signing users in with these OpenID providers.
+    pub fn with_oidc(mut self, providers: Arc<crate::oidc::OidcProviders>) -> Self {
+        self.oidc = Some(providers);
         self
     }
 

@@ -112,7 +112,7 @@ impl AuthService {
 
     /// A fresh factor for adding or removing a passkey: the password, or a sign-in (this
     /// session's start) in the last [`FRESH_SIGN_IN_SECS`].
-    async fn fresh_factor(
+    pub(super) async fn fresh_factor(
         &self,
         user: &User,
         chain_id: Uuid,

@@ -30,10 +30,10 @@ impl AuthService {
         self.charge_lockout(&key, |f| lock_secs(f, threshold), FAILURE_MEMORY_SECS, now)
             .await
             .inspect_err(|_| info!(user_id = %user.id, "re-authentication throttled"))?;
-        let verification = self
-            .passwords
-            .verify(password, Some(&user.password_hash))
-            .await?;
+        // An account without a password (made by an OpenID provider) matches none, after the
+        // same work.
+        let stored = Some(user.password_hash.as_str()).filter(|_| user.has_password());
+        let verification = self.passwords.verify(password, stored).await?;
         if !matches!(verification, Verification::Match { .. }) {
             info!(user_id = %user.id, "re-authentication failed");
             return Err(AuthError::InvalidCredentials);

@@ -129,7 +129,12 @@ impl AuthService {
         user: Option<User>,
         password: &Password,
     ) -> Result<(User, bool), AuthError> {
-        let stored = user.as_ref().map(|u| u.password_hash.as_str());
+        // An account without a password (made by an OpenID provider) is refused like a wrong
+        // password, after the same work.
+        let stored = user
+            .as_ref()
+            .filter(|u| u.has_password())
+            .map(|u| u.password_hash.as_str());
         let verification = self.passwords.verify(password, stored).await?;
         let (user, needs_rehash) = match (user, verification) {
             (Some(user), Verification::Match { needs_rehash }) => (user, needs_rehash),

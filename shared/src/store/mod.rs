@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::clock::UnixTime;
 use crate::model::{
-    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, Rotation, SealedSecret, SessionChain,
-    StoredPasskey, TrustedDevice, User,
+    EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, Rotation, SealedSecret,
+    SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -473,8 +473,12 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<IdentityLinked, StoreError>;
 
     /// Records a sign-in with identity `id`; `false` if the user no longer holds it.
-    async fn use_identity(&self, user_id: Uuid, id: &str, now: UnixTime)
-    -> Result<bool, StoreError>;
+    async fn use_identity(
+        &self,
+        user_id: Uuid,
+        id: &str,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
 
     /// Unlinks identity `id` and removes its guard, only while the user keeps another way in
     /// (a password, a passkey, another identity); `false` otherwise or if there is no such

@@ -115,8 +115,8 @@ impl RemoteKeys {
     /// Fetches and parses the JWK Set, keeping the keys of the allowed algorithms.
     async fn fetch(&self, outbound: &Outbound) -> Result<Vec<VerifyingKey>, FetchError> {
         let body = outbound.get_json(&self.jwks_uri).await?;
-        let set: JwkSet = serde_json::from_slice(&body)
-            .map_err(|e| FetchError(format!("not a JWK Set: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|e| FetchError(format!("not a JWK Set: {e}")))?;
         let keys: Vec<VerifyingKey> = set
             .keys
             .iter()

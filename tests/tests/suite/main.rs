@@ -13,6 +13,7 @@ mod devices;
 mod email;
 mod local_dev;
 mod mfa;
+mod oidc;
 mod operations;
 mod passkeys;
 mod recovery;

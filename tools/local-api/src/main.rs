@@ -126,8 +126,9 @@ async fn run() -> Result<(), String> {
     .with_mailer(Arc::new(mailer.clone()))
     .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?));
     // Passkeys for `http://localhost:PORT`: browsers take no IP address as a relying party.
+    let service = shared::bootstrap::with_relying_party(service).map_err(|e| e.to_string())?;
     let service =
-        Arc::new(shared::bootstrap::with_relying_party(service).map_err(|e| e.to_string())?);
+        Arc::new(shared::bootstrap::with_inline_oidc(service).map_err(|e| e.to_string())?);
     let mut extra_routes = Vec::new();
     for spec in &options.extra_routes {
         extra_routes.push(spec.start().await?);

@@ -180,7 +180,9 @@ impl PasskeyStore for DynamoStore {
             .set("updated_at = :now")
             .when("attribute_exists(passkeys.#id)")
             // Another way in stays: a password, another passkey, or a linked identity.
-            .when("size(password_hash) > :zero OR size(passkeys) > :one OR size(identities) > :zero")
+            .when(
+                "size(password_hash) > :zero OR size(passkeys) > :one OR size(identities) > :zero",
+            )
             .name("#id", id)
             .values([(":now", n(now)), (":zero", n(0)), (":one", n(1))]);
         let guard = Expression::new()

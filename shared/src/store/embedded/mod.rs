@@ -31,14 +31,13 @@ use uuid::Uuid;
 
 use super::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
-    IdentityStore, LinkStore, MfaStore,
-    PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest, SessionSnapshot, SessionStore,
-    SpentCode, StoreError, StoredFailures, ThrottleStore, UserStore,
+    IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest,
+    SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures, ThrottleStore, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
-    EmailLink, IssuedToken, LinkedIdentity, MAX_IDENTITIES, MAX_PASSKEYS, MfaChallenge, PendingCeremony, SealedSecret,
-    SessionChain, StoredPasskey, TrustedDevice, User,
+    EmailLink, IssuedToken, LinkedIdentity, MAX_IDENTITIES, MAX_PASSKEYS, MfaChallenge,
+    PendingCeremony, SealedSecret, SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");

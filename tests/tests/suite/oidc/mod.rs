@@ -1,0 +1,4 @@
+//! Sign-in with an external OpenID Provider.
+
+mod fake;
+mod provider;
