@@ -102,7 +102,7 @@ fn is_allowed_redirect_uri(uri: &str) -> bool {
         && is_allowed_jwks_uri(uri)
 }
 
-pub(crate) fn parse(raw: Option<String>) -> Result<Vec<OidcProviderConfig>, ConfigError> {
+pub fn parse(raw: Option<String>) -> Result<Vec<OidcProviderConfig>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
     };
