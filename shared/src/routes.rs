@@ -332,6 +332,7 @@ pub const ROUTES: &[Route] = &[
     route("POST",   "/auth/oidc/{provider}/link", F::Oidc,      Protected, service!(handlers::oidc::link)),
     route("GET",    "/auth/identities",          F::Oidc,       Protected, service!(handlers::oidc::list)),
     route("DELETE", "/auth/identities/{id}",     F::Oidc,       Protected, service!(handlers::oidc::unlink)),
+    route("GET",    "/auth/oidc/providers",      F::Web,        Public,    published!(discovery::oidc_providers)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
     route("GET",    "/account",                  F::Web,        Public,    published!(pages::account)),

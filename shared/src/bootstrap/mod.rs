@@ -196,7 +196,8 @@ pub fn published_from_env() -> Result<crate::handlers::Published, BootstrapError
     let build = || {
         let issuer = env("JWT_ISSUER").ok_or(ConfigError::Missing { name: "JWT_ISSUER" })?;
         let keys = key_ring(KeyAccess::Verify, &KeySource::from_env())?;
-        Ok(crate::handlers::Published::new(issuer, &keys))
+        let providers = crate::oidc::config::parse(env("OIDC_PROVIDERS"))?;
+        Ok(crate::handlers::Published::new(issuer, &keys).with_providers(&providers))
     };
     logged(build())
 }

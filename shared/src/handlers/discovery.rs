@@ -16,6 +16,15 @@ pub async fn jwks(published: &Published, _request: Request) -> Response<Body> {
     json_response(StatusCode::OK, &published.jwks, Caching::Public)
 }
 
+/// `GET /auth/oidc/providers`: the OpenID providers users may sign in with, for sign-in buttons.
+pub async fn oidc_providers(published: &Published, _request: Request) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &json!({ "providers": published.providers }),
+        Caching::Public,
+    )
+}
+
 /// `GET /.well-known/openid-configuration`: where the keys are and which algorithms sign.
 pub async fn openid_configuration(published: &Published, request: Request) -> Response<Body> {
     let document = json!({

@@ -7,7 +7,7 @@ pub mod oidc;
 pub mod pages;
 mod published;
 
-pub use published::Published;
+pub use published::{Published, SignInProvider};
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};

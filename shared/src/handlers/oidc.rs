@@ -6,6 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use super::{Outcome, sign_in_answer};
+use crate::clock::rfc3339;
 use crate::http::{
     Caching, HttpError, RequestError, api_base, json_object, json_response, no_content, principal,
 };
@@ -212,9 +213,31 @@ fn untrusted_page() -> Response<Body> {
     response
 }
 
+/// A linked identity as the API shows it: times in RFC 3339, as every time of the API.
+#[derive(Serialize)]
+struct IdentityView<'a> {
+    id: &'a str,
+    provider: &'a str,
+    email: Option<&'a str>,
+    linked_at: String,
+    last_used_at: Option<String>,
+}
+
+impl<'a> From<&'a IdentityInfo> for IdentityView<'a> {
+    fn from(identity: &'a IdentityInfo) -> Self {
+        Self {
+            id: &identity.id,
+            provider: &identity.provider,
+            email: identity.email.as_deref(),
+            linked_at: rfc3339(identity.linked_at),
+            last_used_at: identity.last_used_at.map(rfc3339),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct IdentityWrapper<'a> {
-    identity: &'a IdentityInfo,
+    identity: IdentityView<'a>,
 }
 
 /// `POST /auth/oidc/exchange`: `{"code", "code_verifier"}`; a token response or
@@ -230,7 +253,7 @@ pub async fn exchange(service: &AuthService, request: Request) -> Outcome {
         Exchanged::Linked(identity) => json_response(
             StatusCode::OK,
             &IdentityWrapper {
-                identity: &identity,
+                identity: IdentityView::from(&identity),
             },
             Caching::NoStore,
         ),
@@ -268,8 +291,8 @@ pub async fn link(service: &AuthService, request: Request) -> Outcome {
 }
 
 #[derive(Serialize)]
-struct IdentitiesView {
-    identities: Vec<IdentityInfo>,
+struct IdentitiesView<'a> {
+    identities: Vec<IdentityView<'a>>,
 }
 
 /// `GET /auth/identities`.
@@ -278,7 +301,9 @@ pub async fn list(service: &AuthService, request: Request) -> Outcome {
     let identities = service.identities(principal.user_id).await?;
     Ok(json_response(
         StatusCode::OK,
-        &IdentitiesView { identities },
+        &IdentitiesView {
+            identities: identities.iter().map(IdentityView::from).collect(),
+        },
         Caching::NoStore,
     ))
 }

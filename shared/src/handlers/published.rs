@@ -5,13 +5,22 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
 use super::discovery::JWKS_PATH;
+use crate::oidc::config::OidcProviderConfig;
 use crate::tokens::{JwkSet, KeyRing};
 
-/// The issuer and its public keys.
+/// The issuer and its public keys, and the OpenID providers users may sign in with.
 #[derive(Debug, Clone)]
 pub struct Published {
     pub(super) issuer: String,
     pub(super) jwks: JwkSet,
+    pub(super) providers: Vec<SignInProvider>,
+}
+
+/// A provider as a sign-in button shows it: never its client or secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignInProvider {
+    pub id: String,
+    pub name: String,
 }
 
 impl Published {
@@ -19,7 +28,20 @@ impl Published {
         Self {
             issuer: issuer.into(),
             jwks: keys.jwks(),
+            providers: Vec::new(),
         }
+    }
+
+    /// The same, listing these providers at `GET /auth/oidc/providers`.
+    pub fn with_providers(mut self, configs: &[OidcProviderConfig]) -> Self {
+        self.providers = configs
+            .iter()
+            .map(|c| SignInProvider {
+                id: c.id.clone(),
+                name: c.display_name().to_owned(),
+            })
+            .collect();
+        self
     }
 
     /// Where the JWK Set is served: the host the request came to, else the issuer.

@@ -47,8 +47,8 @@ pub struct OidcProviderConfig {
     /// What the sign-in buttons say; the id when absent.
     #[serde(default)]
     pub name: Option<String>,
-    /// The issuer: discovery is read from `{issuer}/.well-known/openid-configuration`, and the
-    /// document's `issuer` must be this, exactly.
+    /// The issuer: discovery is read from `{issuer}/.well-known/openid-configuration` (one `/`
+    /// between them), and the document's `issuer` must be this, exactly (Auth0's ends in `/`).
     pub issuer: String,
     pub client_id: String,
     /// In AWS: the Secrets Manager secret holding the client secret, read at cold start.
@@ -117,8 +117,8 @@ pub fn parse(raw: Option<String>) -> Result<Vec<OidcProviderConfig>, ConfigError
             Some("id must match [a-z0-9-]{1,32}".to_owned())
         } else if providers[..i].iter().any(|other| other.id == p.id) {
             Some("id is listed twice".into())
-        } else if !is_allowed_jwks_uri(&p.issuer) || p.issuer.ends_with('/') {
-            Some("issuer must be https:// (http:// only for loopback), without a trailing /".into())
+        } else if !is_allowed_jwks_uri(&p.issuer) {
+            Some("issuer must be https:// (http:// only for loopback)".into())
         } else if p.client_id.trim().is_empty() {
             Some("client_id must not be empty".into())
         } else if p.client_secret_arn.is_some() == p.client_secret.is_some() {

@@ -278,7 +278,10 @@ impl OidcProviders {
 
     async fn discover(&self, provider: &Provider, now: UnixTime) -> Result<Discovered, OidcError> {
         let config = &provider.config;
-        let url = format!("{}/.well-known/openid-configuration", config.issuer);
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            config.issuer.trim_end_matches('/')
+        );
         let body = self.outbound.get_json(&url).await.map_err(unavailable)?;
         let doc: Discovery = serde_json::from_slice(&body)
             .map_err(|e| OidcError::Unavailable(format!("discovery: {e}")))?;
