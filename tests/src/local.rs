@@ -45,7 +45,8 @@ impl Harness {
     /// [`Self::serve_local_api_within`] on a listener bound already (a test that needs its
     /// port first, for the relying party of its passkeys).
     pub fn serve_local_api_on(&self, listener: TcpListener, limits: server::Limits) -> LocalApi {
-        let discovery = Published::new(self.config.issuer.clone(), &self.keys);
+        let discovery = Published::new(self.config.issuer.clone(), &self.keys)
+            .with_providers(&self.config.oidc_providers);
         let gateway =
             Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
         let addr = listener.local_addr().expect("address");

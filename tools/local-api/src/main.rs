@@ -114,7 +114,8 @@ async fn run() -> Result<(), String> {
         )
         .await?,
     );
-    let discovery = Published::new(config.issuer.clone(), &keys);
+    let discovery =
+        Published::new(config.issuer.clone(), &keys).with_providers(&config.oidc_providers);
     let mailer = FolderMailer::new(options.data_dir.join(local_api::MAIL_DIR));
     let service = AuthService::new(
         config,
