@@ -9,6 +9,7 @@ use super::{Outcome, sign_in_answer};
 use crate::clock::rfc3339;
 use crate::http::{
     Caching, HttpError, RequestError, api_base, json_object, json_response, no_content, principal,
+    source_ip,
 };
 use crate::passwords::Password;
 use crate::service::{
@@ -123,6 +124,7 @@ pub async fn start(service: &AuthService, request: Request) -> Outcome {
                 link,
             },
             &base(&request)?,
+            source_ip(&request).as_deref(),
         )
         .await?;
     let mut response = redirect(StatusCode::FOUND, &started.location)?;

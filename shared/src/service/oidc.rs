@@ -51,6 +51,8 @@ pub const LINK_TICKET_TTL_SECS: i64 = 600;
 pub const LOGIN_COOKIE: &str = "__Host-oidc";
 /// The longest `state` an app may pass through.
 const MAX_APP_STATE_CHARS: usize = 512;
+/// Sign-ins started per source IP per throttling window: each stores a login state.
+const STARTS_PER_IP: u32 = 60;
 
 /// RFC 6749's error names, as the callback sends them to the app (`#error=…`), and ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,10 +218,29 @@ fn with_fragment(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 impl AuthService {
+    /// The providers; none configured answers as an unknown provider would.
     fn providers(&self) -> Result<&crate::oidc::OidcProviders, AuthError> {
-        self.oidc
-            .as_deref()
-            .ok_or_else(|| AuthError::Internal("OpenID Connect is not configured".into()))
+        self.oidc.as_deref().ok_or(AuthError::ProviderNotFound)
+    }
+
+    /// Charges one start to the source IP's budget: each start stores a login state.
+    async fn charge_start(&self, source_ip: Option<&str>, now: UnixTime) -> Result<(), AuthError> {
+        let Some(ip) = source_ip.and_then(super::throttle::ip_subject) else {
+            return Ok(());
+        };
+        let (index, window_end) = super::throttle::window(now);
+        let key = format!("oidc-ip:{ip}:{index}");
+        if self
+            .store
+            .take_from_window(&key, STARTS_PER_IP, window_end)
+            .await?
+        {
+            return Ok(());
+        }
+        info!(reason = "ip start budget spent", "OpenID sign-in throttled");
+        Err(AuthError::TooManyRequests {
+            retry_after_secs: (window_end - now) as u64,
+        })
     }
 
     /// The providers users may sign in with: their ids and names, for sign-in buttons.
@@ -238,6 +259,7 @@ impl AuthService {
         provider: &str,
         request: StartRequest,
         api_base: &str,
+        source_ip: Option<&str>,
     ) -> Result<OidcStart, AuthError> {
         let providers = self.providers()?;
         let config = providers
@@ -278,6 +300,7 @@ impl AuthService {
             ));
         }
         let now = self.clock.now();
+        self.charge_start(source_ip, now).await?;
         // A link ticket names the user and epoch the identity will be linked to.
         let owner = match &request.link {
             None => None,

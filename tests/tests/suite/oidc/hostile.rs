@@ -26,6 +26,7 @@ oidc_on_both_stores!(
     our_code_works_once_for_its_verifier_and_a_minute,
     the_providers_refusal_reaches_the_app,
     a_discovery_document_for_another_issuer_is_not_trusted,
+    starts_are_counted_per_source_ip,
 );
 
 async fn a_redirect_uri_off_the_list_is_refused_never_redirected_to(o: Oidc) {
@@ -279,4 +280,30 @@ async fn a_discovery_document_for_another_issuer_is_not_trusted(o: Oidc) {
         )
         .await;
     assert!(matches!(refused, Err(AuthError::Unavailable(_))));
+}
+
+async fn starts_are_counted_per_source_ip(o: Oidc) {
+    // Each start stores a login state: one source cannot fill the table.
+    let start = |ip: &'static str| {
+        o.h.service.oidc_start(
+            "fake",
+            StartRequest {
+                redirect_uri: Some(APP.into()),
+                code_challenge: Some(challenge_of(&"v".repeat(43))),
+                ..Default::default()
+            },
+            super::API,
+            Some(ip),
+        )
+    };
+    for _ in 0..60 {
+        start("198.51.100.1").await.expect("within the budget");
+    }
+    assert!(matches!(
+        start("198.51.100.1").await,
+        Err(AuthError::TooManyRequests { .. })
+    ));
+    start("198.51.100.2")
+        .await
+        .expect("another source has its own budget");
 }

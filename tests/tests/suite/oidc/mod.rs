@@ -132,7 +132,10 @@ impl Oidc {
         provider: &str,
         request: StartRequest,
     ) -> Result<OidcStart, AuthError> {
-        self.h.service.oidc_start(provider, request, API).await
+        self.h
+            .service
+            .oidc_start(provider, request, API, Some("192.0.2.7"))
+            .await
     }
 
     /// Starts a sign-in at `provider` for [`APP`], as an app would.
