@@ -28,6 +28,7 @@ macro_rules! oidc_on_both_stores {
 mod fake;
 mod flows;
 mod hostile;
+mod http;
 mod provider;
 
 use std::collections::BTreeMap;
