@@ -1,17 +1,23 @@
 "use strict";
-// The account page. Tokens live in this script's memory only: a reload signs out.
+// The account page. Tokens live in this script's memory only: a reload signs out. The one
+// exception is linking a provider, when the tab leaves for the provider and comes back: the
+// access token waits in sessionStorage for that round trip, and is taken out on the way back.
 (function () {
   const $ = function (id) { return document.getElementById(id); };
   const status = $("status");
+  // What a tab keeps in sessionStorage while it is at a provider.
+  const PENDING = "oidc-pending";
   let access = null;
   let mfaToken = null;
+  // The OpenID providers, as GET /auth/oidc/providers lists them.
+  let providers = [];
 
   function show(text, kind) {
     status.textContent = text;
     status.className = kind || "";
   }
 
-  // Calls the API; the answer's JSON (or null), or throws the problem's detail.
+  // Calls the API; the answer's JSON (or null), or throws the problem's detail (with its code).
   async function api(method, path, body, bearer) {
     const headers = {};
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -29,9 +35,22 @@
     const json = response.status === 204 ? null : await response.json().catch(function () { return null; });
     if (!response.ok) {
       if (response.status === 401 && json && json.message === "Unauthorized") signedOut();
-      throw new Error((json && (json.detail || json.message)) || "Something went wrong.");
+      const error = new Error((json && (json.detail || json.message)) || "Something went wrong.");
+      error.code = json && json.code;
+      throw error;
     }
     return json;
+  }
+
+  // Runs `work`, its outcome in the status line.
+  async function report(work) {
+    show("Working...");
+    try {
+      const done = await work();
+      show(done || "Done.", "done");
+    } catch (e) {
+      show(e.message, "error");
+    }
   }
 
   // Runs `work` for a form or button: one request at a time, its outcome in the status line.
@@ -41,12 +60,8 @@
       event.preventDefault();
       const buttons = (form ? element : element.form || document).querySelectorAll("button");
       buttons.forEach(function (b) { b.disabled = true; });
-      show("Working...");
       try {
-        const done = await work();
-        show(done || "Done.", "done");
-      } catch (e) {
-        show(e.message, "error");
+        await report(work);
       } finally {
         buttons.forEach(function (b) { b.disabled = false; });
       }
@@ -81,6 +96,7 @@
     $("signed-in").hidden = true;
     $("signed-out").hidden = false;
     $("password-sign-in").hidden = false;
+    $("provider-sign-in").hidden = false;
     $("second-factor").hidden = true;
   }
 
@@ -88,6 +104,7 @@
     if (tokens.mfa_required) {
       mfaToken = tokens.mfa_token;
       $("password-sign-in").hidden = true;
+      $("provider-sign-in").hidden = true;
       $("second-factor").hidden = false;
       $("second-factor-passkey").hidden = tokens.methods.indexOf("passkey") < 0;
       $("code").focus();
@@ -144,6 +161,153 @@
       });
       return item(p.name + " (added " + when(p.created_at) + ", last used " + when(p.last_used_at) + ")", [rename, remove]);
     }));
+
+    if (providers.length) await listIdentities();
+  }
+
+  async function listIdentities() {
+    const identities = (await api("GET", "auth/identities")).identities;
+    $("identities").replaceChildren.apply($("identities"), identities.map(function (i) {
+      const name = providerName(i.provider);
+      const unlink = button("Unlink " + name, async function () {
+        try {
+          await api("DELETE", "auth/identities/" + encodeURIComponent(i.id));
+        } catch (e) {
+          if (e.code !== "last_credential") throw e;
+          throw new Error("This is your only way to sign in; add a passkey first.");
+        }
+        await refresh();
+        return "Unlinked " + name + ".";
+      });
+      const address = i.email ? " (" + i.email + ")" : "";
+      return item(name + address + ", linked " + when(i.linked_at) + ", last used " + when(i.last_used_at), [unlink]);
+    }));
+  }
+
+  function providerName(id) {
+    const found = providers.filter(function (p) { return p.id === id; })[0];
+    return found ? found.name : id;
+  }
+
+  // PKCE (RFC 7636): a random verifier, base64url, and its S256 challenge.
+  function base64url(bytes) {
+    let binary = "";
+    bytes.forEach(function (b) { binary += String.fromCharCode(b); });
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function randomToken() {
+    return base64url(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  async function challengeOf(verifier) {
+    const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    return base64url(new Uint8Array(hash));
+  }
+
+  // Where the provider's answer comes back: this page.
+  function redirectUri() {
+    return location.origin + location.pathname;
+  }
+
+  function keepPending(pending) {
+    sessionStorage.setItem(PENDING, JSON.stringify(pending));
+  }
+
+  // What the tab kept before it left, once: a second read finds nothing.
+  function takePending() {
+    const raw = sessionStorage.getItem(PENDING);
+    sessionStorage.removeItem(PENDING);
+    try {
+      return raw ? JSON.parse(raw) : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  async function signInWith(provider) {
+    const verifier = randomToken();
+    const state = randomToken();
+    const query = new URLSearchParams({
+      redirect_uri: redirectUri(),
+      code_challenge: await challengeOf(verifier),
+      code_challenge_method: "S256",
+      state: state,
+    });
+    keepPending({ mode: "sign-in", provider: provider.id, verifier: verifier, state: state });
+    location.assign("auth/oidc/" + encodeURIComponent(provider.id) + "/start?" + query);
+    return "Going to " + provider.name + "...";
+  }
+
+  async function link(provider) {
+    const verifier = randomToken();
+    const body = { redirect_uri: redirectUri(), code_challenge: await challengeOf(verifier) };
+    const password = $("link-password").value;
+    if (password) body.password = password;
+    let answer;
+    try {
+      answer = await api("POST", "auth/oidc/" + encodeURIComponent(provider.id) + "/link", body);
+    } catch (e) {
+      if (e.code !== "reauthentication_required" || password) throw e;
+      $("link-password").focus();
+      throw new Error("Enter your current password, then press Link " + provider.name + " again.");
+    }
+    $("link-password").value = "";
+    // The link's start URL carries no state: the mode marks the answer as this tab's link.
+    keepPending({ mode: "link", provider: provider.id, verifier: verifier, access: access });
+    location.assign(answer.url);
+    return "Going to " + provider.name + "...";
+  }
+
+  // The provider's answer in the fragment (`code` or `error`), out of the address bar at once.
+  function takeAnswer() {
+    const answer = new URLSearchParams(location.hash.slice(1));
+    if (!answer.has("code") && !answer.has("error")) return null;
+    history.replaceState(null, "", location.pathname + location.search);
+    return answer;
+  }
+
+  function callbackError(error, name) {
+    if (error === "account_exists") {
+      return "An account with this address exists. Sign in with your password, then link " + name + " from your account page.";
+    }
+    if (error === "access_denied") return "Sign-in was refused.";
+    return "Signing in with " + name + " did not work. Please try again.";
+  }
+
+  // Back from a provider: the answer checked against what this tab kept, then exchanged.
+  async function returned(answer) {
+    const pending = takePending();
+    // A sign-in's answer brings back the state kept; a link's start carries none.
+    const state = pending && (pending.mode === "link" ? null : pending.state);
+    if (!pending || state === undefined || answer.get("state") !== state) {
+      throw new Error("This sign-in was not started here, or was finished already. Please start again.");
+    }
+    const name = providerName(pending.provider);
+    if (pending.access) {
+      // Back from linking: the session the tab had before it left.
+      await signedIn({ access_token: pending.access }).catch(function () { signedOut(); });
+    }
+    if (answer.has("error")) throw new Error(callbackError(answer.get("error"), name));
+    const exchanged = await api("POST", "auth/oidc/exchange", { code: answer.get("code"), code_verifier: pending.verifier }, false);
+    if (!exchanged.identity) return signedIn(exchanged);
+    if (access) await refresh();
+    return "Linked " + providerName(exchanged.identity.provider) + ".";
+  }
+
+  async function loadProviders() {
+    try {
+      providers = (await api("GET", "auth/oidc/providers", undefined, false)).providers || [];
+    } catch (e) {
+      providers = [];
+    }
+    $("provider-sign-in").replaceChildren.apply($("provider-sign-in"), providers.map(function (p) {
+      return button("Sign in with " + p.name, function () { return signInWith(p); });
+    }));
+    $("provider-links").replaceChildren.apply($("provider-links"), providers.map(function (p) {
+      return button("Link " + p.name, function () { return link(p); });
+    }));
+    $("identities-section").hidden = providers.length === 0;
   }
 
   // A passkey sign-in ceremony's second half, for the first or the second factor.
@@ -261,5 +425,10 @@
     const answer = await api("POST", "auth/email", body);
     $("change-email-password").value = "";
     return answer.message;
+  });
+
+  const answer = takeAnswer();
+  loadProviders().then(function () {
+    if (answer) report(function () { return returned(answer); });
   });
 })();

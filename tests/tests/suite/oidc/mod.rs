@@ -25,6 +25,7 @@ macro_rules! oidc_on_both_stores {
     };
 }
 
+mod browser;
 mod fake;
 mod flows;
 mod hostile;
