@@ -25,11 +25,11 @@ pub use serve::{init_tracing, serve_authorizer, serve_http};
 
 use self::keys::read_secret;
 use crate::clock::SystemClock;
+use crate::config::oidc::ClientSecret;
 use crate::config::{Config, ConfigError};
 use crate::mail::ses::SesMailer;
 use crate::mfa::MfaKeys;
 use crate::oidc::OidcProviders;
-use crate::oidc::config::ClientSecret;
 use crate::passkeys::RelyingParty;
 use crate::passwords::Passwords;
 use crate::service::AuthService;
@@ -196,7 +196,7 @@ pub fn published_from_env() -> Result<crate::handlers::Published, BootstrapError
     let build = || {
         let issuer = env("JWT_ISSUER").ok_or(ConfigError::Missing { name: "JWT_ISSUER" })?;
         let keys = key_ring(KeyAccess::Verify, &KeySource::from_env())?;
-        let providers = crate::oidc::config::parse(env("OIDC_PROVIDERS"))?;
+        let providers = crate::config::oidc::parse(env("OIDC_PROVIDERS"))?;
         Ok(crate::handlers::Published::new(issuer, &keys).with_providers(&providers))
     };
     logged(build())

@@ -5,7 +5,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
 use super::discovery::JWKS_PATH;
-use crate::oidc::config::OidcProviderConfig;
+use crate::config::oidc::OidcProviderConfig;
 use crate::tokens::{JwkSet, KeyRing};
 
 /// The issuer and its public keys, and the OpenID providers users may sign in with.

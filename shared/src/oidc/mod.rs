@@ -11,8 +11,6 @@
 //!   algorithm allowlist (asymmetric only: never `none`, never HMAC with the client secret),
 //!   `kid`, and after it `nonce` (constant time), `azp`, `exp` and `iat` on the injected clock.
 
-pub mod config;
-
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
@@ -33,8 +31,8 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use self::config::{ClientSecret, OidcProviderConfig, ResponseMode};
 use crate::clock::UnixTime;
+use crate::config::oidc::{ClientSecret, OidcProviderConfig, ResponseMode};
 use crate::model::Amr;
 use crate::outbound::{FetchError, Outbound};
 use crate::tokens::jws::{self, JwsAlgorithm};
@@ -539,7 +537,7 @@ mod tests {
     use super::*;
 
     fn config() -> OidcProviderConfig {
-        config::parse(Some(
+        crate::config::oidc::parse(Some(
             r#"[{"id":"op","issuer":"https://op.example","client_id":"app","client_secret":"s","allowed_redirect_uris":["https://app.example/done"]}]"#.into(),
         ))
         .unwrap()

@@ -352,7 +352,7 @@ impl AuthService {
         Ok(OidcStart {
             location,
             cookie,
-            cross_site_post: config.response_mode == crate::oidc::config::ResponseMode::FormPost,
+            cross_site_post: config.response_mode == crate::config::oidc::ResponseMode::FormPost,
         })
     }
 

@@ -2,6 +2,8 @@
 //! and ids that the store does not know) and once patched with a live session, and the answer is
 //! checked. A new event file without a test here fails the suite, so the folder cannot rot.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use integration_tests::{Harness, invoke, on_both_stores};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -18,6 +20,8 @@ const EVENT_FILES: &[&str] = &[
     "email-change.json",
     "email-verification.json",
     "email-verify.json",
+    "identities-list.json",
+    "identities-unlink.json",
     "jwks.json",
     "login.json",
     "logout-all.json",
@@ -29,6 +33,12 @@ const EVENT_FILES: &[&str] = &[
     "mfa-recovery-codes.json",
     "mfa-setup.json",
     "mfa-verify.json",
+    "oidc-callback-form.json",
+    "oidc-callback.json",
+    "oidc-exchange.json",
+    "oidc-link.json",
+    "oidc-providers.json",
+    "oidc-start.json",
     "openid-configuration.json",
     "passkeys-list.json",
     "passkeys-login-options.json",
@@ -145,6 +155,19 @@ on_both_stores!(
     passkey_events,
     mfa_passkey_options_event,
 );
+
+/// The OpenID Connect events run against a provider of the test's own (the hostile fake,
+/// honest here), configured as the events' `google` and `apple`.
+mod oidc {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn dynamodb() {
+        super::oidc_events(integration_tests::Backend::Dynamo).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        super::oidc_events(integration_tests::Backend::Embedded).await;
+    }
+}
 
 async fn register_event(h: Harness) {
     let response = invoke(&*h.service, &event("register.json")).await;
@@ -513,6 +536,17 @@ async fn password_reset_event(h: Harness) {
 }
 
 async fn page_events(h: Harness) {
+    let discovery = Published::new(&h.config.issuer, &h.keys)
+        .with_providers(&oidc_providers("https://accounts.google.com"));
+    let response = invoke(&discovery, &event("oidc-providers.json")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(
+        json_body(&response),
+        json!({"providers": [{"id": "google", "name": "Google"}, {"id": "apple", "name": "apple"}]}),
+        "ids and names, never a client or its secret"
+    );
+
     let discovery = Published::new(&h.config.issuer, &h.keys);
     for (file, title) in [
         ("verify-email-page.json", "Confirm your email address"),
@@ -727,4 +761,213 @@ async fn mfa_passkey_options_event(h: Harness) {
     let sample = invoke(&*h.service, &event("mfa-passkey-options.json")).await;
     assert_eq!(sample.status(), 401);
     assert_eq!(json_body(&sample)["code"], "invalid_token");
+}
+
+/// Where the OpenID events send the app back, and the verifier of their `code_challenge`
+/// (RFC 7636's example pair).
+const OIDC_APP: &str = "https://app.example.com/signed-in";
+const OIDC_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// The events' providers: `google` (answers on a GET) and `apple` (posts its answer), both at
+/// `issuer`.
+fn oidc_providers(issuer: &str) -> Vec<shared::config::oidc::OidcProviderConfig> {
+    use integration_tests::fake_oidc::{FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+    let raw = json!([
+        {"id": "google", "name": "Google", "issuer": issuer, "client_id": FAKE_CLIENT_ID,
+         "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [OIDC_APP],
+         "algorithms": ["ES256"]},
+        {"id": "apple", "issuer": issuer, "client_id": FAKE_CLIENT_ID,
+         "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [OIDC_APP],
+         "response_mode": "form_post", "algorithms": ["ES256"]},
+    ]);
+    shared::config::oidc::parse(Some(raw.to_string())).expect("the events' providers")
+}
+
+fn header(response: &Response<Body>, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The parameters of a query or fragment.
+fn form(encoded: &str) -> std::collections::BTreeMap<String, String> {
+    url::form_urlencoded::parse(encoded.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `event` (a start) with the query of `url` (`…/start?…`), as the browser opens it.
+fn with_query(mut event: Value, url: &str) -> Value {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = json!(form(query));
+    event
+}
+
+/// Start (the event as it is, or `start`), the provider, and the callback (`GET`, or the form
+/// `POST` for `apple`): the fragment the app gets back.
+async fn through_provider(
+    h: &Harness,
+    provider: &str,
+    start: Value,
+) -> std::collections::BTreeMap<String, String> {
+    let started = invoke(&*h.service, &start).await;
+    assert_eq!(started.status(), 302, "{:?}", json_body(&started));
+    assert_eq!(started.headers()["cache-control"], "no-store");
+    let cookie = header(&started, "set-cookie");
+    assert!(cookie.starts_with("__Host-oidc="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let redirected =
+        integration_tests::oidc::sign_in_at_provider(&header(&started, "location"), "ada").await;
+    let back = url::Url::parse(&redirected.location).unwrap();
+    assert_eq!(
+        back.path(),
+        format!("/auth/oidc/{provider}/callback"),
+        "the provider sends the browser to our callback"
+    );
+    let query = back.query().unwrap_or_default().to_owned();
+    let (mut callback, status) = if provider == "apple" {
+        assert!(
+            started.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("SameSite=None")
+        );
+        let mut callback = event("oidc-callback-form.json");
+        callback["body"] = json!(STANDARD.encode(&query));
+        (callback, 303)
+    } else {
+        (
+            with_query(event("oidc-callback.json"), &redirected.location),
+            302,
+        )
+    };
+    callback["cookies"] = json!([cookie]);
+    let answered = invoke(&*h.service, &callback).await;
+    assert_eq!(answered.status(), status);
+    assert!(header(&answered, "set-cookie").contains("Max-Age=0"));
+    let location = header(&answered, "location");
+    let (app, fragment) = location.split_once('#').expect("a fragment");
+    assert_eq!(app, OIDC_APP);
+    form(fragment)
+}
+
+async fn exchange(h: &Harness, code: &str) -> Response<Body> {
+    let body = json!({"code": code, "code_verifier": OIDC_VERIFIER});
+    invoke(&*h.service, &with_body(event("oidc-exchange.json"), body)).await
+}
+
+/// The OpenID events as they are (a provider the test runs, a state, code and identity it does
+/// not know), then a sign-in through them on both callbacks, a link, and unlinking.
+async fn oidc_events(backend: integration_tests::Backend) {
+    let fake = integration_tests::fake_oidc::FakeIssuer::start().await;
+    let mut config = integration_tests::test_config();
+    config.oidc_providers = oidc_providers(&fake.issuer);
+    let h = Harness::new_with(backend, config).await;
+    fake.set_now(shared::Clock::now(&*h.clock));
+
+    for name in ["oidc-callback.json", "oidc-callback-form.json"] {
+        let sample = invoke(&*h.service, &event(name)).await;
+        assert_eq!(sample.status(), 400, "{name}: a state of nobody's");
+        assert_eq!(
+            sample.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{name}: a page, never a redirect"
+        );
+        assert!(sample.headers().get("location").is_none(), "{name}");
+    }
+    let sample = invoke(&*h.service, &event("oidc-exchange.json")).await;
+    assert_eq!(sample.status(), 401);
+    assert_eq!(json_body(&sample)["code"], "invalid_code");
+    let sample = invoke(&*h.service, &event("identities-list.json")).await;
+    assert_eq!(sample.status(), 401, "the sample principal does not exist");
+
+    // A new account, through the GET callback; the same provider account again through the
+    // form POST of another provider: linked by its verified address to the same user.
+    let fragment = through_provider(&h, "google", event("oidc-start.json")).await;
+    assert_eq!(fragment["state"], "sample-app-state");
+    let signed_in = exchange(&h, &fragment["code"]).await;
+    assert_eq!(signed_in.status(), 200);
+    let tokens = json_body(&signed_in);
+    assert_eq!(tokens["user"]["email"], "fake@example.com");
+    assert_eq!(tokens["user"]["email_verified"], true);
+    let again = exchange(&h, &fragment["code"]).await;
+    assert_eq!(again.status(), 401, "a code works once");
+    let mut apple = event("oidc-start.json");
+    apple["pathParameters"]["provider"] = json!("apple");
+    apple["routeKey"] = json!("GET /auth/oidc/{provider}/start");
+    apple["rawPath"] = json!("/auth/oidc/apple/start");
+    apple["requestContext"]["http"]["path"] = json!("/auth/oidc/apple/start");
+    let fragment = through_provider(&h, "apple", apple).await;
+    let apple_tokens = json_body(&exchange(&h, &fragment["code"]).await);
+    assert_eq!(apple_tokens["user"]["id"], tokens["user"]["id"]);
+    let federated = h
+        .service
+        .authorize(tokens["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let listed = invoke(
+        &*h.service,
+        &with_principal(event("identities-list.json"), &federated),
+    )
+    .await;
+    assert_eq!(listed.status(), 200);
+    let identities = json_body(&listed)["identities"].as_array().unwrap().clone();
+    assert_eq!(identities.len(), 2, "{identities:?}");
+    for identity in &identities {
+        assert_eq!(identity["email"], "fake@example.com");
+        assert!(identity["linked_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    // Linking while signed in: the sample's password, a verified address.
+    let (_, principal) = sign_in(&h).await;
+    let with = |name: &str| with_principal(event(name), &principal);
+    let unverified = invoke(&*h.service, &with("oidc-link.json")).await;
+    assert_eq!(unverified.status(), 403);
+    assert_eq!(json_body(&unverified)["code"], "email_unverified");
+    h.verify_address(principal.user_id).await;
+    let linking = invoke(&*h.service, &with("oidc-link.json")).await;
+    assert_eq!(linking.status(), 200, "{:?}", json_body(&linking));
+    let url = json_body(&linking)["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{EVENT_LINKS}/auth/oidc/google/start?")),
+        "{url}"
+    );
+    fake.set_account("ada-at-the-provider", "ada.lovelace@example.com", true);
+    let fragment = through_provider(&h, "google", with_query(event("oidc-start.json"), &url)).await;
+    let linked = exchange(&h, &fragment["code"]).await;
+    assert_eq!(linked.status(), 200);
+    let identity = json_body(&linked)["identity"].clone();
+    assert_eq!(identity["provider"], "google");
+    assert_eq!(identity["email"], "ada.lovelace@example.com");
+    let listed = json_body(&invoke(&*h.service, &with("identities-list.json")).await);
+    assert_eq!(listed["identities"], json!([identity]));
+
+    // Unlinking: the sample's id is nobody's; the account keeps its password.
+    let sample = invoke(&*h.service, &with("identities-unlink.json")).await;
+    assert_eq!(sample.status(), 404);
+    assert_eq!(json_body(&sample)["code"], "not_found");
+    let unlink = |principal: &Principal, id: &Value| {
+        let mut unlink = with_principal(event("identities-unlink.json"), principal);
+        let id = id.as_str().unwrap();
+        unlink["pathParameters"]["id"] = json!(id);
+        unlink["rawPath"] = json!(format!("/auth/identities/{id}"));
+        unlink
+    };
+    let removed = invoke(&*h.service, &unlink(&principal, &identity["id"])).await;
+    assert_eq!(removed.status(), 204);
+    // The federated account has no password: its last identity stays.
+    let first = invoke(&*h.service, &unlink(&federated, &identities[0]["id"])).await;
+    assert_eq!(first.status(), 204);
+    let last = invoke(&*h.service, &unlink(&federated, &identities[1]["id"])).await;
+    assert_eq!(last.status(), 409);
+    assert_eq!(json_body(&last)["code"], "last_credential");
 }

@@ -36,6 +36,8 @@ const API_CODES: &[&str] = &[
     "passkey_taken",
     "too_many_passkeys",
     "last_credential",
+    "identity_taken",
+    "too_many_identities",
 ];
 
 const SECRET_PASSWORD: &str = "s3cret-Pa55word-never-echoed";
@@ -61,6 +63,7 @@ const BODY_ROUTES: &[&str] = &[
     "/auth/passkeys/register",
     "/auth/passkeys/login/options",
     "/auth/passkeys/login",
+    "/auth/oidc/exchange",
 ];
 
 /// A v2 event for `path` with this raw body and content type.

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
+use integration_tests::Harness;
 use integration_tests::local::{LocalApi, Reply};
 use integration_tests::openapi::OpenApi;
-use integration_tests::{Harness, on_both_stores};
 use serde_json::{Value, json};
 use shared::Clock;
 
@@ -47,10 +47,20 @@ impl Checker<'_> {
         if body.is_some() {
             headers.push(("content-type", content_type));
         }
-        let reply = self
-            .api
-            .send(method, path, &headers, body.unwrap_or_default().to_owned())
-            .await;
+        self.send_with(method, template, path, &headers, body.unwrap_or_default())
+            .await
+    }
+
+    /// [`Self::send`] with these headers exactly (a cookie, a form).
+    async fn send_with(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let reply = self.api.send(method, path, headers, body.to_owned()).await;
         if let Err(problem) = self.spec.check(method, template, &reply) {
             panic!("{problem}\nbody: {}", String::from_utf8_lossy(&reply.body));
         }
@@ -80,9 +90,119 @@ fn field(reply: &Reply, name: &str) -> String {
     reply.json()[name].as_str().unwrap().to_owned()
 }
 
-on_both_stores!(every_reply_matches_the_document);
+/// Both stores, each with the OpenID providers of [`oidc_providers`] at a fake of its own.
+mod every_reply_matches_the_document {
+    use integration_tests::Backend;
 
-async fn every_reply_matches_the_document(h: Harness) {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn dynamodb() {
+        super::every_reply_matches_the_document(Backend::Dynamo).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        super::every_reply_matches_the_document(Backend::Embedded).await;
+    }
+}
+
+/// Where the app wants its users back after an OpenID sign-in.
+const OIDC_APP: &str = "https://app.example.com/signed-in";
+
+/// `fake` (answers on a GET) and `fake-post` (posts its answer), both at `issuer`.
+fn oidc_providers(issuer: &str) -> Vec<shared::config::oidc::OidcProviderConfig> {
+    use integration_tests::fake_oidc::{FAKE_CLIENT_ID, FAKE_CLIENT_SECRET};
+    let raw = json!([
+        {"id": "fake", "name": "Fake", "issuer": issuer, "client_id": FAKE_CLIENT_ID,
+         "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [OIDC_APP],
+         "algorithms": ["ES256"]},
+        {"id": "fake-post", "issuer": issuer, "client_id": FAKE_CLIENT_ID,
+         "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [OIDC_APP],
+         "response_mode": "form_post", "algorithms": ["ES256"]},
+    ]);
+    shared::config::oidc::parse(Some(raw.to_string())).expect("the test's providers")
+}
+
+/// An app's PKCE pair: a verifier and its S256 challenge.
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    let verifier = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    (verifier, challenge)
+}
+
+/// The path and query of an absolute URL.
+fn path_of(url: &str) -> String {
+    let url = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// The parameters of the fragment the callback sent the app back with.
+fn app_fragment(reply: &Reply) -> std::collections::BTreeMap<String, String> {
+    let location = reply.header("location").expect("a Location");
+    let (app, fragment) = location.split_once('#').expect("a fragment");
+    assert_eq!(app, OIDC_APP);
+    url::form_urlencoded::parse(fragment.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+impl Checker<'_> {
+    /// A start (`/auth/oidc/…/start?…`), the provider, and its callback (a `GET`, or for
+    /// `fake-post` the form `POST`): the fragment the app gets back.
+    async fn through_provider(
+        &mut self,
+        start: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let started = self
+            .send_with("GET", "/auth/oidc/{provider}/start", start, &[], "")
+            .await;
+        assert_eq!(started.status, 302, "{:?}", started.json());
+        let cookie = started
+            .header("set-cookie")
+            .expect("the login cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let redirected = integration_tests::oidc::sign_in_at_provider(
+            started.header("location").unwrap(),
+            "spec",
+        )
+        .await;
+        let back = path_of(&redirected.location);
+        let template = "/auth/oidc/{provider}/callback";
+        let answered = if back.starts_with("/auth/oidc/fake-post/") {
+            let (path, form) = back.split_once('?').unwrap();
+            let headers = [
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ];
+            let answered = self.send_with("POST", template, path, &headers, form).await;
+            assert_eq!(answered.status, 303);
+            answered
+        } else {
+            let answered = self
+                .send_with("GET", template, &back, &[("cookie", &cookie)], "")
+                .await;
+            assert_eq!(answered.status, 302);
+            answered
+        };
+        app_fragment(&answered)
+    }
+}
+
+async fn every_reply_matches_the_document(backend: integration_tests::Backend) {
+    let fake = integration_tests::fake_oidc::FakeIssuer::start().await;
+    let mut config = integration_tests::test_config();
+    config.oidc_providers = oidc_providers(&fake.issuer);
+    let h = Harness::new_with(backend, config).await;
     let api = h.serve_local_api().await;
     let mut c = Checker {
         api: &api,
@@ -852,6 +972,213 @@ async fn every_reply_matches_the_document(h: Harness) {
         .status,
         204
     );
+
+    // OpenID providers: a sign-in on both callbacks, a link, unlinking
+    fake.set_now(h.clock.now());
+    let listed = c.get("/auth/oidc/providers", None).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json()["providers"][0]["name"], "Fake");
+    let (verifier, challenge) = pkce();
+    let start = |provider: &str, redirect_uri: &str, challenge: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("code_challenge", challenge)
+            .append_pair("state", "spec")
+            .finish();
+        format!("/auth/oidc/{provider}/start?{query}")
+    };
+    let template = "/auth/oidc/{provider}/start";
+    for (provider, redirect_uri, status) in [
+        ("nope", OIDC_APP, 404),
+        ("fake", "https://elsewhere.example/", 400),
+    ] {
+        let path = start(provider, redirect_uri, &challenge);
+        let reply = c.send_with("GET", template, &path, &[], "").await;
+        assert_eq!(reply.status, status, "{provider} {redirect_uri}");
+    }
+    let template = "/auth/oidc/{provider}/callback";
+    let unknown = c
+        .send_with(
+            "GET",
+            template,
+            "/auth/oidc/fake/callback?state=x&code=y",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "a state of nobody's: a page");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let unknown = c
+        .send_with(
+            "POST",
+            template,
+            "/auth/oidc/fake-post/callback",
+            &form,
+            "state=x&code=y",
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    let exchange = |code: &str, verifier: &str| json!({"code": code, "code_verifier": verifier});
+    assert_eq!(
+        c.post(
+            "/auth/oidc/exchange",
+            &exchange(&"A".repeat(43), "short"),
+            None
+        )
+        .await
+        .status,
+        400
+    );
+    assert_eq!(
+        c.post(
+            "/auth/oidc/exchange",
+            &exchange(&"A".repeat(43), &verifier),
+            None
+        )
+        .await
+        .status,
+        401
+    );
+    let fragment = c
+        .through_provider(&start("fake", OIDC_APP, &challenge))
+        .await;
+    assert_eq!(fragment["state"], "spec");
+    let signed_in = c
+        .post(
+            "/auth/oidc/exchange",
+            &exchange(&fragment["code"], &verifier),
+            None,
+        )
+        .await;
+    assert_eq!(signed_in.status, 200);
+    let federated = field(&signed_in, "access_token");
+    assert_eq!(
+        c.post(
+            "/auth/oidc/exchange",
+            &exchange(&fragment["code"], &verifier),
+            None
+        )
+        .await
+        .status,
+        401,
+        "the code is spent"
+    );
+    let fragment = c
+        .through_provider(&start("fake-post", OIDC_APP, &challenge))
+        .await;
+    assert_eq!(
+        c.post(
+            "/auth/oidc/exchange",
+            &exchange(&fragment["code"], &verifier),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    let identities = c.get("/auth/identities", Some(&federated)).await;
+    assert_eq!(identities.status, 200);
+    assert_eq!(c.get("/auth/identities", None).await.status, 401);
+    let listed = identities.json()["identities"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "the address linked the second provider");
+    let id_of = |provider: &str| {
+        listed
+            .iter()
+            .find(|i| i["provider"] == provider)
+            .and_then(|i| i["id"].as_str())
+            .unwrap_or_else(|| panic!("no {provider} identity: {listed:?}"))
+            .to_owned()
+    };
+    let (first, last) = (id_of("fake-post"), id_of("fake"));
+    let template = "/auth/identities/{id}";
+    let unlink = |id: &str| format!("/auth/identities/{id}");
+    for (id, status) in [(&first, 204), (&last, 409), (&first, 404)] {
+        let reply = c
+            .send("DELETE", template, &unlink(id), Some(&federated), None, "")
+            .await;
+        assert_eq!(reply.status, status, "{id}");
+    }
+    assert_eq!(
+        c.send("DELETE", template, &unlink(&last), None, None, "")
+            .await
+            .status,
+        401
+    );
+    // Linking, from the passkey holder's account (verified, signed in a moment ago).
+    let link = |redirect_uri: &str| json!({"redirect_uri": redirect_uri, "code_challenge": challenge, "password": PASSWORD});
+    let linker = field(
+        &c.post(
+            "/auth/register",
+            &json!({"email": "linker@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await,
+        "access_token",
+    );
+    for (path, body, bearer, status) in [
+        ("/auth/oidc/fake/link", link(OIDC_APP), None, 401),
+        ("/auth/oidc/fake/link", link(OIDC_APP), Some("forged"), 403),
+        (
+            "/auth/oidc/fake/link",
+            link(OIDC_APP),
+            Some(linker.as_str()),
+            403,
+        ),
+        (
+            "/auth/oidc/nope/link",
+            link(OIDC_APP),
+            Some(holder_access.as_str()),
+            404,
+        ),
+        (
+            "/auth/oidc/fake/link",
+            link("https://elsewhere.example/"),
+            Some(holder_access.as_str()),
+            400,
+        ),
+    ] {
+        let reply = c
+            .send(
+                "POST",
+                "/auth/oidc/{provider}/link",
+                path,
+                bearer,
+                Some(&body.to_string()),
+                "application/json",
+            )
+            .await;
+        assert_eq!(reply.status, status, "{path} {bearer:?}");
+    }
+    // First the provider account the federated user holds, then one of the holder's own.
+    for (account, status) in [(None, 409), (Some("holder-at-the-provider"), 200)] {
+        if let Some(subject) = account {
+            fake.set_account(subject, holder, true);
+        }
+        let reply = c
+            .send(
+                "POST",
+                "/auth/oidc/{provider}/link",
+                "/auth/oidc/fake/link",
+                Some(&holder_access),
+                Some(&link(OIDC_APP).to_string()),
+                "application/json",
+            )
+            .await;
+        assert_eq!(reply.status, 200);
+        let fragment = c.through_provider(&path_of(&field(&reply, "url"))).await;
+        let exchanged = c
+            .post(
+                "/auth/oidc/exchange",
+                &exchange(&fragment["code"], &verifier),
+                None,
+            )
+            .await;
+        assert_eq!(exchanged.status, status, "{account:?}");
+        match account {
+            None => assert_eq!(exchanged.code().as_deref(), Some("identity_taken")),
+            Some(_) => assert_eq!(exchanged.json()["identity"]["provider"], "fake"),
+        }
+    }
 
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);

@@ -34,7 +34,7 @@ async fn a_person_signs_in_and_links_with_an_openid_provider_in_a_browser() {
         "allowed_redirect_uris": [format!("{base}/account")],
     }]);
     config.oidc_providers =
-        shared::oidc::config::parse(Some(providers.to_string())).expect("a valid provider");
+        shared::config::oidc::parse(Some(providers.to_string())).expect("a valid provider");
     let h = Harness::embedded_with(config);
     let api = h.serve_local_api_on(listener, local_api::server::Limits::default());
 

@@ -44,7 +44,7 @@ use integration_tests::oidc::{
 };
 use integration_tests::{Backend, Harness, test_config};
 use shared::AuthError;
-use shared::oidc::config::OidcProviderConfig;
+use shared::config::oidc::OidcProviderConfig;
 use shared::service::{Callback, CallbackRequest, Exchanged, OidcStart, SignIn, StartRequest};
 use url::Url;
 
@@ -66,7 +66,7 @@ pub fn providers(fake_issuer: &str) -> Vec<OidcProviderConfig> {
          "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [APP],
          "algorithms": ["ES256"]},
     ]);
-    shared::oidc::config::parse(Some(raw.to_string())).expect("the tests' providers are valid")
+    shared::config::oidc::parse(Some(raw.to_string())).expect("the tests' providers are valid")
 }
 
 /// A harness whose service signs in with [`providers`], and the fake beside it.

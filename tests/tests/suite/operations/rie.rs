@@ -1,7 +1,9 @@
 //! Every Lambda function as AWS runs it: its real binary under AWS's Runtime Interface Emulator,
 //! with exactly the environment `sam local invoke --env-vars env.json` gives it (resolved by the
 //! SAM CLI's own code from `template.yaml` and `env.json`), against DynamoDB Local. The only
-//! change is the one Docker's network makes: `host.docker.internal` is this machine.
+//! change is the one Docker's network makes: `host.docker.internal` is this machine (and, for
+//! one OpenID sign-in, a second oidc function given a provider of the test's own, env.json
+//! configuring none).
 //!
 //! Each function of `shared::routes::Function::ALL` is started; every file of `events/` is
 //! invoked as it is and made live; one journey runs through the emulated functions alone; their
@@ -612,11 +614,150 @@ async fn check_live(stack: &Stack, name: &str) {
             assert_eq!(status, 401, "{body}");
             assert_eq!(body["code"], "invalid_token");
         }
+        "oidc-providers.json" => {
+            // env.json configures no provider.
+            let (status, body) = stack.call(event(name)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body, json!({"providers": []}));
+        }
+        "oidc-start.json" => {
+            let (status, body) = stack.call(event(name)).await;
+            assert_eq!(status, 404, "env.json configures no provider: {body}");
+            assert_eq!(body["code"], "not_found");
+            oidc_journey(stack).await;
+        }
+        "oidc-link.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 404, "env.json configures no provider: {body}");
+        }
+        "oidc-callback.json" | "oidc-callback-form.json" => {
+            // The sample's state is nobody's: a page, never a redirect.
+            let answer = stack
+                .get(Function::Oidc)
+                .invoke(&stack.sent_from_our_address(event(name)))
+                .await;
+            assert_eq!(answer["statusCode"], 400, "{answer}");
+            assert!(answer["headers"].get("location").is_none(), "{answer}");
+            assert_eq!(
+                answer["headers"]["content-type"],
+                "text/html; charset=utf-8"
+            );
+        }
+        "oidc-exchange.json" => {
+            let (status, body) = stack.call(event(name)).await;
+            assert_eq!(status, 401, "{body}");
+            assert_eq!(body["code"], "invalid_code");
+        }
+        "identities-list.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["identities"], json!([]));
+        }
+        "identities-unlink.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 404, "{body}");
+            assert_eq!(body["code"], "not_found");
+        }
         other => panic!(
             "tests/tests/suite/operations/rie.rs: say how events/{other} is made live (a real \
              account, token or session) and what it must answer"
         ),
     }
+}
+
+/// A header of a function's HTTP answer (payload 2.0: names in lower case, `Set-Cookie` in
+/// `cookies`).
+fn answer_header(answer: &Value, name: &str) -> String {
+    let value = if name == "set-cookie" {
+        &answer["cookies"][0]
+    } else {
+        &answer["headers"][name]
+    };
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name}: {answer}"))
+        .to_owned()
+}
+
+/// A sign-in with an OpenID provider through the oidc binary, configured (beside env.json,
+/// which has none) with a provider of the test's own as the events' `google`: start, the
+/// provider, callback and exchange, then the identity through the stack's own functions.
+async fn oidc_journey(stack: &Stack) {
+    use integration_tests::fake_oidc::{FAKE_CLIENT_ID, FAKE_CLIENT_SECRET, FakeIssuer};
+    let fake = FakeIssuer::start().await;
+    let sam = sam_local_functions();
+    let mut environment = local_environment(&sam[Function::Oidc.binary()]);
+    let app = "https://app.example.com/signed-in";
+    let providers = json!([{"id": "google", "issuer": fake.issuer, "client_id": FAKE_CLIENT_ID,
+        "client_secret": FAKE_CLIENT_SECRET, "allowed_redirect_uris": [app],
+        "algorithms": ["ES256"]}]);
+    environment.insert("OIDC_PROVIDERS".into(), providers.to_string());
+    let oidc = RieFunction::start(
+        "oidc (with a provider)",
+        &binaries().join(Function::Oidc.binary()),
+        &environment,
+    )
+    .await;
+
+    let started = oidc
+        .invoke(&stack.sent_from_our_address(event("oidc-start.json")))
+        .await;
+    assert_eq!(started["statusCode"], 302, "{started}");
+    let cookie = answer_header(&started, "set-cookie");
+    assert!(cookie.starts_with("__Host-oidc="), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let redirected =
+        integration_tests::oidc::sign_in_at_provider(&answer_header(&started, "location"), "rie")
+            .await;
+    let query = redirected.location.split_once('?').unwrap().1.to_owned();
+    let mut callback = event("oidc-callback.json");
+    callback["rawQueryString"] = json!(query);
+    callback["queryStringParameters"] = json!(
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect::<BTreeMap<String, String>>()
+    );
+    callback["cookies"] = json!([cookie]);
+    let answered = oidc.invoke(&stack.sent_from_our_address(callback)).await;
+    assert_eq!(answered["statusCode"], 302, "{answered}");
+    let location = answer_header(&answered, "location");
+    let code = location
+        .strip_prefix(&format!("{app}#code="))
+        .and_then(|rest| rest.split('&').next())
+        .unwrap_or_else(|| panic!("no code for the app: {location}"))
+        .to_owned();
+    let exchange = with_body(
+        event("oidc-exchange.json"),
+        json!({"code": code, "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"}),
+    );
+    let (status, signed_in) = http(&oidc.invoke(&stack.sent_from_our_address(exchange)).await);
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["user"]["email"], "fake@example.com");
+
+    // The new account through the stack's own functions: the authorizer, its one identity,
+    // which is its only way in.
+    let context = stack
+        .context(signed_in["access_token"].as_str().unwrap())
+        .await;
+    let (status, listed) = stack
+        .call(with_context(event("identities-list.json"), &context))
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let id = listed["identities"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["identities"][0]["provider"], "google");
+    let mut unlink = with_context(event("identities-unlink.json"), &context);
+    unlink["pathParameters"]["id"] = json!(id);
+    unlink["rawPath"] = json!(format!("/auth/identities/{id}"));
+    unlink["requestContext"]["http"]["path"] = unlink["rawPath"].clone();
+    let (status, body) = stack.call(unlink).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "last_credential");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

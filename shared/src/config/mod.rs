@@ -3,6 +3,8 @@
 //! A missing or malformed variable is an error that names it, so a function stops at cold start
 //! with a message an operator can act on instead of failing on its first request.
 
+pub mod oidc;
+
 use serde::Deserialize;
 
 /// Errors while reading configuration. Each names the variable at fault.
@@ -109,7 +111,7 @@ pub struct Config {
     pub ip_max_registrations: u32,
     pub trusted_issuers: Vec<TrustedIssuer>,
     /// The OpenID providers users may sign in with (`OIDC_PROVIDERS`).
-    pub oidc_providers: Vec<crate::oidc::config::OidcProviderConfig>,
+    pub oidc_providers: Vec<oidc::OidcProviderConfig>,
     /// Where emailed links point, without a trailing slash; `None`: the API's own base URL, as
     /// the request to it shows.
     pub app_url: Option<String>,
@@ -213,7 +215,7 @@ impl Config {
                 1..=100_000,
             )?,
             trusted_issuers: trusted_issuers(get("TRUSTED_ISSUERS"))?,
-            oidc_providers: crate::oidc::config::parse(get("OIDC_PROVIDERS"))?,
+            oidc_providers: oidc::parse(get("OIDC_PROVIDERS"))?,
             app_url: get("APP_URL")
                 .or_else(|| defaults.app_url.clone())
                 .map(|url| base_url(&url, "APP_URL"))

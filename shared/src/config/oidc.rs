@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, ExternalAlgorithm, is_allowed_jwks_uri};
+use super::{ConfigError, ExternalAlgorithm, is_allowed_jwks_uri};
 
 const NAME: &str = "OIDC_PROVIDERS";
 /// The most providers a deployment may configure.
