@@ -76,9 +76,14 @@ pub struct LinkedIdentity {
 /// The id of the identity (`provider`, `subject`): where it lives on the user and what its
 /// guard is keyed by. Hashed, so that no provider's `sub` syntax reaches a key.
 pub fn identity_id(provider: &str, subject: &str) -> String {
-    let mut hash = crate::tokens::token_hash(&format!("{provider}\n{subject}"));
-    hash.truncate(32);
-    hash
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{provider}\n{subject}").as_bytes(),
+    );
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The most passkeys one account holds (they live on the user's item).

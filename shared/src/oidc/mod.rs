@@ -556,6 +556,15 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_id_is_the_start_of_a_sha256() {
+        let id = crate::model::identity_id("op", "u-1");
+        assert_eq!(id, crate::tokens::token_hash("op\nu-1")[..32]);
+        assert_ne!(id, crate::model::identity_id("op", "u-2"));
+        // The provider is part of it: one `sub` at two providers is two identities.
+        assert_ne!(id, crate::model::identity_id("op2", "u-1"));
+    }
+
+    #[test]
     fn an_honest_id_token_names_its_user() {
         let id = check_claims(
             &config(),
