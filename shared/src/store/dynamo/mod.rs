@@ -18,6 +18,7 @@
 
 mod client;
 mod devices;
+mod guarded;
 mod identities;
 mod items;
 mod links;

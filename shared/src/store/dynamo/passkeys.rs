@@ -3,25 +3,24 @@
 //! sessions table, each taken by one conditional delete.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use uuid::Uuid;
 
 use super::DynamoStore;
+use super::guarded::{Guarded, Outcome};
 use super::items::{
     boolean, ceremony_key, classify, condition_failed, from_item, internal, key, n, passkey_key, s,
     to_item, user_key,
 };
-use super::write::{Expression, Transaction, put_new};
+use super::write::Expression;
 use crate::clock::UnixTime;
 use crate::model::{MAX_PASSKEYS, PendingCeremony, StoredPasskey};
 use crate::store::{PasskeyAdded, PasskeyStore, StoreError};
 
-/// The guard of a credential id: `PASSKEY#<id>` holding its user's id.
-fn passkey_guard(id: &str, user_id: Uuid) -> super::items::Item {
-    let mut item = key(passkey_key(id));
-    item.insert("user_id".to_owned(), s(user_id));
-    item
-}
+const PASSKEYS: Guarded = Guarded {
+    map: "passkeys",
+    max: MAX_PASSKEYS,
+};
 
 #[async_trait]
 impl PasskeyStore for DynamoStore {
@@ -59,57 +58,23 @@ impl PasskeyStore for DynamoStore {
         id: &str,
         passkey: &StoredPasskey,
     ) -> Result<PasskeyAdded, StoreError> {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum Part {
-            Guard,
-            User,
-        }
-        let value: AttributeValue = serde_dynamo::to_attribute_value(passkey).map_err(internal)?;
-        let user = || {
-            Expression::new()
-                .set("updated_at = :now")
-                .when("attribute_exists(pk) AND is_active = :true AND session_epoch = :epoch")
-                .values([
-                    (":now", n(passkey.created_at)),
-                    (":true", boolean(true)),
-                    (":epoch", n(epoch)),
-                ])
-        };
-        // A map entry can only be set inside a map that exists: the first passkey makes it.
-        let into_the_map = user()
-            .set("passkeys.#id = :passkey")
-            .when("size(passkeys) < :max")
-            .name("#id", id)
-            .values([(":passkey", value.clone()), (":max", n(MAX_PASSKEYS))]);
-        let first = user()
-            .set("passkeys = :passkeys")
-            .when("attribute_not_exists(passkeys)")
-            .value(
-                ":passkeys",
-                AttributeValue::M([(id.to_owned(), value)].into()),
-            );
-        for expression in [into_the_map, first] {
-            let transaction = Transaction::new()
-                .with(
-                    Part::Guard,
-                    put_new(&self.users_table, passkey_guard(id, user_id))?,
-                )
-                .with(
-                    Part::User,
-                    expression.update(&self.users_table, user_key(user_id))?,
-                );
-            match self.transact(transaction, Uuid::new_v4()).await? {
-                Ok(()) => return Ok(PasskeyAdded::Added),
-                Err(cancelled) if cancelled.failed(Part::Guard) => return Ok(PasskeyAdded::Taken),
-                Err(cancelled) if cancelled.failed(Part::User) => continue,
-                Err(cancelled) => {
-                    return Err(StoreError::Internal(format!(
-                        "add_passkey cancelled: {cancelled:?}"
-                    )));
-                }
-            }
-        }
-        Ok(PasskeyAdded::Refused)
+        let value = serde_dynamo::to_attribute_value(passkey).map_err(internal)?;
+        let added = PASSKEYS
+            .add(
+                self,
+                user_id,
+                epoch,
+                id,
+                passkey_key(id),
+                value,
+                passkey.created_at,
+            )
+            .await?;
+        Ok(match added {
+            Outcome::Added => PasskeyAdded::Added,
+            Outcome::Taken => PasskeyAdded::Taken,
+            Outcome::Refused => PasskeyAdded::Refused,
+        })
     }
 
     async fn passkey_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError> {
@@ -170,36 +135,8 @@ impl PasskeyStore for DynamoStore {
         id: &str,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum Part {
-            Guard,
-            User,
-        }
-        let user = Expression::new()
-            .remove("passkeys.#id")
-            .set("updated_at = :now")
-            .when("attribute_exists(passkeys.#id)")
-            // Another way in stays: a password, another passkey, or a linked identity.
-            .when(
-                "size(password_hash) > :zero OR size(passkeys) > :one OR size(identities) > :zero",
-            )
-            .name("#id", id)
-            .values([(":now", n(now)), (":zero", n(0)), (":one", n(1))]);
-        let guard = Expression::new()
-            .when("user_id = :user")
-            .value(":user", s(user_id));
-        let transaction = Transaction::new()
-            .with(
-                Part::User,
-                user.update(&self.users_table, user_key(user_id))?,
-            )
-            .with(
-                Part::Guard,
-                guard.delete(&self.users_table, passkey_key(id))?,
-            );
-        match self.transact(transaction, Uuid::new_v4()).await? {
-            Ok(()) => Ok(true),
-            Err(_) => Ok(false),
-        }
+        PASSKEYS
+            .remove(self, user_id, id, passkey_key(id), now)
+            .await
     }
 }

@@ -1,17 +1,18 @@
 //! OpenID Connect identities on the user, and their guards.
 
+use super::guarded::{Guarded, Outcome};
 use super::*;
+
+const IDENTITIES: Guarded<LinkedIdentity> = Guarded {
+    owners: IDENTITY_OWNERS,
+    entries: |user| &mut user.identities,
+    max: MAX_IDENTITIES,
+};
 
 #[async_trait]
 impl IdentityStore for EmbeddedStore {
     async fn identity_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError> {
-        self.read(|txn| {
-            let owners = txn.open_table(IDENTITY_OWNERS).map_err(internal)?;
-            Ok(owners
-                .get(id)
-                .map_err(internal)?
-                .map(|owner| Uuid::from_u128(owner.value())))
-        })
+        self.read(|txn| IDENTITIES.owner(txn, id))
     }
 
     async fn link_identity(
@@ -23,22 +24,14 @@ impl IdentityStore for EmbeddedStore {
     ) -> Result<IdentityLinked, StoreError> {
         let (id, identity) = (id.to_owned(), identity.clone());
         self.write(move |txn| {
-            let mut owners = txn.open_table(IDENTITY_OWNERS).map_err(internal)?;
-            if owners.get(id.as_str()).map_err(internal)?.is_some() {
-                return Ok(IdentityLinked::Taken);
-            }
-            let Some(mut user) = load_user(txn, user_id)?.filter(|u| {
-                u.is_active && u.session_epoch == epoch && u.identities.len() < MAX_IDENTITIES
-            }) else {
-                return Ok(IdentityLinked::Refused);
-            };
-            owners
-                .insert(id.as_str(), user_id.as_u128())
-                .map_err(internal)?;
-            user.updated_at = identity.linked_at;
-            user.identities.insert(id, identity);
-            put_user(txn, &user)?;
-            Ok(IdentityLinked::Linked)
+            let now = identity.linked_at;
+            Ok(
+                match IDENTITIES.add(txn, user_id, epoch, id, identity, now)? {
+                    Outcome::Added => IdentityLinked::Linked,
+                    Outcome::Taken => IdentityLinked::Taken,
+                    Outcome::Refused => IdentityLinked::Refused,
+                },
+            )
         })
         .await
     }
@@ -71,21 +64,7 @@ impl IdentityStore for EmbeddedStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |txn| {
-            let Some(mut user) = load_user(txn, user_id)? else {
-                return Ok(false);
-            };
-            if user.ways_in() < 2 || user.identities.remove(&id).is_none() {
-                return Ok(false);
-            }
-            txn.open_table(IDENTITY_OWNERS)
-                .map_err(internal)?
-                .remove(id.as_str())
-                .map_err(internal)?;
-            user.updated_at = now;
-            put_user(txn, &user)?;
-            Ok(true)
-        })
-        .await
+        self.write(move |txn| IDENTITIES.remove(txn, user_id, &id, now))
+            .await
     }
 }

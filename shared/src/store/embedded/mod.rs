@@ -8,6 +8,7 @@
 //! transaction helpers they share.
 
 mod devices;
+mod guarded;
 mod identities;
 mod links;
 mod mfa;

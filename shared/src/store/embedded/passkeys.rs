@@ -1,6 +1,13 @@
 //! Passkeys on the user, their credential-id guards, and ceremonies.
 
+use super::guarded::{Guarded, Outcome};
 use super::*;
+
+const PASSKEYS: Guarded<StoredPasskey> = Guarded {
+    owners: PASSKEY_OWNERS,
+    entries: |user| &mut user.passkeys,
+    max: MAX_PASSKEYS,
+};
 
 #[async_trait]
 impl PasskeyStore for EmbeddedStore {
@@ -42,34 +49,18 @@ impl PasskeyStore for EmbeddedStore {
     ) -> Result<PasskeyAdded, StoreError> {
         let (id, passkey) = (id.to_owned(), passkey.clone());
         self.write(move |txn| {
-            let mut owners = txn.open_table(PASSKEY_OWNERS).map_err(internal)?;
-            if owners.get(id.as_str()).map_err(internal)?.is_some() {
-                return Ok(PasskeyAdded::Taken);
-            }
-            let Some(mut user) = load_user(txn, user_id)?.filter(|u| {
-                u.is_active && u.session_epoch == epoch && u.passkeys.len() < MAX_PASSKEYS
-            }) else {
-                return Ok(PasskeyAdded::Refused);
-            };
-            owners
-                .insert(id.as_str(), user_id.as_u128())
-                .map_err(internal)?;
-            user.updated_at = passkey.created_at;
-            user.passkeys.insert(id, passkey);
-            put_user(txn, &user)?;
-            Ok(PasskeyAdded::Added)
+            let now = passkey.created_at;
+            Ok(match PASSKEYS.add(txn, user_id, epoch, id, passkey, now)? {
+                Outcome::Added => PasskeyAdded::Added,
+                Outcome::Taken => PasskeyAdded::Taken,
+                Outcome::Refused => PasskeyAdded::Refused,
+            })
         })
         .await
     }
 
     async fn passkey_owner(&self, id: &str) -> Result<Option<Uuid>, StoreError> {
-        self.read(|txn| {
-            let owners = txn.open_table(PASSKEY_OWNERS).map_err(internal)?;
-            Ok(owners
-                .get(id)
-                .map_err(internal)?
-                .map(|owner| Uuid::from_u128(owner.value())))
-        })
+        self.read(|txn| PASSKEYS.owner(txn, id))
     }
 
     async fn use_passkey(
@@ -133,22 +124,7 @@ impl PasskeyStore for EmbeddedStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        self.write(move |txn| {
-            let Some(mut user) = load_user(txn, user_id)? else {
-                return Ok(false);
-            };
-            let another_way_in = user.ways_in() > 1;
-            if !another_way_in || user.passkeys.remove(&id).is_none() {
-                return Ok(false);
-            }
-            txn.open_table(PASSKEY_OWNERS)
-                .map_err(internal)?
-                .remove(id.as_str())
-                .map_err(internal)?;
-            user.updated_at = now;
-            put_user(txn, &user)?;
-            Ok(true)
-        })
-        .await
+        self.write(move |txn| PASSKEYS.remove(txn, user_id, &id, now))
+            .await
     }
 }

@@ -2,9 +2,9 @@
 //! embedded store through the service, with a clock the test moves.
 
 use integration_tests::{Harness, on_both_stores};
-use shared::model::{EmailLink, LinkKind, User};
+use shared::model::{EmailLink, LinkKind, LinkedIdentity, MAX_IDENTITIES, User, identity_id};
 use shared::service::{AuthError, SignedIn};
-use shared::store::EmailChange;
+use shared::store::{EmailChange, IdentityLinked};
 use shared::tokens::token_hash;
 use shared::{Clock, Password, Principal};
 use uuid::Uuid;
@@ -63,6 +63,7 @@ on_both_stores!(
     links_are_issued_read_and_spent_once_by_the_store,
     a_taken_address_leaves_the_change_link_usable,
     composed_and_decomposed_addresses_are_one_account,
+    identities_are_guarded_limited_and_never_the_last_way_in,
 );
 
 async fn register_stores_the_user_and_signs_in(h: Harness) {
@@ -949,4 +950,143 @@ async fn composed_and_decomposed_addresses_are_one_account(h: Harness) {
             .unwrap();
         assert_eq!(signed_in.user.id, registered.user.id, "{spelling:?}");
     }
+}
+
+fn identity(provider: &str, subject: &str, at: i64) -> (String, LinkedIdentity) {
+    (
+        identity_id(provider, subject),
+        LinkedIdentity {
+            provider: provider.into(),
+            subject: subject.into(),
+            email: None,
+            linked_at: at,
+            last_used_at: None,
+        },
+    )
+}
+
+async fn identities_are_guarded_limited_and_never_the_last_way_in(h: Harness) {
+    let now = h.clock.now();
+    let a = h.register("ident.a@example.com").await.user;
+    let b = h.register("ident.b@example.com").await.user;
+    let (x, linked_x) = identity("op", "x", now);
+
+    assert_eq!(
+        h.store
+            .link_identity(a.id, a.session_epoch + 1, &x, &linked_x)
+            .await
+            .unwrap(),
+        IdentityLinked::Refused,
+        "another epoch"
+    );
+    assert_eq!(
+        h.store
+            .link_identity(a.id, a.session_epoch, &x, &linked_x)
+            .await
+            .unwrap(),
+        IdentityLinked::Linked
+    );
+    assert_eq!(h.store.identity_owner(&x).await.unwrap(), Some(a.id));
+    assert_eq!(
+        h.store
+            .link_identity(b.id, b.session_epoch, &x, &linked_x)
+            .await
+            .unwrap(),
+        IdentityLinked::Taken,
+        "one provider account, one user"
+    );
+    assert!(h.store.use_identity(a.id, &x, now + 5).await.unwrap());
+    let stored = h.store.user_by_id(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.identities[&x].last_used_at, Some(now + 5));
+
+    // At most MAX_IDENTITIES on one account.
+    for i in 1..MAX_IDENTITIES {
+        let (id, linked) = identity("op", &format!("more-{i}"), now);
+        assert_eq!(
+            h.store
+                .link_identity(a.id, a.session_epoch, &id, &linked)
+                .await
+                .unwrap(),
+            IdentityLinked::Linked
+        );
+    }
+    let (over, linked_over) = identity("op", "one-too-many", now);
+    assert_eq!(
+        h.store
+            .link_identity(a.id, a.session_epoch, &over, &linked_over)
+            .await
+            .unwrap(),
+        IdentityLinked::Refused
+    );
+    assert_eq!(
+        h.store.identity_owner(&over).await.unwrap(),
+        None,
+        "no guard left behind"
+    );
+
+    // A new user holding a linked identity is not written at all: neither it nor its address.
+    let mut taken = b.clone();
+    taken.id = Uuid::new_v4();
+    taken.email = "ident.c@example.com".into();
+    taken.identities = [(x.clone(), linked_x.clone())].into();
+    assert!(matches!(
+        h.store.create_user(&taken).await,
+        Err(shared::store::StoreError::IdentityTaken)
+    ));
+    assert!(
+        h.store
+            .user_by_email("ident.c@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An account without a password keeps its last identity.
+    let (y, linked_y) = identity("op", "y", now);
+    let (z, linked_z) = identity("other", "y", now);
+    let mut passwordless = b.clone();
+    passwordless.id = Uuid::new_v4();
+    passwordless.email = "ident.d@example.com".into();
+    passwordless.password_hash = String::new();
+    passwordless.identities = [(y.clone(), linked_y)].into();
+    h.store.create_user(&passwordless).await.unwrap();
+    assert_eq!(
+        h.store.identity_owner(&y).await.unwrap(),
+        Some(passwordless.id)
+    );
+    assert!(
+        !h.store
+            .unlink_identity(passwordless.id, &y, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        h.store
+            .link_identity(passwordless.id, 0, &z, &linked_z)
+            .await
+            .unwrap(),
+        IdentityLinked::Linked
+    );
+    assert!(
+        h.store
+            .unlink_identity(passwordless.id, &y, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.store.identity_owner(&y).await.unwrap(), None);
+    assert!(
+        !h.store
+            .unlink_identity(passwordless.id, &z, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !h.store
+            .unlink_identity(passwordless.id, &y, now)
+            .await
+            .unwrap(),
+        "gone already"
+    );
+    // With a password, the last identity may go.
+    assert!(h.store.unlink_identity(a.id, &x, now).await.unwrap());
 }
