@@ -39,14 +39,41 @@ impl From<AuthorizerError> for Diagnostic {
     }
 }
 
+/// The authorizer's answer for a token and a route.
+#[derive(Debug)]
+enum Decision {
+    /// The context to pass on.
+    Allow(Value),
+    /// No valid token: HTTP APIs answer 403, REST APIs 401.
+    Unauthenticated,
+    /// A valid token without a role the route needs: 403 from both.
+    Forbidden,
+}
+
 /// Answers any of the three authorizer events.
 pub async fn handle(service: &AuthService, event: Value) -> Result<Value, AuthorizerError> {
-    // Only read when it matters: which route a user with an unverified address asks for.
-    let route = if service.config().require_verified_email {
-        requested_route(&event)
+    // Only read when it matters: the route a user with an unverified address asks for, and
+    // what roles it needs.
+    let config = service.config();
+    let requested = if config.require_verified_email || !config.route_roles.is_empty() {
+        requested(&event)
     } else {
         None
     };
+    let route = requested
+        .as_ref()
+        .and_then(|(method, path)| routes::endpoint(method, path));
+    let needs: Vec<&[String]> = requested
+        .as_ref()
+        .map(|(method, path)| {
+            config
+                .route_roles
+                .iter()
+                .filter(|rule| rule.covers(method, path))
+                .map(|rule| rule.roles.as_slice())
+                .collect()
+        })
+        .unwrap_or_default();
     if event.get("version").and_then(Value::as_str) == Some("2.0") {
         let allowed = match serde_json::from_value::<ApiGatewayV2CustomAuthorizerV2Request>(event) {
             Ok(request) => {
@@ -57,9 +84,9 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
                     .as_ref()
                     .and_then(|s| s.first().cloned());
                 let value = identity.or_else(|| authorization(&request.headers));
-                decide(service, value.as_deref(), route).await?
+                decide(service, value.as_deref(), route, &needs).await?
             }
-            Err(_) => None,
+            Err(_) => Decision::Unauthenticated,
         };
         return Ok(simple_response(allowed));
     }
@@ -78,9 +105,10 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
         _ => return Err(AuthorizerError::Unauthorized),
     };
     let method_arn = method_arn.ok_or(AuthorizerError::Unauthorized)?;
-    match decide(service, value.as_deref(), route).await? {
-        Some(context) => Ok(policy_response(context, &method_arn)),
-        None => Err(AuthorizerError::Unauthorized),
+    match decide(service, value.as_deref(), route, &needs).await? {
+        Decision::Allow(context) => Ok(policy_response(context, &method_arn, "Allow")),
+        Decision::Forbidden => Ok(policy_response(json!({}), &method_arn, "Deny")),
+        Decision::Unauthenticated => Err(AuthorizerError::Unauthorized),
     }
 }
 
@@ -92,22 +120,34 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The route an authorizer event asks for: the route key of an HTTP API event, the resource of
-/// a REST REQUEST event, or the method and path in the method ARN of a TOKEN event
-/// (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH`).
-fn requested_route(event: &Value) -> Option<&'static Endpoint> {
+/// The method and path an authorizer event asks for: the route key of an HTTP API event (its
+/// path template, `/reports/{id}`), the method and path of a REST REQUEST event, or those in
+/// the method ARN of a TOKEN event (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH`).
+fn requested(event: &Value) -> Option<(String, String)> {
     let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str);
     if let Some((method, path)) = text("/routeKey").and_then(|key| key.split_once(' ')) {
-        return routes::endpoint(method, path);
+        return Some((method.to_owned(), path.to_owned()));
     }
     if let (Some(method), Some(path)) = (text("/httpMethod"), text("/path")) {
-        return routes::endpoint(method, path);
+        return Some((method.to_owned(), path.to_owned()));
     }
     let arn = text("/methodArn")?;
     let mut parts = arn.splitn(4, '/').skip(2);
     let method = parts.next()?;
     let path = format!("/{}", parts.next().unwrap_or_default());
-    routes::endpoint(method, &path)
+    Some((method.to_owned(), path))
+}
+
+/// Whether the caller holds one of the roles of each rule that covers the route.
+fn has_roles(caller: &Caller, needs: &[&[String]]) -> bool {
+    let held: &[String] = match caller {
+        Caller::Own(principal) => &principal.roles,
+        // An external issuer's users hold no role of ours.
+        Caller::External(_) => &[],
+    };
+    needs
+        .iter()
+        .all(|roles| roles.iter().any(|role| held.contains(role)))
 }
 
 /// Whether a user with an unverified address may call `route` under `REQUIRE_VERIFIED_EMAIL`:
@@ -121,11 +161,12 @@ async fn decide(
     service: &AuthService,
     value: Option<&str>,
     route: Option<&Endpoint>,
-) -> Result<Option<Value>, AuthorizerError> {
+    needs: &[&[String]],
+) -> Result<Decision, AuthorizerError> {
     let decision = match value.and_then(bearer_token) {
         None => {
             info!(reason = "no bearer token", "access denied");
-            Ok(None)
+            Ok(Decision::Unauthenticated)
         }
         Some(token) => match service.authorize_bearer(token).await {
             Ok(Caller::Own(principal))
@@ -134,20 +175,29 @@ async fn decide(
                     && !admits_unverified(route) =>
             {
                 info!(user_id = %principal.user_id, reason = "address not verified", "access denied");
-                Ok(None)
+                Ok(Decision::Unauthenticated)
             }
-            Ok(caller) => Ok(Some(context(&caller, &service.config().issuer))),
+            Ok(caller) if !has_roles(&caller, needs) => {
+                info!(reason = "no role the route needs", "access denied");
+                Ok(Decision::Forbidden)
+            }
+            Ok(caller) => Ok(Decision::Allow(context(&caller, &service.config().issuer))),
             Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
                 error!(%detail, "authorizer could not decide");
                 Err(AuthorizerError::Unavailable)
             }
             Err(e) => {
                 info!(reason = %e, "access denied");
-                Ok(None)
+                Ok(Decision::Unauthenticated)
             }
         },
     };
-    crate::metrics::authorizer_decision(decision.as_ref().ok().map(Option::is_some));
+    crate::metrics::authorizer_decision(
+        decision
+            .as_ref()
+            .ok()
+            .map(|d| matches!(d, Decision::Allow(_))),
+    );
     decision
 }
 
@@ -161,6 +211,8 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
             "issuer": own_issuer,
             "email_verified": principal.email_verified.to_string(),
             "mfa": principal.mfa.to_string(),
+            // HTTP API context values are strings: the roles comma-separated.
+            "roles": principal.roles.join(","),
         }),
         Caller::External(identity) => json!({
             "user_id": identity.user_id,
@@ -169,25 +221,28 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
             "issuer": identity.issuer,
             "email_verified": "false",
             "mfa": "false",
+            "roles": "",
         }),
     }
 }
 
 /// HTTP API simple response. The context is an object even on denial, never null.
-fn simple_response(context: Option<Value>) -> Value {
-    match context {
-        Some(context) => json!({"isAuthorized": true, "context": context}),
-        None => json!({"isAuthorized": false, "context": {}}),
+fn simple_response(decision: Decision) -> Value {
+    match decision {
+        Decision::Allow(context) => json!({"isAuthorized": true, "context": context}),
+        Decision::Unauthenticated | Decision::Forbidden => {
+            json!({"isAuthorized": false, "context": {}})
+        }
     }
 }
 
-/// REST API policy allowing exactly the requested method.
-fn policy_response(context: Value, method_arn: &str) -> Value {
+/// REST API policy allowing (or, for a missing role, denying) exactly the requested method.
+fn policy_response(context: Value, method_arn: &str, effect: &str) -> Value {
     json!({
-        "principalId": context["user_id"],
+        "principalId": context.get("user_id").cloned().unwrap_or_else(|| json!("denied")),
         "policyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": method_arn}],
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
         },
         "context": context,
     })

@@ -42,6 +42,10 @@ pub struct User {
     /// [`MAX_IDENTITIES`]; each also held by a guard that names its user.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub identities: std::collections::BTreeMap<String, LinkedIdentity>,
+    /// What the user may do, as access tokens carry it (`roles`): at most [`MAX_ROLES`] names
+    /// of [`is_role_name`]'s shape. A change shows in tokens from the next refresh on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 impl User {
@@ -54,6 +58,17 @@ impl User {
     pub fn ways_in(&self) -> usize {
         usize::from(self.has_password()) + self.passkeys.len() + self.identities.len()
     }
+}
+
+/// The most roles one user holds.
+pub const MAX_ROLES: usize = 20;
+
+/// A role's name: `[a-z][a-z0-9_-]{0,31}`.
+pub fn is_role_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && name.len() <= 32
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// The most OpenID Connect identities one account holds.
@@ -493,6 +508,9 @@ pub struct Rotation {
     /// The chain's `idp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// The user's roles when the pair was minted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// A sign-in chain: what one login started, shared by every rotation of its refresh token.
@@ -556,4 +574,7 @@ pub struct Claims {
     /// The OpenID Connect provider's id, for a sign-in made there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp: Option<String>,
+    /// The user's roles when the token was minted; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }

@@ -31,6 +31,7 @@ fn claims(token_type: TokenType, jti: &str, exp: i64, amr: Option<Vec<Amr>>) -> 
         email_verified: Some(true),
         amr,
         idp: None,
+        roles: Vec::new(),
     }
 }
 

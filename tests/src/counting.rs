@@ -90,6 +90,15 @@ impl UserStore for CountingStore {
         self.calls.write();
         self.inner.set_active(id, active, now).await
     }
+    async fn set_roles(
+        &self,
+        id: Uuid,
+        roles: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.set_roles(id, roles, now).await
+    }
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
         self.calls.write();
         self.inner.revoke_all_sessions(id).await

@@ -267,6 +267,7 @@ impl Harness {
             email_verified: Some(false),
             amr: Some(vec![shared::model::Amr::Pwd]),
             idp: None,
+            roles: Vec::new(),
         };
         self.service
             .tokens()
@@ -503,6 +504,7 @@ impl Harness {
             mfa: Default::default(),
             passkeys: Default::default(),
             identities: Default::default(),
+            roles: Vec::new(),
         };
         self.store.create_user(&user).await.expect("create user");
     }

@@ -4,6 +4,7 @@
 //! with a message an operator can act on instead of failing on its first request.
 
 pub mod oidc;
+pub mod roles;
 
 use serde::Deserialize;
 
@@ -110,6 +111,8 @@ pub struct Config {
     pub ip_max_failed_logins: u32,
     pub ip_max_registrations: u32,
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// Which roles may call which routes (`ROUTE_ROLES`), checked by the authorizer.
+    pub route_roles: Vec<roles::RouteRoles>,
     /// The OpenID providers users may sign in with (`OIDC_PROVIDERS`).
     pub oidc_providers: Vec<oidc::OidcProviderConfig>,
     /// Where emailed links point, without a trailing slash; `None`: the API's own base URL, as
@@ -216,6 +219,7 @@ impl Config {
             )?,
             trusted_issuers: trusted_issuers(get("TRUSTED_ISSUERS"))?,
             oidc_providers: oidc::parse(get("OIDC_PROVIDERS"))?,
+            route_roles: roles::parse(get("ROUTE_ROLES"))?,
             app_url: get("APP_URL")
                 .or_else(|| defaults.app_url.clone())
                 .map(|url| base_url(&url, "APP_URL"))

@@ -189,6 +189,12 @@ pub fn caller(request: &Request, own_issuer: &str) -> Result<Caller, RequestErro
             chain_id,
             email_verified: text("email_verified") == Some("true"),
             mfa: text("mfa") == Some("true"),
+            roles: text("roles")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
         })),
         _ => Err(RequestError::MissingPrincipal),
     }

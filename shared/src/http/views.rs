@@ -252,6 +252,7 @@ mod tests {
             mfa: MfaState::default(),
             passkeys: Default::default(),
             identities: Default::default(),
+            roles: Vec::new(),
         };
         let json = serde_json::to_value(UserView::from(&user)).unwrap();
         assert!(json.get("recovery_codes_left").is_none(), "{json}");

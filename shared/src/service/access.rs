@@ -122,6 +122,7 @@ pub fn decide_access(
             .amr
             .as_ref()
             .is_some_and(|amr| amr.contains(&Amr::Otp) || amr.contains(&Amr::Mfa)),
+        roles: claims.roles.clone(),
     };
     Ok((principal, chain.last_used_at))
 }

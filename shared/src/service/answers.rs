@@ -31,6 +31,8 @@ pub struct Principal {
     pub email_verified: bool,
     /// Whether the sign-in was finished with a second factor (the token's `amr`).
     pub mfa: bool,
+    /// The token's `roles`: a change shows at the next refresh.
+    pub roles: Vec<String>,
 }
 
 /// Whoever a bearer token speaks for: one of our users, or a user of a trusted external

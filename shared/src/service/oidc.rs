@@ -605,6 +605,7 @@ impl AuthService {
             mfa: MfaState::default(),
             passkeys: Default::default(),
             identities: [(id.to_owned(), linked)].into(),
+            roles: Vec::new(),
         };
         match self.store.create_user(&user).await {
             Ok(()) => {

@@ -41,6 +41,7 @@ struct PairPlan {
     email_verified: Option<bool>,
     amr: Option<Vec<Amr>>,
     idp: Option<String>,
+    roles: Vec<String>,
 }
 
 impl PairPlan {
@@ -57,6 +58,7 @@ impl PairPlan {
             email_verified: self.email_verified,
             amr: self.amr.clone(),
             idp: self.idp.clone(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -74,6 +76,7 @@ impl From<&Rotation> for PairPlan {
             email_verified: rotation.email_verified,
             amr: rotation.amr.clone(),
             idp: rotation.idp.clone(),
+            roles: rotation.roles.clone(),
         }
     }
 }
@@ -166,6 +169,8 @@ impl AuthService {
             email_verified: Some(user.email_verified),
             amr,
             idp,
+            // Read from the user at every new pair: a change of roles shows at the next refresh.
+            roles: user.roles.clone(),
         })
     }
 
@@ -190,6 +195,7 @@ impl AuthService {
             email_verified: pair.email_verified,
             amr: pair.amr.clone(),
             idp: pair.idp.clone(),
+            roles: pair.roles.clone(),
         };
         let mint = |c: &Claims| match self.tokens.mint(c, &pair.kid) {
             Ok(token) => Ok(token),

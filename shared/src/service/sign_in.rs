@@ -55,6 +55,7 @@ impl AuthService {
             mfa: MfaState::default(),
             passkeys: Default::default(),
             identities: Default::default(),
+            roles: Vec::new(),
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");

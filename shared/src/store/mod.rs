@@ -87,6 +87,13 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Activates or deactivates; deactivation also ends every session. `false` if no such user.
     async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError>;
+    /// Replaces the user's roles (checked by the caller). `false` if no such user.
+    async fn set_roles(
+        &self,
+        id: Uuid,
+        roles: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Ends every session of the user at once by moving to a new session epoch.
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError>;
     /// Replaces the password hash and ends every session but `keep` in one step: the user moves

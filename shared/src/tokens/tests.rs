@@ -31,6 +31,7 @@ fn claims(token_type: TokenType) -> Claims {
         email_verified: Some(true),
         amr: Some(vec![crate::model::Amr::Pwd]),
         idp: None,
+        roles: Vec::new(),
     }
 }
 

@@ -1,17 +1,18 @@
-//! `authctl deactivate` and `authctl reactivate`.
+//! `authctl deactivate`, `authctl reactivate`, `authctl grant-role` and `authctl revoke-role`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use shared::model::{MAX_ROLES, is_role_name};
 use shared::store::Store;
 use shared::validation::normalize_email;
 use shared::{Clock, Config, Defaults, DynamoStore, EmbeddedStore, SystemClock};
 
 use crate::USAGE;
 
-/// Activates or deactivates the account of an email; deactivation ends all its sessions.
-pub async fn set_active(args: &[String], active: bool) -> Result<String, String> {
-    let mut email = None;
+/// The positional arguments (`EMAIL`, and `ROLE` where asked for) and `--data-dir`.
+fn parse(args: &[String], positional: usize) -> Result<(Vec<String>, Option<PathBuf>), String> {
+    let mut values = Vec::new();
     let mut data_dir = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -21,12 +22,65 @@ pub async fn set_active(args: &[String], active: bool) -> Result<String, String>
                     args.next().ok_or("--data-dir needs a value")?,
                 ))
             }
-            other if email.is_none() && !other.starts_with("--") => email = Some(other.to_owned()),
+            other if values.len() < positional && !other.starts_with("--") => {
+                values.push(other.to_owned())
+            }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    let email = email.ok_or(format!("which email?\n{USAGE}"))?;
-    let email = normalize_email(&email).map_err(|e| e.message)?;
+    if values.len() < positional {
+        return Err(format!(
+            "which email{}?\n{USAGE}",
+            if positional > 1 { " and role" } else { "" }
+        ));
+    }
+    Ok((values, data_dir))
+}
+
+/// Grants or revokes a role of the account of an email. Tokens carry the change from the
+/// user's next refresh on.
+pub async fn change_role(args: &[String], grant: bool) -> Result<String, String> {
+    let (values, data_dir) = parse(args, 2)?;
+    let email = normalize_email(&values[0]).map_err(|e| e.message)?;
+    let role = &values[1];
+    if !is_role_name(role) {
+        return Err(format!(
+            "{role:?} is not a role name: [a-z][a-z0-9_-]{{0,31}}"
+        ));
+    }
+    let store = open_store(data_dir).await?;
+    let user = store
+        .user_by_email(&email)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no account for {email}"))?;
+    let mut roles = user.roles.clone();
+    roles.retain(|r| r != role);
+    if grant {
+        if roles.len() >= MAX_ROLES {
+            return Err(format!(
+                "{email} holds the most roles a user may ({MAX_ROLES})"
+            ));
+        }
+        roles.push(role.clone());
+        roles.sort();
+    }
+    store
+        .set_roles(user.id, &roles, SystemClock.now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let verb = if grant { "granted" } else { "revoked" };
+    Ok(format!(
+        "{verb} {role} for {email} (user {}): roles now [{}]; tokens carry it from the next refresh",
+        user.id,
+        roles.join(", ")
+    ))
+}
+
+/// Activates or deactivates the account of an email; deactivation ends all its sessions.
+pub async fn set_active(args: &[String], active: bool) -> Result<String, String> {
+    let (values, data_dir) = parse(args, 1)?;
+    let email = normalize_email(&values[0]).map_err(|e| e.message)?;
     let store = open_store(data_dir).await?;
 
     let user = store

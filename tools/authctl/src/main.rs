@@ -5,6 +5,8 @@
 //! authctl mfa-keygen [--kid KID] [--keys CURRENT]
 //! authctl deactivate EMAIL [--data-dir DIR]
 //! authctl reactivate EMAIL [--data-dir DIR]
+//! authctl grant-role EMAIL ROLE [--data-dir DIR]
+//! authctl revoke-role EMAIL ROLE [--data-dir DIR]
 //! ```
 //! `keygen` generates an Ed25519 signing key and prints the secret value to store in AWS
 //! Secrets Manager and the public JWK Set to configure (`JwtPublicKeys` / `JWT_PUBLIC_KEYS`).
@@ -16,7 +18,9 @@
 //! the new key seals from then on, the old ones still open what they sealed.
 //!
 //! `deactivate` refuses every further sign-in of an account and ends all its sessions at once;
-//! `reactivate` lets it sign in again (its old sessions stay ended). They work on the DynamoDB
+//! `reactivate` lets it sign in again (its old sessions stay ended). `grant-role` and
+//! `revoke-role` change a user's roles (`grant-role EMAIL admin` makes the first admin); tokens
+//! carry the change from the user's next refresh on. They work on the DynamoDB
 //! tables of the environment (`USERS_TABLE`, `SESSIONS_TABLE`, AWS credentials, and
 //! `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local), or with `--data-dir` on the local server's
 //! embedded store (stop the server first: the store file is locked while it runs).
@@ -29,7 +33,9 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: authctl keygen [--kid KID] [--public-keys FILE]
        authctl mfa-keygen [--kid KID] [--keys CURRENT]
        authctl deactivate EMAIL [--data-dir DIR]
-       authctl reactivate EMAIL [--data-dir DIR]";
+       authctl reactivate EMAIL [--data-dir DIR]
+       authctl grant-role EMAIL ROLE [--data-dir DIR]
+       authctl revoke-role EMAIL ROLE [--data-dir DIR]";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -50,6 +56,9 @@ async fn main() -> ExitCode {
         }),
         Some(command @ ("deactivate" | "reactivate")) => {
             accounts::set_active(&args[1..], command == "reactivate").await.map(|message| println!("{message}"))
+        }
+        Some(command @ ("grant-role" | "revoke-role")) => {
+            accounts::change_role(&args[1..], command == "grant-role").await.map(|message| println!("{message}"))
         }
         Some("-h" | "--help") => {
             println!("{USAGE}");

@@ -147,3 +147,138 @@ async fn deactivation_on_dynamodb() {
     assert!(!ok);
     assert!(output.contains("which email"), "{output}");
 }
+
+/// The roles an access token carries.
+fn roles_of(service: &AuthService, access_token: &str) -> Vec<String> {
+    service
+        .verify_access_token(access_token, shared::Clock::now(&SystemClock))
+        .unwrap()
+        .roles
+}
+
+/// Grants `admin`, sees it at the next refresh (not before), revokes it, on `store`.
+async fn roles_change_at_the_next_refresh(
+    store: Arc<dyn Store>,
+    service: AuthService,
+    email: &str,
+    run: impl Fn(&[&str]) -> (bool, String),
+) {
+    let signed_in = service
+        .register(email, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    assert!(roles_of(&service, &signed_in.access_token).is_empty());
+
+    let (ok, output) = run(&["grant-role", email, "admin"]);
+    assert!(ok, "{output}");
+    assert!(output.contains("granted admin"), "{output}");
+    let (ok, output) = run(&["grant-role", email, "support"]);
+    assert!(ok, "{output}");
+    let user = store.user_by_email(email).await.unwrap().unwrap();
+    assert_eq!(user.roles, ["admin", "support"]);
+    assert!(
+        roles_of(&service, &signed_in.access_token).is_empty(),
+        "a token minted before keeps what it carried"
+    );
+    let refreshed = service.refresh(&signed_in.refresh_token).await.unwrap();
+    assert_eq!(
+        roles_of(&service, &refreshed.access_token),
+        ["admin", "support"]
+    );
+    let principal = service.authorize(&refreshed.access_token).await.unwrap();
+    assert_eq!(principal.roles, ["admin", "support"]);
+
+    let (ok, output) = run(&["revoke-role", email, "admin"]);
+    assert!(ok, "{output}");
+    let again = service.refresh(&refreshed.refresh_token).await.unwrap();
+    assert_eq!(roles_of(&service, &again.access_token), ["support"]);
+    let (ok, _) = run(&["revoke-role", email, "support"]);
+    assert!(ok);
+    let none = service.refresh(&again.refresh_token).await.unwrap();
+    assert!(roles_of(&service, &none.access_token).is_empty());
+    assert!(
+        store
+            .user_by_email(email)
+            .await
+            .unwrap()
+            .unwrap()
+            .roles
+            .is_empty()
+    );
+
+    for bad in ["Admin", "1admin", "", "a b"] {
+        let (ok, output) = run(&["grant-role", email, bad]);
+        assert!(!ok, "{bad:?}: {output}");
+    }
+    let (ok, output) = run(&["grant-role", "nobody@example.com", "admin"]);
+    assert!(!ok && output.contains("no account"), "{output}");
+    let (ok, output) = run(&["grant-role", email]);
+    assert!(!ok && output.contains("which email and role"), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_on_dynamodb() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+        .expect("DynamoDB Local is not running: run the tests with scripts/test");
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (users, sessions) = (format!("users-{suffix}"), format!("sessions-{suffix}"));
+    let config = config(&users, &sessions);
+    let client = DynamoStore::client_for_endpoint(&endpoint).await;
+    let store = DynamoStore::new(client, &users, &sessions);
+    store.create_tables().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let service = build_service(store.clone(), config);
+    let envs = [
+        ("USERS_TABLE", users.clone()),
+        ("SESSIONS_TABLE", sessions.clone()),
+    ];
+    let run = |args: &[&str]| {
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        authctl(args, &envs)
+    };
+    roles_change_at_the_next_refresh(store, service, "ddb.admin@example.com", run).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_on_the_embedded_store() {
+    // The store file is locked while open: authctl runs against a second store, and the test
+    // reads through a store it opens after each command.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let path = dir.path().join("auth.redb");
+    let config = config("users", "sessions");
+    let email = "embedded.admin@example.com";
+    let open = || -> Arc<dyn Store> { Arc::new(EmbeddedStore::open(&path).unwrap()) };
+    // One key for both services: the second verifies what the first signed.
+    let key = SigningKey::generate("k").unwrap();
+    let keys = Arc::new(KeyRing::new(Some(key), &JwkSet::default()).unwrap());
+    let build = |store: Arc<dyn Store>| {
+        AuthService::new(
+            config.clone(),
+            store,
+            keys.clone(),
+            Passwords::new(),
+            Arc::new(SystemClock),
+        )
+    };
+    let signed_in = {
+        let service = build(open());
+        service
+            .register(email, &Password::new(PASSWORD), None)
+            .await
+            .unwrap()
+    };
+    let (ok, output) = authctl(
+        &["grant-role", email, "admin", "--data-dir", &data_dir],
+        &[],
+    );
+    assert!(ok, "{output}");
+    let store = open();
+    let service = build(store.clone());
+    assert_eq!(
+        store.user_by_email(email).await.unwrap().unwrap().roles,
+        ["admin"]
+    );
+    let refreshed = service.refresh(&signed_in.refresh_token).await.unwrap();
+    assert_eq!(roles_of(&service, &refreshed.access_token), ["admin"]);
+}

@@ -124,6 +124,30 @@ impl UserStore for DynamoStore {
             .await
     }
 
+    async fn set_roles(
+        &self,
+        id: Uuid,
+        roles: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // No roles is no attribute, as the user is written when it has none.
+        let expression = if roles.is_empty() {
+            Expression::new().remove("#roles")
+        } else {
+            let list = roles.iter().map(|r| s(r)).collect();
+            Expression::new()
+                .set("#roles = :roles")
+                .value(":roles", aws_sdk_dynamodb::types::AttributeValue::L(list))
+        };
+        let expression = expression
+            .set("updated_at = :now")
+            .when("attribute_exists(pk)")
+            .name("#roles", "roles")
+            .value(":now", n(now));
+        self.update_if(&self.users_table, user_key(id), expression)
+            .await
+    }
+
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
         let expression = bump_epoch(Expression::new().when("attribute_exists(pk)"));
         self.update_if(&self.users_table, user_key(id), expression)

@@ -68,6 +68,20 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
+    async fn set_roles(
+        &self,
+        id: Uuid,
+        roles: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let roles = roles.to_vec();
+        update_user(self, id, move |user| {
+            user.roles = roles;
+            user.updated_at = now;
+        })
+        .await
+    }
+
     async fn revoke_all_sessions(&self, id: Uuid) -> Result<bool, StoreError> {
         update_user(self, id, |user| user.session_epoch += 1).await
     }

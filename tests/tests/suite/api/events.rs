@@ -388,6 +388,7 @@ async fn authorizer_v2_request_event(h: Harness) {
             "session_id": principal.chain_id.to_string(),
             "issuer": h.config.issuer,
             "email_verified": "false",
+            "roles": "",
             "mfa": "false",
         }})
     );

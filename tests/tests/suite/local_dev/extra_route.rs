@@ -42,16 +42,21 @@ fn the_local_server_runs_a_teams_function_behind_the_authorizer() {
         .unwrap()
         .port();
     let route = format!("GET /orders={}", dir.join("orders").display());
+    // A second route of the same function that only analysts may call (`ROUTE_ROLES`).
+    let reports = format!("GET /reports={}", dir.join("orders").display());
     let mut child = Command::new(dir.join("local-api"))
         .args([
             "--port",
             &port.to_string(),
             "--extra-route",
             &route,
+            "--extra-route",
+            &reports,
             "--data-dir",
         ])
         .arg(data.path())
         .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+        .env("ROUTE_ROLES", r#"{"GET /reports": ["analyst"]}"#)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -104,6 +109,11 @@ fn the_local_server_runs_a_teams_function_behind_the_authorizer() {
     }
     let (_, me) = curl(&["-H", &bearer, &format!("{api}/auth/me")]);
     assert_eq!(caller["user_id"], me["user"]["id"]);
+    assert_eq!(caller["roles"], "", "{body}");
+
+    // A route the authorizer's rules keep for a role the caller does not hold: no function.
+    let (status, body) = curl(&["-H", &bearer, &format!("{api}/reports")]);
+    assert_eq!(status, 403, "{body}");
 
     // The authorizer runs first: no token, no function.
     assert_eq!(curl(&[&format!("{api}/orders")]).0, 401);

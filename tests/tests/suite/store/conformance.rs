@@ -533,6 +533,7 @@ async fn updated_at_is_maintained(h: Harness) {
         mfa: Default::default(),
         passkeys: Default::default(),
         identities: Default::default(),
+        roles: Vec::new(),
     };
     h.store.create_user(&user).await.unwrap();
 

@@ -82,7 +82,8 @@ async fn better_auth_fixtures_are_accepted_and_refused_as_the_reference_verifier
     assert_eq!(
         valid["context"],
         json!({"user_id": "454jGuzk83cBMHEpqDZPGVskGzVJ21s6", "user_email": "sample-user@example.com",
-               "session_id": "", "issuer": BETTER_AUTH, "email_verified": "false", "mfa": "false"})
+               "session_id": "", "issuer": BETTER_AUTH, "email_verified": "false", "mfa": "false",
+               "roles": ""})
     );
     for refused in [
         "jwt-expired.txt",
@@ -133,6 +134,7 @@ async fn better_auth_fixtures_are_accepted_and_refused_as_the_reference_verifier
             "email_verified",
             "issuer",
             "mfa",
+            "roles",
             "session_id",
             "user_email",
             "user_id"

@@ -3,4 +3,5 @@
 
 mod authorizer;
 mod better_auth;
+mod roles;
 mod token_attacks;
