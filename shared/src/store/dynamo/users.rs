@@ -134,7 +134,7 @@ impl UserStore for DynamoStore {
         let expression = if roles.is_empty() {
             Expression::new().remove("#roles")
         } else {
-            let list = roles.iter().map(|r| s(r)).collect();
+            let list = roles.iter().map(s).collect();
             Expression::new()
                 .set("#roles = :roles")
                 .value(":roles", aws_sdk_dynamodb::types::AttributeValue::L(list))
