@@ -1,6 +1,10 @@
 //! A team's own protected function, behind this stack's API and its authorizer: API Gateway
 //! runs the authorizer first, and passes what it decided in the request context. The function
 //! trusts that context (never a token or a header from the client) and here answers with it.
+//!
+//! Roles, twice: a whole route can be kept for a role at the gateway (`ROUTE_ROLES`, the
+//! authorizer denies before this function runs); finer choices are the function's own, from the
+//! context's `roles` (comma-separated): every order (`?all=true`) is for the `support` role.
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
@@ -30,8 +34,30 @@ async fn handle(request: Request) -> Result<Response<Body>, Error> {
             .header("content-type", "application/json")
             .body(json!({"message": "Unauthorized"}).to_string().into())?);
     };
+    let roles: Vec<&str> = caller
+        .get("roles")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .collect();
+    let all = request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("all"))
+        == Some("true");
+    if all && !roles.contains(&"support") {
+        return Ok(Response::builder()
+            .status(403)
+            .header("content-type", "application/json")
+            .body(
+                json!({"message": "Every order is for the support role"})
+                    .to_string()
+                    .into(),
+            )?);
+    }
     let body = json!({
         "orders": [],
+        "scope": if all { "all" } else { "mine" },
         "caller": caller,
     });
     Ok(Response::builder()

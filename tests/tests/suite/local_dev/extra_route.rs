@@ -111,6 +111,11 @@ fn the_local_server_runs_a_teams_function_behind_the_authorizer() {
     assert_eq!(caller["user_id"], me["user"]["id"]);
     assert_eq!(caller["roles"], "", "{body}");
 
+    // Inside the function: every order is for the support role, which the caller lacks.
+    let (status, body) = curl(&["-H", &bearer, &format!("{api}/orders?all=true")]);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["message"], "Every order is for the support role");
+
     // A route the authorizer's rules keep for a role the caller does not hold: no function.
     let (status, body) = curl(&["-H", &bearer, &format!("{api}/reports")]);
     assert_eq!(status, 403, "{body}");
