@@ -55,15 +55,12 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
     // Only read when it matters: the route a user with an unverified address asks for, and
     // what roles it needs.
     let config = service.config();
-    let requested = if config.require_verified_email || !config.route_roles.is_empty() {
-        requested(&event)
-    } else {
-        None
-    };
+    let requested = requested(&event);
     let route = requested
         .as_ref()
         .and_then(|(method, path)| routes::endpoint(method, path));
-    let needs: Vec<&[String]> = requested
+    let admin = [routes::ADMIN_ROLE.to_owned()];
+    let mut needs: Vec<&[String]> = requested
         .as_ref()
         .map(|(method, path)| {
             config
@@ -74,6 +71,10 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
                 .collect()
         })
         .unwrap_or_default();
+    // The route table's own admin routes: `admin`, whatever ROUTE_ROLES says.
+    if route.is_some_and(|r| r.access == Access::Admin) {
+        needs.push(&admin);
+    }
     if event.get("version").and_then(Value::as_str) == Some("2.0") {
         let allowed = match serde_json::from_value::<ApiGatewayV2CustomAuthorizerV2Request>(event) {
             Ok(request) => {

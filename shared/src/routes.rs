@@ -41,6 +41,8 @@ pub enum Function {
     Mfa,
     /// Passkeys: adding, listing, renaming and removing them, and signing in with one.
     Passkeys,
+    /// The admin API: users, their roles and activity, their sessions (the `admin` role).
+    Admin,
     /// Signing in with an OpenID provider, linking one, and the linked identities; the one
     /// function that reads the providers' client secrets.
     Oidc,
@@ -64,6 +66,7 @@ impl Function {
         Function::EmailLinks,
         Function::Mfa,
         Function::Passkeys,
+        Function::Admin,
         Function::Oidc,
         Function::Web,
         Function::Authorizer,
@@ -83,6 +86,7 @@ impl Function {
             Function::EmailLinks => "email-links",
             Function::Mfa => "mfa",
             Function::Passkeys => "passkeys",
+            Function::Admin => "admin",
             Function::Oidc => "oidc",
             Function::Web => "web",
             Function::Authorizer => "authorizer",
@@ -103,7 +107,8 @@ impl Function {
             | Function::Me
             | Function::Sessions
             | Function::Email
-            | Function::EmailLinks => Keys::None,
+            | Function::EmailLinks
+            | Function::Admin => Keys::None,
         }
     }
 
@@ -153,7 +158,13 @@ pub enum Access {
     /// As `Protected`, but open to a user whose address is not verified yet even with
     /// `REQUIRE_VERIFIED_EMAIL`: the routes such a user needs to get verified.
     SignedIn,
+    /// As `Protected`, for callers whose token holds the `admin` role alone: the authorizer
+    /// denies everyone else (`403`) before the function runs.
+    Admin,
 }
+
+/// The role [`Access::Admin`] routes need.
+pub const ADMIN_ROLE: &str = "admin";
 
 type Answer<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
@@ -292,7 +303,7 @@ const fn route(
     }
 }
 
-use Access::{Protected, Public, SignedIn};
+use Access::{Admin, Protected, Public, SignedIn};
 use Function as F;
 
 /// Every route of the API. Adding one: an entry here, its handler in `handlers`, its function,
@@ -333,6 +344,11 @@ pub const ROUTES: &[Route] = &[
     route("GET",    "/auth/identities",          F::Oidc,       Protected, service!(handlers::oidc::list)),
     route("DELETE", "/auth/identities/{id}",     F::Oidc,       Protected, service!(handlers::oidc::unlink)),
     route("GET",    "/auth/oidc/providers",      F::Web,        Public,    published!(discovery::oidc_providers)),
+    route("GET",    "/admin/users",              F::Admin,      Admin,     service!(handlers::admin::list_users)),
+    route("GET",    "/admin/users/{id}",         F::Admin,      Admin,     service!(handlers::admin::user)),
+    route("PATCH",  "/admin/users/{id}",         F::Admin,      Admin,     service!(handlers::admin::update_user)),
+    route("GET",    "/admin/users/{id}/sessions", F::Admin,     Admin,     service!(handlers::admin::sessions)),
+    route("POST",   "/admin/users/{id}/sessions/revoke", F::Admin, Admin,  service!(handlers::admin::revoke_sessions)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
     route("GET",    "/account",                  F::Web,        Public,    published!(pages::account)),

@@ -90,6 +90,14 @@ impl UserStore for CountingStore {
         self.calls.write();
         self.inner.set_active(id, active, now).await
     }
+    async fn list_users(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<shared::store::UserPage, StoreError> {
+        self.calls.read();
+        self.inner.list_users(cursor, limit).await
+    }
     async fn set_roles(
         &self,
         id: Uuid,

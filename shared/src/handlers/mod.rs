@@ -2,6 +2,7 @@
 //! The route table (`routes`) says which route runs which; the Lambda functions and the local server
 //! dispatch through that table to the very same handlers.
 
+pub mod admin;
 pub mod discovery;
 pub mod oidc;
 pub mod pages;
@@ -534,4 +535,32 @@ pub async fn second_factor_passkey_options(service: &AuthService, request: Reque
     let [mfa_token] = fields(&request, ["mfa_token"])?;
     let started = service.second_factor_passkey_options(&mfa_token).await?;
     Ok(ceremony(started))
+}
+
+/// The query's parameters, the first of each name (a repeated one is refused).
+pub(crate) fn query_parameters(
+    request: &Request,
+    names: &[&'static str],
+) -> Result<Vec<Option<String>>, HttpError> {
+    parameters(request.uri().query().unwrap_or_default().as_bytes(), names)
+}
+
+pub(crate) fn parameters(
+    raw: &[u8],
+    names: &[&'static str],
+) -> Result<Vec<Option<String>>, HttpError> {
+    let mut values: Vec<Option<String>> = vec![None; names.len()];
+    for (name, value) in url::form_urlencoded::parse(raw) {
+        if let Some(i) = names.iter().position(|n| *n == name) {
+            if values[i].is_some() {
+                return Err(RequestError::invalid_value(
+                    names[i],
+                    format!("Parameter {:?} is given twice.", names[i]),
+                )
+                .into());
+            }
+            values[i] = Some(value.into_owned());
+        }
+    }
+    Ok(values)
 }

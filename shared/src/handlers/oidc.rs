@@ -5,7 +5,7 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-use super::{Outcome, sign_in_answer};
+use super::{Outcome, parameters, query_parameters, sign_in_answer};
 use crate::clock::rfc3339;
 use crate::http::{
     Caching, HttpError, RequestError, api_base, json_object, json_response, no_content, principal,
@@ -16,31 +16,6 @@ use crate::service::{
     AuthError, AuthService, Callback, CallbackRequest, Exchanged, IdentityInfo, LOGIN_COOKIE,
     LOGIN_STATE_TTL_SECS, StartRequest,
 };
-
-/// The query's parameters, the first of each name (a repeated one is refused).
-fn query_parameters(
-    request: &Request,
-    names: &[&'static str],
-) -> Result<Vec<Option<String>>, HttpError> {
-    parameters(request.uri().query().unwrap_or_default().as_bytes(), names)
-}
-
-fn parameters(raw: &[u8], names: &[&'static str]) -> Result<Vec<Option<String>>, HttpError> {
-    let mut values: Vec<Option<String>> = vec![None; names.len()];
-    for (name, value) in url::form_urlencoded::parse(raw) {
-        if let Some(i) = names.iter().position(|n| *n == name) {
-            if values[i].is_some() {
-                return Err(RequestError::invalid_value(
-                    names[i],
-                    format!("Parameter {:?} is given twice.", names[i]),
-                )
-                .into());
-            }
-            values[i] = Some(value.into_owned());
-        }
-    }
-    Ok(values)
-}
 
 fn provider(request: &Request) -> String {
     request

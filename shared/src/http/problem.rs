@@ -384,6 +384,18 @@ impl From<AuthError> for Problem {
                 "Too many linked accounts",
                 "This account holds the most linked provider accounts it may; unlink one first.",
             ),
+            AuthError::UserNotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Not found",
+                "No such user.",
+            ),
+            AuthError::Forbidden => Problem::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                "This needs a role the caller does not hold.",
+            ),
             AuthError::IdentityNotFound => Problem::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -133,6 +133,24 @@ impl JsonObject {
         }
     }
 
+    /// A list of strings that may be absent (but not null).
+    pub fn optional_strings(
+        &self,
+        field: &'static str,
+    ) -> Result<Option<Vec<String>>, RequestError> {
+        if !self.has(field) {
+            return Ok(None);
+        }
+        self.required(field, "a list of strings", |value| {
+            value
+                .as_array()?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+        })
+        .map(Some)
+    }
+
     /// A boolean field that may be absent.
     pub fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, RequestError> {
         match self.0.get(field) {

@@ -66,6 +66,11 @@ pub enum AuthError {
     TooManyIdentities,
     #[error("no such identity")]
     IdentityNotFound,
+    #[error("no such user")]
+    UserNotFound,
+    /// The caller lacks the role this needs.
+    #[error("forbidden")]
+    Forbidden,
     #[error("too many requests; retry after {retry_after_secs} s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("service unavailable: {0}")]
@@ -79,6 +84,10 @@ impl From<StoreError> for AuthError {
         match e {
             StoreError::EmailTaken => AuthError::EmailTaken,
             StoreError::IdentityTaken => AuthError::IdentityTaken,
+            StoreError::InvalidCursor => AuthError::InvalidField {
+                field: "cursor",
+                message: "cursor is not one a page of this list gave.".into(),
+            },
             StoreError::Unavailable(detail) => {
                 crate::metrics::store_error(true);
                 AuthError::Unavailable(detail)

@@ -8,6 +8,7 @@
 //! modules; [`AuthError`] is the one error of this layer.
 
 mod access;
+mod admin;
 mod answers;
 mod devices;
 mod email;
@@ -21,6 +22,7 @@ mod sign_in;
 mod throttle;
 
 pub use access::{TOUCH_INTERVAL_SECS, decide_access};
+pub use admin::{DEFAULT_PAGE, MAX_PAGE, UserChange};
 pub use answers::{Caller, Principal, SessionInfo, SignedIn};
 pub use email::{AddressChange, LinkBase};
 pub use error::AuthError;

@@ -30,12 +30,23 @@ pub enum StoreError {
     /// An identity guard already exists: the provider's account is linked to a user.
     #[error("identity is already linked")]
     IdentityTaken,
+    /// A page cursor the store did not give.
+    #[error("not a cursor of this store")]
+    InvalidCursor,
     /// The store cannot be reached, timed out, or keeps throttling. Worth retrying later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// Anything else: corrupt items, unexpected responses. Logged, never shown.
     #[error("store error: {0}")]
     Internal(String),
+}
+
+/// A page of [`UserStore::list_users`].
+#[derive(Debug, Clone, Default)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Opaque: where the next page starts.
+    pub next: Option<String>,
 }
 
 /// Everything one security decision about a token needs, read at once.
@@ -87,6 +98,11 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Activates or deactivates; deactivation also ends every session. `false` if no such user.
     async fn set_active(&self, id: Uuid, active: bool, now: UnixTime) -> Result<bool, StoreError>;
+    /// One page of users, at most `limit`, after `cursor` (the page before's `next`): a
+    /// DynamoDB scan page, never the whole table. A page may hold fewer than `limit` users and
+    /// still have a next one; `None` next: the last page. A cursor this store never gave is
+    /// [`StoreError::InvalidCursor`].
+    async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<UserPage, StoreError>;
     /// Replaces the user's roles (checked by the caller). `false` if no such user.
     async fn set_roles(
         &self,

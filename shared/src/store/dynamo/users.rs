@@ -1,15 +1,19 @@
 //! Users: `USER#<id>` items and their `EMAIL#<email>` guards in the users table.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
 use super::DynamoStore;
 use super::identities::identity_guard;
+use super::items;
 use super::items::{boolean, email_guard, email_key, n, s, to_item, user_key};
 use super::write::{Expression, Transaction, put_new};
 use crate::clock::UnixTime;
 use crate::model::User;
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreError, UserPage, UserStore};
 
 /// Every link pointer on the user's item: a change that moves the epoch drops them all.
 pub(super) const ALL_LINKS: [&str; 3] = [
@@ -124,6 +128,45 @@ impl UserStore for DynamoStore {
             .await
     }
 
+    async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<UserPage, StoreError> {
+        // The cursor is the page's last evaluated key, a `USER#` or guard key of this table.
+        let start = match cursor {
+            None => None,
+            Some(cursor) => {
+                let key = URL_SAFE_NO_PAD
+                    .decode(cursor)
+                    .ok()
+                    .and_then(|k| String::from_utf8(k).ok())
+                    .filter(|k| k.len() <= 512 && k.contains('#'))
+                    .ok_or(StoreError::InvalidCursor)?;
+                Some(items::key(AttributeValue::S(key)))
+            }
+        };
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.users_table)
+            .consistent_read(true)
+            .filter_expression("begins_with(pk, :user)")
+            .expression_attribute_values(":user", s("USER#"))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(items::classify)?;
+        let users = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(items::from_item)
+            .collect::<Result<Vec<User>, _>>()?;
+        let next = output
+            .last_evaluated_key
+            .and_then(|key| key.get("pk").and_then(|pk| pk.as_s().ok()).cloned())
+            .map(|pk| URL_SAFE_NO_PAD.encode(pk));
+        Ok(UserPage { users, next })
+    }
+
     async fn set_roles(
         &self,
         id: Uuid,
@@ -137,7 +180,7 @@ impl UserStore for DynamoStore {
             let list = roles.iter().map(s).collect();
             Expression::new()
                 .set("#roles = :roles")
-                .value(":roles", aws_sdk_dynamodb::types::AttributeValue::L(list))
+                .value(":roles", AttributeValue::L(list))
         };
         let expression = expression
             .set("updated_at = :now")

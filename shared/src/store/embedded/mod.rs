@@ -33,7 +33,8 @@ use uuid::Uuid;
 use super::{
     AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
     IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest,
-    SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures, ThrottleStore, UserStore,
+    SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures, ThrottleStore, UserPage,
+    UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{

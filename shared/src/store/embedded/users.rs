@@ -68,6 +68,41 @@ impl UserStore for EmbeddedStore {
         .await
     }
 
+    async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<UserPage, StoreError> {
+        let after = match cursor {
+            None => None,
+            Some(cursor) => Some(
+                Uuid::parse_str(cursor)
+                    .map_err(|_| StoreError::InvalidCursor)?
+                    .as_u128(),
+            ),
+        };
+        self.read(|txn| {
+            let table = txn.open_table(USERS).map_err(internal)?;
+            let range = match after {
+                Some(after) => {
+                    table.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                }
+                None => table.range::<u128>(..),
+            }
+            .map_err(internal)?;
+            let mut users = Vec::new();
+            let mut more = false;
+            for entry in range {
+                let (_, value) = entry.map_err(internal)?;
+                if users.len() == limit {
+                    more = true;
+                    break;
+                }
+                users.push(serde_json::from_slice::<User>(value.value()).map_err(internal)?);
+            }
+            let next = more
+                .then(|| users.last().map(|u: &User| u.id.to_string()))
+                .flatten();
+            Ok(UserPage { users, next })
+        })
+    }
+
     async fn set_roles(
         &self,
         id: Uuid,

@@ -1,0 +1,14 @@
+//! The admin API: users a page at a time, one user, its activity and roles, its sessions and
+//! ending them. The authorizer admits only tokens holding the `admin` role; the function checks
+//! it again. Serves the routes that `shared::routes::ROUTES` gives `Function::Admin`.
+
+use lambda_http::Error;
+use shared::bootstrap::{self, KeyAccess};
+use shared::routes::Function;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    bootstrap::init_tracing();
+    let service = bootstrap::service_from_env(KeyAccess::None).await?;
+    bootstrap::serve_http(&service, const { Function::Admin.routes() }).await
+}
