@@ -613,3 +613,28 @@ async fn a_slow_issuer_does_not_stall_tokens_whose_key_is_cached() {
     assert!(refreshing.await.unwrap(), "and succeeds when it answers");
     assert_eq!(jwks.requests(), 2);
 }
+
+/// A trusted external issuer's users hold no roles here: every admin route refuses them at the
+/// authorizer, however valid their token.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_external_issuers_token_is_refused_on_every_admin_route() {
+    let jwks = JwksServer::start(fixture("jwks.json")).await;
+    let h = harness(BETTER_AUTH, &jwks, vec![ExternalAlgorithm::EdDSA]);
+    let token = fixture("jwt-long-lived.txt");
+    assert!(allowed(&decide(&h, &token).await), "valid elsewhere");
+    let admin_routes: Vec<_> = shared::routes::ROUTES
+        .iter()
+        .filter(|r| r.access == shared::routes::Access::Admin)
+        .collect();
+    assert!(!admin_routes.is_empty());
+    for route in admin_routes {
+        let event = json!({
+            "version": "2.0", "type": "REQUEST",
+            "identitySource": [format!("Bearer {token}")],
+            "routeKey": route.key(), "rawPath": route.path, "headers": {},
+            "requestContext": {"http": {"method": route.method, "path": route.path}, "routeKey": route.key(), "stage": "$default"}
+        });
+        let answer = authorizer::handle(&h.service, event).await.unwrap();
+        assert!(!allowed(&answer), "{}: {answer}", route.key());
+    }
+}
