@@ -60,6 +60,9 @@ impl User {
     }
 }
 
+/// The role the admin API needs.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// The most roles one user holds.
 pub const MAX_ROLES: usize = 20;
 

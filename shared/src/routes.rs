@@ -164,7 +164,7 @@ pub enum Access {
 }
 
 /// The role [`Access::Admin`] routes need.
-pub const ADMIN_ROLE: &str = "admin";
+pub use crate::model::ADMIN_ROLE;
 
 type Answer<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 

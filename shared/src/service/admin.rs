@@ -8,8 +8,7 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{AuthError, AuthService, Principal, SessionInfo};
-use crate::model::{MAX_ROLES, User, is_role_name};
-use crate::routes::ADMIN_ROLE;
+use crate::model::{ADMIN_ROLE, MAX_ROLES, User, is_role_name};
 use crate::store::UserPage;
 use crate::validation::normalize_email;
 

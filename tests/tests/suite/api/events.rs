@@ -14,6 +14,11 @@ use shared::{Password, Principal, SignedIn};
 
 const EVENT_FILES: &[&str] = &[
     "account-page.json",
+    "admin-user-sessions-revoke.json",
+    "admin-user-sessions.json",
+    "admin-user-update.json",
+    "admin-user.json",
+    "admin-users-list.json",
     "authorizer-v1-request.json",
     "authorizer-v1-token.json",
     "authorizer-v2-request.json",
@@ -78,6 +83,7 @@ fn with_principal(mut event: Value, principal: &Principal) -> Value {
         "session_id": principal.chain_id.to_string(),
         "email_verified": principal.email_verified.to_string(),
         "mfa": principal.mfa.to_string(),
+        "roles": principal.roles.join(","),
     });
     event
 }
@@ -154,6 +160,7 @@ on_both_stores!(
     mfa_verify_event,
     passkey_events,
     mfa_passkey_options_event,
+    admin_events,
 );
 
 /// The OpenID Connect events run against a provider of the test's own (the hostile fake,
@@ -971,4 +978,125 @@ async fn oidc_events(backend: integration_tests::Backend) {
     let last = invoke(&*h.service, &unlink(&federated, &identities[1]["id"])).await;
     assert_eq!(last.status(), 409);
     assert_eq!(json_body(&last)["code"], "last_credential");
+}
+
+/// The user the admin events act on, as they are: nobody.
+const SAMPLE_USER: &str = "7b3e9f2a-5c1d-4e8b-a6f0-2d4c6e8a0b1c";
+
+const ADMIN_EVENTS: [&str; 5] = [
+    "admin-users-list.json",
+    "admin-user.json",
+    "admin-user-update.json",
+    "admin-user-sessions.json",
+    "admin-user-sessions-revoke.json",
+];
+
+/// The admin events as they are (their context holds the role, their user is nobody), then
+/// with a plain user (refused), and with a real admin on a real user.
+async fn admin_events(h: Harness) {
+    let listed = invoke(&*h.service, &event("admin-users-list.json")).await;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(listed.headers()["cache-control"], "no-store");
+    assert_eq!(json_body(&listed)["users"], json!([]));
+    for name in &ADMIN_EVENTS[1..] {
+        let sample = invoke(&*h.service, &event(name)).await;
+        assert_eq!(sample.status(), 404, "{name}: the sample's user is nobody");
+        assert_eq!(json_body(&sample)["code"], "not_found", "{name}");
+    }
+
+    // A signed-in user without the role: refused by the function itself too.
+    let (signed_in, plain) = sign_in(&h).await;
+    for name in ADMIN_EVENTS {
+        let refused = invoke(&*h.service, &with_principal(event(name), &plain)).await;
+        assert_eq!(refused.status(), 403, "{name}");
+        assert_eq!(json_body(&refused)["code"], "forbidden", "{name}");
+    }
+
+    // The role granted, then a refresh to carry it.
+    h.store
+        .set_roles(
+            plain.user_id,
+            &["admin".to_owned()],
+            shared::Clock::now(&*h.clock),
+        )
+        .await
+        .unwrap();
+    let refreshed = h.service.refresh(&signed_in.refresh_token).await.unwrap();
+    let admin = h.service.authorize(&refreshed.access_token).await.unwrap();
+    assert_eq!(admin.roles, ["admin"]);
+    let user = h.register("grace@example.com").await;
+    let id = user.user.id.to_string();
+    let on_user = |name: &str| {
+        let mut event = with_principal(event(name), &admin);
+        for pointer in ["/rawPath", "/requestContext/http/path"] {
+            let value = event.pointer_mut(pointer).unwrap();
+            *value = json!(value.as_str().unwrap().replace(SAMPLE_USER, &id));
+        }
+        event["pathParameters"]["id"] = json!(id);
+        event
+    };
+
+    // Every user, a page at a time.
+    let mut emails = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page = with_principal(event("admin-users-list.json"), &admin);
+        page["queryStringParameters"]["limit"] = json!("1");
+        page["rawQueryString"] = json!("limit=1");
+        if let Some(cursor) = &cursor {
+            page["queryStringParameters"]["cursor"] = json!(cursor);
+            page["rawQueryString"] = json!(format!("limit=1&cursor={cursor}"));
+        }
+        let response = invoke(&*h.service, &page).await;
+        assert_eq!(response.status(), 200, "{:?}", json_body(&response));
+        let body = json_body(&response);
+        let users = body["users"].as_array().unwrap();
+        assert!(users.len() <= 1, "{body}");
+        emails.extend(
+            users
+                .iter()
+                .map(|u| u["email"].as_str().unwrap().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    emails.sort();
+    assert_eq!(emails, [EMAIL, "grace@example.com"]);
+    let mut by_email = with_principal(event("admin-users-list.json"), &admin);
+    by_email["queryStringParameters"] = json!({"email": "Grace@example.com"});
+    by_email["rawQueryString"] = json!("email=Grace@example.com");
+    let found = json_body(&invoke(&*h.service, &by_email).await);
+    assert_eq!(found["users"][0]["id"], json!(id));
+    assert_eq!(found["next_cursor"], Value::Null);
+
+    let shown = invoke(&*h.service, &on_user("admin-user.json")).await;
+    assert_eq!(shown.status(), 200);
+    let shown = json_body(&shown)["user"].clone();
+    assert_eq!(shown["email"], "grace@example.com");
+    assert_eq!(shown["roles"], json!([]));
+    assert_eq!(shown["has_password"], true);
+    assert_eq!(shown["passkeys"], 0);
+    assert_eq!(shown["identities"], json!([]));
+    assert!(shown["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(shown.get("password_hash").is_none());
+
+    let sessions = invoke(&*h.service, &on_user("admin-user-sessions.json")).await;
+    assert_eq!(sessions.status(), 200);
+    let sessions = json_body(&sessions)["sessions"].clone();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(sessions[0]["current"], false);
+    let revoked = invoke(&*h.service, &on_user("admin-user-sessions-revoke.json")).await;
+    assert_eq!(revoked.status(), 204);
+    assert!(h.service.authorize(&user.access_token).await.is_err());
+    let sessions = json_body(&invoke(&*h.service, &on_user("admin-user-sessions.json")).await);
+    assert_eq!(sessions["sessions"], json!([]));
+
+    // The sample's change: deactivated, given the `support` role.
+    let changed = invoke(&*h.service, &on_user("admin-user-update.json")).await;
+    assert_eq!(changed.status(), 200, "{:?}", json_body(&changed));
+    let changed = json_body(&changed)["user"].clone();
+    assert_eq!(changed["is_active"], false);
+    assert_eq!(changed["roles"], json!(["support"]));
 }

@@ -38,12 +38,13 @@ const API_CODES: &[&str] = &[
     "last_credential",
     "identity_taken",
     "too_many_identities",
+    "forbidden",
 ];
 
 const SECRET_PASSWORD: &str = "s3cret-Pa55word-never-echoed";
 
 /// Every route that takes a body, public or behind the authorizer (whose context the events
-/// carry).
+/// carry, with the `admin` role): a path to `POST` to, or a method and a path.
 const BODY_ROUTES: &[&str] = &[
     "/auth/register",
     "/auth/login",
@@ -64,10 +65,17 @@ const BODY_ROUTES: &[&str] = &[
     "/auth/passkeys/login/options",
     "/auth/passkeys/login",
     "/auth/oidc/exchange",
+    // A user that is nobody: every body that passes is `404 not_found`.
+    "PATCH /admin/users/7b3e9f2a-5c1d-4e8b-a6f0-2d4c6e8a0b1c",
 ];
 
-/// A v2 event for `path` with this raw body and content type.
-fn event(path: &str, content_type: Option<&str>, body: &[u8], base64: bool) -> Value {
+/// A v2 event for `route` (a path to `POST` to, or a method and a path) with this raw body and
+/// content type.
+fn event(route: &str, content_type: Option<&str>, body: &[u8], base64: bool) -> Value {
+    let (method, path) = route.split_once(' ').unwrap_or(("POST", route));
+    let (matched, parameters) = shared::routes::resolve(shared::routes::ROUTES, method, path)
+        .unwrap_or_else(|| panic!("no route of shared::routes::ROUTES takes {route}"));
+    let key = matched.key();
     let mut headers = json!({"host": "api.example.com"});
     if let Some(ct) = content_type {
         headers["content-type"] = json!(ct);
@@ -77,20 +85,25 @@ fn event(path: &str, content_type: Option<&str>, body: &[u8], base64: bool) -> V
     } else {
         String::from_utf8_lossy(body).into_owned()
     };
-    json!({
-        "version": "2.0", "routeKey": format!("POST {path}"), "rawPath": path, "rawQueryString": "",
+    let mut event = json!({
+        "version": "2.0", "routeKey": key, "rawPath": path, "rawQueryString": "",
         "headers": headers,
         "requestContext": {
             "domainName": "api.example.com",
-            "http": {"method": "POST", "path": path, "sourceIp": "203.0.113.50"},
-            "requestId": "hostile", "routeKey": format!("POST {path}"), "stage": "$default",
+            "http": {"method": method, "path": path, "sourceIp": "203.0.113.50"},
+            "requestId": "hostile", "routeKey": key, "stage": "$default",
             "authorizer": {"lambda": {"user_id": "6f1d0c52-8d0e-4c55-9a34-2b8f3c1e7a10",
                                        "user_email": "x@example.com",
-                                       "session_id": "0c4b2f6e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"}}
+                                       "session_id": "0c4b2f6e-1a2b-4c3d-8e9f-0a1b2c3d4e5f",
+                                       "roles": "admin"}}
         },
         "body": body,
         "isBase64Encoded": base64,
-    })
+    });
+    if !parameters.is_empty() {
+        event["pathParameters"] = json!(parameters);
+    }
+    event
 }
 
 async fn call(service: &AuthService, _path: &str, event: &Value) -> Response<Body> {

@@ -1180,6 +1180,166 @@ async fn every_reply_matches_the_document(backend: integration_tests::Backend) {
         }
     }
 
+    // admin: the role granted to a user, then a refresh to carry it; a plain user refused at
+    // the authorizer
+    let signed_up = |email: &str| json!({"email": email, "password": PASSWORD});
+    let boss = c
+        .post("/auth/register", &signed_up("boss@example.com"), None)
+        .await;
+    let boss_id: uuid::Uuid = boss.json()["user"]["id"].as_str().unwrap().parse().unwrap();
+    h.store
+        .set_roles(boss_id, &["admin".to_owned()], h.clock.now())
+        .await
+        .unwrap();
+    let boss = field(
+        &c.post(
+            "/auth/refresh",
+            &json!({"refresh_token": field(&boss, "refresh_token")}),
+            None,
+        )
+        .await,
+        "access_token",
+    );
+    let target = c
+        .post("/auth/register", &signed_up("target@example.com"), None)
+        .await;
+    let plain = field(&target, "access_token");
+    let target = target.json()["user"]["id"].as_str().unwrap().to_owned();
+    let nobody = uuid::Uuid::new_v4().to_string();
+    let template = "/admin/users";
+    let mut cursor: Option<String> = None;
+    let mut listed = 0;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/admin/users?limit=2&cursor={cursor}"),
+            None => "/admin/users?limit=2".to_owned(),
+        };
+        let page = c.send("GET", template, &path, Some(&boss), None, "").await;
+        assert_eq!(page.status, 200);
+        listed += page.json()["users"].as_array().unwrap().len();
+        match page.json()["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(listed >= 2, "{listed} users listed");
+    for (path, bearer, status) in [
+        ("/admin/users", Some(boss.as_str()), 200),
+        ("/admin/users?email=target@example.com", Some(&boss), 200),
+        ("/admin/users?limit=0", Some(&boss), 400),
+        ("/admin/users?limit=many", Some(&boss), 400),
+        ("/admin/users?cursor=!!!", Some(&boss), 400),
+        ("/admin/users?email=nope", Some(&boss), 422),
+        ("/admin/users", None, 401),
+        ("/admin/users", Some(&plain), 403),
+        ("/admin/users", Some("forged"), 403),
+    ] {
+        let reply = c.send("GET", template, path, bearer, None, "").await;
+        assert_eq!(reply.status, status, "{path} {bearer:?}");
+    }
+    let user = |id: &str| format!("/admin/users/{id}");
+    let template = "/admin/users/{id}";
+    for (id, bearer, status) in [
+        (&target, Some(boss.as_str()), 200),
+        (&nobody, Some(&boss), 404),
+        (&target, None, 401),
+        (&target, Some(&plain), 403),
+    ] {
+        let reply = c.send("GET", template, &user(id), bearer, None, "").await;
+        assert_eq!(reply.status, status, "{id} {bearer:?}");
+    }
+    for (id, body, content_type, bearer, status) in [
+        (
+            &target,
+            json!({"roles": ["support"]}),
+            "application/json",
+            Some(boss.as_str()),
+            200,
+        ),
+        (
+            &target,
+            json!({"is_active": "no"}),
+            "application/json",
+            Some(&boss),
+            400,
+        ),
+        (
+            &target,
+            json!({"roles": ["Not A Role"]}),
+            "application/json",
+            Some(&boss),
+            400,
+        ),
+        (&target, json!({}), "text/plain", Some(&boss), 415),
+        (
+            &nobody,
+            json!({"is_active": false}),
+            "application/json",
+            Some(&boss),
+            404,
+        ),
+        (
+            &target,
+            json!({"is_active": false}),
+            "application/json",
+            None,
+            401,
+        ),
+        (
+            &target,
+            json!({"is_active": false}),
+            "application/json",
+            Some(&plain),
+            403,
+        ),
+    ] {
+        let reply = c
+            .send(
+                "PATCH",
+                template,
+                &user(id),
+                bearer,
+                Some(&body.to_string()),
+                content_type,
+            )
+            .await;
+        assert_eq!(reply.status, status, "{id} {body} {bearer:?}");
+    }
+    let template = "/admin/users/{id}/sessions";
+    let sessions = |id: &str| format!("/admin/users/{id}/sessions");
+    for (id, bearer, status) in [
+        (&target, Some(boss.as_str()), 200),
+        (&nobody, Some(&boss), 404),
+        (&target, None, 401),
+        (&target, Some(&plain), 403),
+    ] {
+        let reply = c
+            .send("GET", template, &sessions(id), bearer, None, "")
+            .await;
+        assert_eq!(reply.status, status, "{id} {bearer:?}");
+        if status == 200 {
+            assert_eq!(reply.json()["sessions"][0]["current"], false);
+        }
+    }
+    let template = "/admin/users/{id}/sessions/revoke";
+    let revoke = |id: &str| format!("/admin/users/{id}/sessions/revoke");
+    for (id, bearer, status) in [
+        (&target, None, 401),
+        (&target, Some(plain.as_str()), 403),
+        (&nobody, Some(&boss), 404),
+        (&target, Some(&boss), 204),
+    ] {
+        let reply = c
+            .send("POST", template, &revoke(id), bearer, None, "")
+            .await;
+        assert_eq!(reply.status, status, "{id} {bearer:?}");
+    }
+    assert_eq!(
+        c.get("/auth/me", Some(&plain)).await.status,
+        403,
+        "its sessions ended"
+    );
+
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);
     assert_eq!(

@@ -664,10 +664,162 @@ async fn check_live(stack: &Stack, name: &str) {
             assert_eq!(status, 404, "{body}");
             assert_eq!(body["code"], "not_found");
         }
+        "admin-users-list.json" => {
+            let target = stack.sign_up().await;
+            let plain = stack.context(&target.access).await;
+            let (status, body) = stack.call(with_context(event(name), &plain)).await;
+            assert_eq!(status, 403, "no admin role: {body}");
+            assert_eq!(body["code"], "forbidden");
+            let admin = stack.admin_context().await;
+            let (status, body) = stack.call(with_context(event(name), &admin)).await;
+            assert_eq!(status, 200, "{body}");
+            assert!(body["users"].as_array().unwrap().len() <= 20, "{body}");
+            let mut by_email = with_context(event(name), &admin);
+            by_email["queryStringParameters"] = json!({"email": target.email});
+            by_email["rawQueryString"] = json!(format!("email={}", target.email));
+            let (status, body) = stack.call(by_email).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["users"][0]["email"], json!(target.email), "{body}");
+            assert_eq!(body["next_cursor"], Value::Null);
+        }
+        "admin-user.json" => {
+            let target = stack.sign_up().await;
+            let admin = stack.admin_context().await;
+            let (status, body) = stack
+                .call(on_user(event(name), &admin, &target, stack).await)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["user"]["email"], json!(target.email));
+            assert_eq!(body["user"]["has_password"], true);
+        }
+        "admin-user-update.json" => {
+            let target = stack.sign_up().await;
+            let admin = stack.admin_context().await;
+            let (status, body) = stack
+                .call(on_user(event(name), &admin, &target, stack).await)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["user"]["is_active"], false, "{body}");
+            assert_eq!(body["user"]["roles"], json!(["support"]), "{body}");
+            let after = stack
+                .authorize(with_bearer(
+                    event("authorizer-v2-request.json"),
+                    &target.access,
+                ))
+                .await;
+            assert_eq!(after["isAuthorized"], false, "deactivated: {after}");
+        }
+        "admin-user-sessions.json" => {
+            let target = stack.sign_up().await;
+            let admin = stack.admin_context().await;
+            let (status, body) = stack
+                .call(on_user(event(name), &admin, &target, stack).await)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["sessions"].as_array().unwrap().len(), 1, "{body}");
+            assert_eq!(body["sessions"][0]["current"], false, "{body}");
+        }
+        "admin-user-sessions-revoke.json" => {
+            let target = stack.sign_up().await;
+            let admin = stack.admin_context().await;
+            let (status, body) = stack
+                .call(on_user(event(name), &admin, &target, stack).await)
+                .await;
+            assert_eq!(status, 204, "{body}");
+            let after = stack
+                .authorize(with_bearer(
+                    event("authorizer-v2-request.json"),
+                    &target.access,
+                ))
+                .await;
+            assert_eq!(after["isAuthorized"], false, "every session ended: {after}");
+        }
         other => panic!(
             "tests/tests/suite/operations/rie.rs: say how events/{other} is made live (a real \
              account, token or session) and what it must answer"
         ),
+    }
+}
+
+/// The user the admin events act on, as they are: nobody.
+const SAMPLE_USER: &str = "7b3e9f2a-5c1d-4e8b-a6f0-2d4c6e8a0b1c";
+
+/// An admin event as `admin` sends it about `target`.
+async fn on_user(mut event: Value, admin: &Value, target: &Account, stack: &Stack) -> Value {
+    let id = stack.context(&target.access).await["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for pointer in ["/rawPath", "/requestContext/http/path"] {
+        let value = event.pointer_mut(pointer).unwrap();
+        *value = json!(value.as_str().unwrap().replace(SAMPLE_USER, &id));
+    }
+    event["pathParameters"]["id"] = json!(id);
+    with_context(event, admin)
+}
+
+/// `event` (the authorizer's) as API Gateway sends it for `route` (`GET /admin/users`).
+fn for_route(mut event: Value, method: &str, path: &str) -> Value {
+    let key = format!("{method} {path}");
+    event["routeKey"] = json!(key);
+    event["requestContext"]["routeKey"] = json!(key);
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["routeArn"] = json!(format!(
+        "arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/$default/{method}{path}"
+    ));
+    event
+}
+
+impl Stack {
+    /// A new account holding the `admin` role, granted in env.json's table as `authctl
+    /// grant-role` does and carried by a refresh through the refresh function: what the
+    /// authorizer passes on for it on an admin route (a plain account is refused there).
+    async fn admin_context(&self) -> Value {
+        use shared::store::UserStore;
+        let account = self.sign_up().await;
+        let decide = |access: &str| {
+            self.authorize(for_route(
+                with_bearer(event("authorizer-v2-request.json"), access),
+                "GET",
+                "/admin/users",
+            ))
+        };
+        let refused = decide(&account.access).await;
+        assert_eq!(
+            refused["isAuthorized"], false,
+            "no admin role yet: {refused}"
+        );
+        let user_id: uuid::Uuid = self.context(&account.access).await["user_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let sam = sam_local_functions();
+        let environment = local_environment(&sam[Function::Admin.binary()]);
+        let client = shared::DynamoStore::client_for_endpoint(&dynamodb_endpoint()).await;
+        let store = shared::DynamoStore::new(
+            client,
+            &environment["USERS_TABLE"],
+            &environment["SESSIONS_TABLE"],
+        );
+        let now = shared::Clock::now(&shared::SystemClock);
+        store
+            .set_roles(user_id, &["admin".to_owned()], now)
+            .await
+            .unwrap();
+        let (status, refreshed) = self
+            .call(with_body(
+                event("refresh.json"),
+                json!({"refresh_token": account.refresh}),
+            ))
+            .await;
+        assert_eq!(status, 200, "{refreshed}");
+        let admitted = decide(refreshed["access_token"].as_str().unwrap()).await;
+        assert_eq!(admitted["isAuthorized"], true, "{admitted}");
+        assert_eq!(admitted["context"]["roles"], "admin", "{admitted}");
+        admitted["context"].clone()
     }
 }
 
