@@ -514,12 +514,17 @@ fn check_claims(
     };
     let amr = match claims.get("amr") {
         Some(Value::Array(values)) => {
-            let mut amr: Vec<Amr> = values
+            // Each value once, in the provider's order.
+            let mut amr: Vec<Amr> = Vec::new();
+            for value in values
                 .iter()
                 .filter_map(Value::as_str)
                 .filter_map(Amr::registered)
-                .collect();
-            amr.dedup();
+            {
+                if !amr.contains(&value) {
+                    amr.push(value);
+                }
+            }
             amr
         }
         _ => Vec::new(),
@@ -568,7 +573,7 @@ mod tests {
     fn an_honest_id_token_names_its_user() {
         let id = check_claims(
             &config(),
-            &claims(serde_json::json!({"amr": ["pwd", "mfa", "made-up"]})),
+            &claims(serde_json::json!({"amr": ["pwd", "mfa", "made-up", "pwd"]})),
             "n-1",
             1_010,
         )
