@@ -36,7 +36,6 @@ use crate::config::oidc::{ClientSecret, OidcProviderConfig, ResponseMode};
 use crate::model::Amr;
 use crate::outbound::{FetchError, Outbound};
 use crate::tokens::jws::{self, JwsAlgorithm};
-use crate::tokens::keys::is_valid_kid;
 use crate::tokens::remote_keys::RemoteKeys;
 use crate::tokens::{LEEWAY_SECS, TokenError, from_crate_error};
 
@@ -418,21 +417,14 @@ impl OidcProviders {
                 compact.algorithm
             )));
         }
-        let kid = compact
-            .header
-            .kid
-            .as_deref()
-            .filter(|kid| is_valid_kid(kid))
-            .ok_or(TokenError::UnknownKey)?;
         let key = discovered
             .keys
-            .key(&self.outbound, kid, now)
-            .await
-            .ok_or(TokenError::UnknownKey)?;
+            .signer_of(&self.outbound, &compact, now)
+            .await?;
         let validation = provider
             .validations
             .iter()
-            .find(|(a, _)| *a == compact.algorithm && key.algorithm() == compact.algorithm)
+            .find(|(a, _)| *a == compact.algorithm)
             .map(|(_, v)| v)
             .ok_or(TokenError::BadSignature)?;
         // The crate: the signature, `alg`, `iss`, `aud`, and the required claims present.

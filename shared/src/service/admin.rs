@@ -119,23 +119,7 @@ impl AuthService {
         id: Uuid,
     ) -> Result<Vec<SessionInfo>, AuthError> {
         let user = self.admin_target(admin, id).await?;
-        let now = self.clock.now();
-        let mut sessions: Vec<SessionInfo> = self
-            .store
-            .chains_of(id, now)
-            .await?
-            .into_iter()
-            .filter(|chain| chain.is_live(&user, now))
-            .map(|chain| SessionInfo {
-                id: chain.chain_id,
-                created_at: chain.created_at,
-                last_used_at: chain.last_used_at,
-                expires_at: chain.expires_at,
-                current: false,
-            })
-            .collect();
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        Ok(sessions)
+        self.live_sessions(&user, None).await
     }
 
     /// `POST /admin/users/{id}/sessions/revoke`: ends every session of the user at once.

@@ -362,19 +362,28 @@ impl AuthService {
         current: Uuid,
     ) -> Result<Vec<SessionInfo>, AuthError> {
         let user = self.active_user(user_id).await?;
+        self.live_sessions(&user, Some(current)).await
+    }
+
+    /// `user`'s live sessions, newest first; `current` is the caller's own, if it is one.
+    pub(super) async fn live_sessions(
+        &self,
+        user: &User,
+        current: Option<Uuid>,
+    ) -> Result<Vec<SessionInfo>, AuthError> {
         let now = self.clock.now();
         let mut sessions: Vec<SessionInfo> = self
             .store
-            .chains_of(user_id, now)
+            .chains_of(user.id, now)
             .await?
             .into_iter()
-            .filter(|chain| chain.is_live(&user, now))
+            .filter(|chain| chain.is_live(user, now))
             .map(|chain| SessionInfo {
                 id: chain.chain_id,
                 created_at: chain.created_at,
                 last_used_at: chain.last_used_at,
                 expires_at: chain.expires_at,
-                current: chain.chain_id == current,
+                current: Some(chain.chain_id) == current,
             })
             .collect();
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));

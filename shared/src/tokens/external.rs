@@ -16,7 +16,6 @@ use jsonwebtoken::Validation;
 use serde_json::Value;
 
 use super::jws::{self, JwsAlgorithm, JwsError};
-use super::keys::is_valid_kid;
 use super::remote_keys::RemoteKeys;
 use super::{LEEWAY_SECS, TokenError, from_crate_error};
 use crate::clock::UnixTime;
@@ -141,20 +140,9 @@ impl ExternalIssuers {
         if !issuer.config.accepts_typ(compact.header.typ.as_deref()) {
             return Err(TokenError::TypNotAccepted);
         }
-        let kid = compact
-            .header
-            .kid
-            .as_deref()
-            .filter(|kid| is_valid_kid(kid))
-            .ok_or(TokenError::UnknownKey)?;
-        let key = issuer
-            .keys
-            .key(&self.outbound, kid, now)
-            .await
-            .ok_or(TokenError::UnknownKey)?;
+        let key = issuer.keys.signer_of(&self.outbound, &compact, now).await?;
         let validation = issuer
             .validation(compact.algorithm)
-            .filter(|_| key.algorithm() == compact.algorithm)
             .ok_or(TokenError::BadSignature)?;
         // The crate: the signature, `alg` again, `iss`, `aud`, `exp` present.
         let claims = jsonwebtoken::decode::<Value>(token, key.decoding_key(), validation)

@@ -13,8 +13,9 @@ use std::sync::Mutex as SyncMutex;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use super::jws::JwsAlgorithm;
-use super::keys::{JwkSet, VerifyingKey};
+use super::TokenError;
+use super::jws::{Compact, JwsAlgorithm};
+use super::keys::{JwkSet, VerifyingKey, is_valid_kid};
 use crate::clock::UnixTime;
 use crate::outbound::{FetchError, Outbound};
 
@@ -110,6 +111,30 @@ impl RemoteKeys {
             Err(e) => warn!(jwks_uri = %self.jwks_uri, error = %e, "could not fetch a JWK Set"),
         }
         self.cached(kid, now).0
+    }
+
+    /// The key that must have signed `compact`: the one its `kid` names (a `kid` of valid
+    /// syntax, in the set), of the token's algorithm.
+    pub async fn signer_of(
+        &self,
+        outbound: &Outbound,
+        compact: &Compact<'_>,
+        now: UnixTime,
+    ) -> Result<VerifyingKey, TokenError> {
+        let kid = compact
+            .header
+            .kid
+            .as_deref()
+            .filter(|kid| is_valid_kid(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let key = self
+            .key(outbound, kid, now)
+            .await
+            .ok_or(TokenError::UnknownKey)?;
+        if key.algorithm() != compact.algorithm {
+            return Err(TokenError::BadSignature);
+        }
+        Ok(key)
     }
 
     /// Fetches and parses the JWK Set, keeping the keys of the allowed algorithms.
