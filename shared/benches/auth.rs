@@ -18,6 +18,7 @@ fn service(dir: &tempfile::TempDir) -> AuthService {
     let defaults = Defaults {
         users_table: Some("users".into()),
         sessions_table: Some("sessions".into()),
+        history_table: Some("history".into()),
         issuer: Some("https://auth.bench.example".into()),
         audience: Some("https://api.bench.example".into()),
         ..Defaults::default()

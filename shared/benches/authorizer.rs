@@ -74,6 +74,7 @@ fn decision(c: &mut Criterion<ThreadCpuTime>) {
     let defaults = Defaults {
         users_table: Some("users".into()),
         sessions_table: Some("sessions".into()),
+        history_table: Some("history".into()),
         issuer: Some("https://auth.bench.example".into()),
         audience: Some("https://api.bench.example".into()),
         ..Defaults::default()

@@ -33,6 +33,7 @@ fn service(dir: &tempfile::TempDir) -> (AuthService, Arc<EmbeddedStore>) {
     let defaults = Defaults {
         users_table: Some("users".into()),
         sessions_table: Some("sessions".into()),
+        history_table: Some("history".into()),
         issuer: Some(ORIGIN.into()),
         audience: Some("https://api.bench.example".into()),
         ..Defaults::default()

@@ -12,6 +12,7 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod logging;

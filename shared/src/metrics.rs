@@ -24,6 +24,9 @@ pub const AUTHORIZER_DECISIONS: &str = "AuthorizerDecisions";
 /// Store calls that failed, by [`KIND`]: `Unavailable` (retry later) or `Internal`.
 pub const STORE_ERRORS: &str = "StoreErrors";
 
+/// Lifecycle events that did not reach the EventBridge bus within their deadline.
+pub const EVENTS_NOT_DELIVERED: &str = "EventsNotDelivered";
+
 pub const OUTCOME: &str = "Outcome";
 pub const DECISION: &str = "Decision";
 pub const KIND: &str = "Kind";
@@ -41,7 +44,12 @@ pub const METRICS: &[(&str, Option<Dimension>)] = &[
         Some((DECISION, &["Allow", "Deny", "Error"])),
     ),
     (STORE_ERRORS, Some((KIND, &["Unavailable", "Internal"]))),
+    (EVENTS_NOT_DELIVERED, None),
 ];
+
+pub fn event_not_delivered() {
+    metrics::counter!(EVENTS_NOT_DELIVERED).increment(1);
+}
 
 pub fn sign_in(succeeded: bool) {
     let outcome = if succeeded { "Succeeded" } else { "Failed" };

@@ -581,3 +581,93 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
+
+/// What happened to an account: one entry of its security history (`GET /auth/security-events`)
+/// and, for the kinds [`EventKind::bus_type`] names, one lifecycle event on the EventBridge bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Registered,
+    SignedIn,
+    /// A sign-in from a device that held no device token of this user.
+    NewDevice,
+    EmailVerified,
+    EmailChanged,
+    PasswordChanged,
+    PasswordReset,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodesRegenerated,
+    PasskeyAdded,
+    PasskeyRemoved,
+    IdentityLinked,
+    IdentityUnlinked,
+    /// One session signed out, or revoked from the session list.
+    SessionEnded,
+    /// Every session ended ("log out everywhere", or an admin).
+    SessionsEnded,
+    /// A spent refresh token came back: the chain was revoked.
+    SessionReuseDetected,
+    /// Too many wrong passwords: the address's logins wait.
+    LoginLockedOut,
+    Deactivated,
+    Activated,
+    RolesChanged,
+    /// Gone with the account; on the bus only.
+    Deleted,
+}
+
+impl EventKind {
+    /// The event's `type` on the bus, for the lifecycle events teams subscribe to; `None` for
+    /// history alone.
+    pub fn bus_type(self) -> Option<&'static str> {
+        Some(match self {
+            EventKind::Registered => "user.registered",
+            EventKind::EmailVerified => "user.email_verified",
+            EventKind::EmailChanged => "user.email_changed",
+            EventKind::PasswordChanged => "user.password_changed",
+            EventKind::PasswordReset => "user.password_reset",
+            EventKind::MfaEnabled => "user.mfa_enabled",
+            EventKind::MfaDisabled => "user.mfa_disabled",
+            EventKind::Deactivated => "user.deactivated",
+            EventKind::Deleted => "user.deleted",
+            EventKind::SessionReuseDetected => "session.reuse_detected",
+            EventKind::LoginLockedOut => "login.locked_out",
+            _ => return None,
+        })
+    }
+
+    /// Whether the user's history keeps it (a deleted account has no history).
+    pub fn in_history(self) -> bool {
+        self != EventKind::Deleted
+    }
+}
+
+/// How long the security history keeps an entry (its TTL).
+pub const HISTORY_RETENTION_SECS: i64 = 90 * 86_400;
+
+/// One entry of a user's security history. Never holds a secret: no token, code, password,
+/// hash or full address; the source IP only as a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    /// Time-ordered (UUIDv7): the history's order.
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: EventKind,
+    pub occurred_at: UnixTime,
+    /// The admin who did it, for an admin action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_id: Option<Uuid>,
+    /// The request's source address, cut to its /24 (IPv4) or /48 (IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_prefix: Option<String>,
+    /// The request's `User-Agent`, cut to 200 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Small, non-secret facts: `method` (`password`, `passkey`, `oidc:<id>`), `session`,
+    /// `roles`, `provider`, `passkey`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub detail: std::collections::BTreeMap<String, String>,
+    /// [`HISTORY_RETENTION_SECS`] after it happened: the TTL attribute.
+    pub expires_at: UnixTime,
+}

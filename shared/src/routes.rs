@@ -20,7 +20,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use crate::handlers::{self, Published, discovery, pages};
 use crate::http::paths::{match_path, request_path};
 use crate::http::{HttpError, RequestError};
-use crate::service::{AuthError, AuthService};
+use crate::service::{AuthError, AuthService, RequestOrigin};
 
 /// The Lambda functions, one binary each (`functions/<name>`, `Binary: <name>` in the template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,6 +41,8 @@ pub enum Function {
     Mfa,
     /// Passkeys: adding, listing, renaming and removing them, and signing in with one.
     Passkeys,
+    /// Deleting one's own account.
+    Account,
     /// The admin API: users, their roles and activity, their sessions (the `admin` role).
     Admin,
     /// Signing in with an OpenID provider, linking one, and the linked identities; the one
@@ -66,6 +68,7 @@ impl Function {
         Function::EmailLinks,
         Function::Mfa,
         Function::Passkeys,
+        Function::Account,
         Function::Admin,
         Function::Oidc,
         Function::Web,
@@ -86,6 +89,7 @@ impl Function {
             Function::EmailLinks => "email-links",
             Function::Mfa => "mfa",
             Function::Passkeys => "passkeys",
+            Function::Account => "account",
             Function::Admin => "admin",
             Function::Oidc => "oidc",
             Function::Web => "web",
@@ -108,6 +112,7 @@ impl Function {
             | Function::Sessions
             | Function::Email
             | Function::EmailLinks
+            | Function::Account
             | Function::Admin => Keys::None,
         }
     }
@@ -213,7 +218,18 @@ impl HandlerState for Published {
 impl Handler {
     pub async fn call(self, state: &impl HandlerState, request: Request) -> Response<Body> {
         match (self, state.service(), state.published()) {
-            (Handler::Service(handler), Some(service), _) => handler(service, request).await,
+            (Handler::Service(handler), Some(service), _) => {
+                // Where the request came from, for the history entries it writes.
+                let origin = RequestOrigin {
+                    source_ip: crate::http::source_ip(&request),
+                    user_agent: request
+                        .headers()
+                        .get(lambda_http::http::header::USER_AGENT)
+                        .and_then(|agent| agent.to_str().ok())
+                        .map(str::to_owned),
+                };
+                origin.scope(handler(service, request)).await
+            }
             (Handler::Published(handler), _, Some(published)) => handler(published, request).await,
             _ => {
                 // A function wired with the wrong state: a deployment mistake, never the caller's.
@@ -318,6 +334,8 @@ pub const ROUTES: &[Route] = &[
     route("GET",    "/auth/me",                  F::Me,         SignedIn,  service!(handlers::me)),
     route("GET",    "/auth/sessions",            F::Sessions,   Protected, service!(handlers::list_sessions)),
     route("DELETE", "/auth/sessions/{id}",       F::Sessions,   Protected, service!(handlers::revoke_session)),
+    route("GET",    "/auth/security-events",     F::Sessions,   Protected, service!(handlers::account::security_events)),
+    route("DELETE", "/auth/account",             F::Account,    SignedIn,  service!(handlers::account::delete_account)),
     route("POST",   "/auth/email/verification",  F::Email,      SignedIn,  service!(handlers::request_verification)),
     route("POST",   "/auth/email",               F::Email,      SignedIn,  service!(handlers::change_email)),
     route("POST",   "/auth/email/verify",        F::EmailLinks, Public,    service!(handlers::verify_email)),
@@ -349,6 +367,7 @@ pub const ROUTES: &[Route] = &[
     route("PATCH",  "/admin/users/{id}",         F::Admin,      Admin,     service!(handlers::admin::update_user)),
     route("GET",    "/admin/users/{id}/sessions", F::Admin,     Admin,     service!(handlers::admin::sessions)),
     route("POST",   "/admin/users/{id}/sessions/revoke", F::Admin, Admin,  service!(handlers::admin::revoke_sessions)),
+    route("DELETE", "/admin/users/{id}",         F::Admin,      Admin,     service!(handlers::admin::delete_user)),
     route("GET",    "/verify-email",             F::Web,        Public,    published!(pages::verify_email)),
     route("GET",    "/reset-password",           F::Web,        Public,    published!(pages::reset_password)),
     route("GET",    "/account",                  F::Web,        Public,    published!(pages::account)),

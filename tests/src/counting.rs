@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use shared::UnixTime;
 use shared::model::{
     EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, SealedSecret,
-    SessionChain, StoredPasskey, TrustedDevice, User,
+    SecurityEvent, SessionChain, StoredPasskey, TrustedDevice, User,
 };
 use shared::store::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
-    IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest,
-    SessionSnapshot, SessionStore, SpentCode, Store, StoreError, ThrottleStore, UserStore,
+    AccountStore, AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter,
+    HistoryPage, IdentityLinked, IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore,
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, Store, StoreError,
+    ThrottleStore, UserStore,
 };
 use uuid::Uuid;
 
@@ -60,6 +61,40 @@ impl CountingStore {
             },
             calls,
         )
+    }
+}
+
+#[async_trait]
+impl AccountStore for CountingStore {
+    async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError> {
+        self.calls.write();
+        self.inner.record_event(event).await
+    }
+
+    async fn history(
+        &self,
+        user_id: Uuid,
+        cursor: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<HistoryPage, StoreError> {
+        self.calls.read();
+        self.inner.history(user_id, cursor, limit, now).await
+    }
+
+    async fn delete_user(
+        &self,
+        user: &User,
+        throttle_keys: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.calls.write();
+        self.inner.delete_user(user, throttle_keys, now).await
+    }
+
+    async fn sweep_deletions(&self, now: UnixTime) -> Result<usize, StoreError> {
+        self.calls.write();
+        self.inner.sweep_deletions(now).await
     }
 }
 

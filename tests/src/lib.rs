@@ -56,6 +56,8 @@ pub struct Harness {
     pub calls: Arc<StoreCalls>,
     /// Where the service's mail goes (the local server's mail folder).
     pub mail: FolderMailer,
+    /// The lifecycle events kept (`GET /_dev/events`), with [`Harness::with_dev_events`].
+    pub dev_events: Option<local_api::lifecycle::FolderEvents>,
     _mail_dir: TempDir,
     /// The store the service sees: the backend behind the call counter.
     counted: Arc<dyn Store>,
@@ -70,6 +72,7 @@ pub fn test_config() -> Config {
     let defaults = Defaults {
         users_table: Some(format!("users-{id}")),
         sessions_table: Some(format!("sessions-{id}")),
+        history_table: Some(format!("history-{id}")),
         issuer: Some("https://auth.test.example".into()),
         audience: Some("https://api.test.example".into()),
         ..Defaults::default()
@@ -220,7 +223,12 @@ impl Harness {
     /// A service on fresh tables, reached through `client`.
     async fn dynamo_through(client: Client, config: Config) -> Self {
         let config = Arc::new(config);
-        let store = DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
+        let store = DynamoStore::new(
+            client.clone(),
+            &config.users_table,
+            &config.sessions_table,
+            &config.history_table,
+        );
         store
             .create_tables()
             .await
@@ -243,7 +251,12 @@ impl Harness {
     /// A service on the DynamoDB at `endpoint`, tables not created.
     pub async fn dynamo_at(endpoint: &str, config: Config) -> Self {
         let client = DynamoStore::client_for_endpoint(endpoint).await;
-        let store = DynamoStore::new(client, &config.users_table, &config.sessions_table);
+        let store = DynamoStore::new(
+            client,
+            &config.users_table,
+            &config.sessions_table,
+            &config.history_table,
+        );
         Self::build(Backend::Dynamo, Arc::new(store), Arc::new(config))
     }
 
@@ -318,6 +331,7 @@ impl Harness {
             keys,
             calls,
             mail,
+            dev_events: None,
             _mail_dir: mail_dir,
             counted,
             dynamo: None,
@@ -351,6 +365,26 @@ impl Harness {
         let mailer = self.service.outbox().expect("the harness mails").mailer();
         self.service = self.rebuilt_service(passwords, mailer);
         self
+    }
+
+    /// The same harness, its service putting lifecycle events through `sink` as well.
+    pub fn with_events(mut self, sink: Arc<dyn shared::events::EventSink>) -> Self {
+        let mailer = self.service.outbox().expect("the harness mails").mailer();
+        let passwords = self.service.passwords().clone();
+        let service = Arc::try_unwrap(self.rebuilt_service(passwords, mailer))
+            .unwrap_or_else(|_| unreachable!("just built"));
+        self.service = Arc::new(service.with_events(sink));
+        self
+    }
+
+    /// The same harness keeping its lifecycle events in a file, as the local server does, and
+    /// serving them at `GET /_dev/events`.
+    pub fn with_dev_events(self) -> Self {
+        // Beside the mail, which lists only `.json` files.
+        let events = local_api::lifecycle::FolderEvents::new(self.mail.dir().join("events.jsonl"));
+        let mut harness = self.with_events(Arc::new(events.clone()));
+        harness.dev_events = Some(events);
+        harness
     }
 
     /// The same harness, its service sending mail through Amazon SES v2 to the emulator the
@@ -540,6 +574,48 @@ impl Harness {
             .expect("count users")
     }
 
+    /// How many items of the user the backend still holds besides the user itself: sessions,
+    /// tokens, links, challenges, devices, ceremonies (any `user_id`) and history entries.
+    pub async fn stored_items_of(&self, user_id: uuid::Uuid) -> usize {
+        if let Some((client, config)) = &self.dynamo {
+            let id = user_id.to_string();
+            let mut pages = client
+                .scan()
+                .table_name(&config.sessions_table)
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            let mut items = 0;
+            while let Some(item) = pages.next().await {
+                let item = item.expect("scan sessions");
+                items += usize::from(
+                    item.get("user_id")
+                        .and_then(|v| v.as_s().ok())
+                        .is_some_and(|v| *v == id),
+                );
+            }
+            let history = client
+                .query()
+                .table_name(&config.history_table)
+                .key_condition_expression("pk = :user")
+                .expression_attribute_values(
+                    ":user",
+                    aws_sdk_dynamodb::types::AttributeValue::S(id),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("query history");
+            return items + history.items().len();
+        }
+        self.embedded
+            .as_ref()
+            .expect("one backend")
+            .items_of(user_id)
+            .expect("count items")
+    }
+
     /// How many token items the backend holds for a sign-in chain.
     pub async fn stored_token_count(&self, sid: uuid::Uuid) -> usize {
         if let Some((client, config)) = &self.dynamo {
@@ -597,6 +673,7 @@ pub fn configuration_variables() -> Vec<String> {
     let defaults = Defaults {
         users_table: Some("users".into()),
         sessions_table: Some("sessions".into()),
+        history_table: Some("history".into()),
         issuer: Some("https://issuer.example".into()),
         audience: Some("https://audience.example".into()),
         ..Defaults::default()

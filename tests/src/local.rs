@@ -47,8 +47,11 @@ impl Harness {
     pub fn serve_local_api_on(&self, listener: TcpListener, limits: server::Limits) -> LocalApi {
         let discovery = Published::new(self.config.issuer.clone(), &self.keys)
             .with_providers(&self.config.oidc_providers);
-        let gateway =
+        let mut gateway =
             Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
+        if let Some(events) = &self.dev_events {
+            gateway = gateway.with_dev_events(events.clone());
+        }
         let addr = listener.local_addr().expect("address");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(server::serve_with(

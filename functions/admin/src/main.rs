@@ -1,5 +1,5 @@
 //! The admin API: users a page at a time, one user, its activity and roles, its sessions and
-//! ending them. The authorizer admits only tokens holding the `admin` role; the function checks
+//! ending them, and deleting it (with a notice to its address). The authorizer admits only tokens holding the `admin` role; the function checks
 //! it again. Serves the routes that `shared::routes::ROUTES` gives `Function::Admin`.
 
 use lambda_http::Error;
@@ -10,5 +10,6 @@ use shared::routes::Function;
 async fn main() -> Result<(), Error> {
     bootstrap::init_tracing();
     let service = bootstrap::service_from_env(KeyAccess::None).await?;
+    let service = bootstrap::with_ses_mail(service).await?;
     bootstrap::serve_http(&service, const { Function::Admin.routes() }).await
 }

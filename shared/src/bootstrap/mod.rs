@@ -27,6 +27,7 @@ use self::keys::read_secret;
 use crate::clock::SystemClock;
 use crate::config::oidc::ClientSecret;
 use crate::config::{Config, ConfigError};
+use crate::events::eventbridge::EventBridgeSink;
 use crate::mail::ses::SesMailer;
 use crate::mfa::MfaKeys;
 use crate::oidc::OidcProviders;
@@ -181,14 +182,21 @@ async fn build_service(keys: KeyRing) -> Result<AuthService, BootstrapError> {
         DynamoStore::lambda_client,
         &config.users_table,
         &config.sessions_table,
+        &config.history_table,
     ));
-    Ok(AuthService::new(
+    let bus = config.event_bus_name.clone();
+    let service = AuthService::new(
         config,
         store,
         Arc::new(keys),
         Passwords::new(),
         Arc::new(SystemClock),
-    ))
+    );
+    // Lifecycle events, when the stack names a bus.
+    Ok(match bus {
+        Some(bus) => service.with_events(Arc::new(EventBridgeSink::lambda(bus))),
+        None => service,
+    })
 }
 
 /// The discovery documents: the issuer and the published keys, no store.

@@ -39,7 +39,7 @@ pub async fn serve_http(
         response
     }
 
-    let Some(outbox) = state.service().and_then(AuthService::outbox) else {
+    let Some(after_answer) = state.service().and_then(AuthService::after_answer) else {
         return lambda_http::run(lambda_http::service_fn(move |request| async move {
             Ok::<_, lambda_http::Error>(invocation(state, routes, request).await)
         }))
@@ -49,13 +49,15 @@ pub async fn serve_http(
     let (done, handlers_done) = tokio::sync::mpsc::unbounded_channel();
     let handlers_done = Arc::new(tokio::sync::Mutex::new(handlers_done));
     let extension = lambda_extension::Extension::new()
-        .with_extension_name("outbox")
+        .with_extension_name("after-answer")
         .with_events(&["INVOKE"])
         .with_events_processor(lambda_extension::service_fn(move |_| {
-            let (handlers_done, outbox) = (handlers_done.clone(), outbox.clone());
+            let (handlers_done, after_answer) = (handlers_done.clone(), after_answer.clone());
             async move {
                 handlers_done.lock().await.recv().await;
-                outbox.idle().await;
+                after_answer.idle().await;
+                // What the work after the answer counted (an event not delivered).
+                crate::metrics::flush("after-answer");
                 Ok::<_, lambda_http::Error>(())
             }
         }))

@@ -98,6 +98,12 @@ fn default_max_token_lifetime() -> i64 {
 pub struct Config {
     pub users_table: String,
     pub sessions_table: String,
+    /// Each user's security history (`GET /auth/security-events`).
+    pub history_table: String,
+    /// The EventBridge bus lifecycle events go to (`EVENT_BUS_NAME`); `None`: no events.
+    pub event_bus_name: Option<String>,
+    /// Whether a sign-in from a device never seen before mails the user (`NOTIFY_NEW_DEVICE`).
+    pub notify_new_device: bool,
     /// `iss` of issued tokens, checked on every token.
     pub issuer: String,
     /// `aud` of issued tokens, checked on every token.
@@ -143,6 +149,7 @@ pub struct WebauthnSettings {
 pub struct Defaults {
     pub users_table: Option<String>,
     pub sessions_table: Option<String>,
+    pub history_table: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub app_url: Option<String>,
@@ -172,6 +179,9 @@ impl Config {
         let config = Config {
             users_table: required("USERS_TABLE", &defaults.users_table)?,
             sessions_table: required("SESSIONS_TABLE", &defaults.sessions_table)?,
+            history_table: required("HISTORY_TABLE", &defaults.history_table)?,
+            event_bus_name: get("EVENT_BUS_NAME").map(|name| name.trim().to_owned()),
+            notify_new_device: boolean(get("NOTIFY_NEW_DEVICE"), "NOTIFY_NEW_DEVICE")?,
             issuer: required("JWT_ISSUER", &defaults.issuer)?,
             audience: required("JWT_AUDIENCE", &defaults.audience)?,
             access_token_ttl_secs: number(
@@ -495,9 +505,10 @@ mod tests {
         Config::from_lookup(|name| vars.get(name).cloned(), &Defaults::default())
     }
 
-    const BASE: [(&str, &str); 4] = [
+    const BASE: [(&str, &str); 5] = [
         ("USERS_TABLE", "users"),
         ("SESSIONS_TABLE", "sessions"),
+        ("HISTORY_TABLE", "history"),
         ("JWT_ISSUER", "https://auth.example.com"),
         ("JWT_AUDIENCE", "https://api.example.com"),
     ];
@@ -518,6 +529,8 @@ mod tests {
         assert_eq!(config.ip_max_failed_logins, 30);
         assert_eq!(config.ip_max_registrations, 30);
         assert!(config.trusted_issuers.is_empty());
+        assert_eq!(config.event_bus_name, None);
+        assert!(!config.notify_new_device);
     }
 
     #[test]
@@ -525,6 +538,7 @@ mod tests {
         for missing in [
             "USERS_TABLE",
             "SESSIONS_TABLE",
+            "HISTORY_TABLE",
             "JWT_ISSUER",
             "JWT_AUDIENCE",
         ] {
@@ -593,6 +607,7 @@ mod tests {
         let defaults = Defaults {
             users_table: Some("users".into()),
             sessions_table: Some("sessions".into()),
+            history_table: Some("history".into()),
             issuer: Some("http://127.0.0.1:3000".into()),
             audience: Some("http://127.0.0.1:3000".into()),
             ..Defaults::default()

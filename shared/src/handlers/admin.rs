@@ -6,7 +6,7 @@ use lambda_http::{Request, RequestExt};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Outcome, query_parameters};
+use super::{Outcome, page_limit, query_parameters};
 use crate::clock::rfc3339;
 use crate::http::{
     Caching, HttpError, RequestError, SessionsView, json_object, json_response, no_content,
@@ -94,13 +94,7 @@ pub async fn list_users(service: &AuthService, request: Request) -> Outcome {
         query_parameters(&request, &["email", "cursor", "limit"])?
             .try_into()
             .map_err(|_| AuthError::Internal("parameter count".into()))?;
-    let limit = limit
-        .map(|l| {
-            l.parse::<usize>().map_err(|_| {
-                RequestError::invalid_value("limit", "limit must be a whole number.".into())
-            })
-        })
-        .transpose()?;
+    let limit = page_limit(limit)?;
     let page = service
         .admin_list_users(&admin, email.as_deref(), cursor.as_deref(), limit)
         .await?;
@@ -152,5 +146,13 @@ pub async fn revoke_sessions(service: &AuthService, request: Request) -> Outcome
     service
         .admin_revoke_sessions(&admin, target(&request)?)
         .await?;
+    Ok(no_content())
+}
+
+/// `DELETE /admin/users/{id}`: `204`; the account and everything keyed to it is deleted, and
+/// a notice goes to its address.
+pub async fn delete_user(service: &AuthService, request: Request) -> Outcome {
+    let admin = admin(service, &request)?;
+    service.admin_delete_user(&admin, target(&request)?).await?;
     Ok(no_content())
 }

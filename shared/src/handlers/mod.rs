@@ -2,6 +2,7 @@
 //! The route table (`routes`) says which route runs which; the Lambda functions and the local server
 //! dispatch through that table to the very same handlers.
 
+pub mod account;
 pub mod admin;
 pub mod discovery;
 pub mod oidc;
@@ -543,6 +544,17 @@ pub(crate) fn query_parameters(
     names: &[&'static str],
 ) -> Result<Vec<Option<String>>, HttpError> {
     parameters(request.uri().query().unwrap_or_default().as_bytes(), names)
+}
+
+/// A page's `limit` parameter, a whole number (the service checks its range).
+pub(crate) fn page_limit(limit: Option<String>) -> Result<Option<usize>, HttpError> {
+    limit
+        .map(|l| {
+            l.parse::<usize>().map_err(|_| {
+                RequestError::invalid_value("limit", "limit must be a whole number.".into()).into()
+            })
+        })
+        .transpose()
 }
 
 pub(crate) fn parameters(

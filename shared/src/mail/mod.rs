@@ -73,6 +73,10 @@ pub enum Mail<'a> {
     PasskeyCloned { name: &'a str },
     /// A provider account (Google, Microsoft, …) was linked: it signs in without the password.
     IdentityLinked { provider: &'a str },
+    /// The account was deleted (by its owner or an admin): a notice to its address.
+    AccountDeleted,
+    /// A sign-in from a device never seen before (`NOTIFY_NEW_DEVICE`).
+    NewSignIn { device: &'a str, network: &'a str },
 }
 
 struct Template {
@@ -102,6 +106,8 @@ impl Mail<'_> {
             Mail::PasskeyAdded { .. } => template!("passkey-added"),
             Mail::PasskeyCloned { .. } => template!("passkey-cloned"),
             Mail::IdentityLinked { .. } => template!("identity-linked"),
+            Mail::AccountDeleted => template!("account-deleted"),
+            Mail::NewSignIn { .. } => template!("new-sign-in"),
         }
     }
 
@@ -118,6 +124,8 @@ impl Mail<'_> {
             Mail::PasskeyAdded { .. } => "passkey-added",
             Mail::PasskeyCloned { .. } => "passkey-cloned",
             Mail::IdentityLinked { .. } => "identity-linked",
+            Mail::AccountDeleted => "account-deleted",
+            Mail::NewSignIn { .. } => "new-sign-in",
         }
     }
 
@@ -137,7 +145,16 @@ impl Mail<'_> {
                 values.push(("name", name.to_owned()));
             }
             Mail::IdentityLinked { provider } => values.push(("provider", provider.to_owned())),
-            Mail::PasswordResetDone | Mail::EmailChangeTaken | Mail::SecondFactorFailures => {}
+            Mail::NewSignIn { device, network } => {
+                values.extend([
+                    ("device", device.to_owned()),
+                    ("network", network.to_owned()),
+                ]);
+            }
+            Mail::PasswordResetDone
+            | Mail::EmailChangeTaken
+            | Mail::SecondFactorFailures
+            | Mail::AccountDeleted => {}
         }
         values
     }
@@ -277,6 +294,11 @@ mod tests {
             },
             Mail::ResetPassword { link, minutes: 30 },
             Mail::PasswordResetDone,
+            Mail::AccountDeleted,
+            Mail::NewSignIn {
+                device: "Firefox on Linux",
+                network: "203.0.113.0/24",
+            },
         ]
     }
 

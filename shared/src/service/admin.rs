@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use tracing::info;
 use uuid::Uuid;
 
+use super::history::Happened;
 use super::{AuthError, AuthService, Principal, SessionInfo};
-use crate::model::{ADMIN_ROLE, MAX_ROLES, User, is_role_name};
+use crate::model::{ADMIN_ROLE, EventKind, MAX_ROLES, User, is_role_name};
 use crate::store::UserPage;
 use crate::validation::normalize_email;
 
@@ -75,7 +76,11 @@ impl AuthService {
         Ok(self.store.list_users(cursor, limit).await?)
     }
 
-    async fn admin_target(&self, admin: &Principal, id: Uuid) -> Result<User, AuthError> {
+    pub(super) async fn admin_target(
+        &self,
+        admin: &Principal,
+        id: Uuid,
+    ) -> Result<User, AuthError> {
         require_admin(admin)?;
         self.store
             .user_by_id(id)
@@ -103,11 +108,21 @@ impl AuthService {
             if roles != user.roles {
                 self.store.set_roles(id, &roles, now).await?;
                 info!(admin_id = %admin.user_id, user_id = %id, roles = %roles.join(","), "admin set roles");
+                let changed = Happened::new(id, EventKind::RolesChanged)
+                    .by(admin.user_id)
+                    .with("roles", roles.join(","));
+                self.record(changed).await;
             }
         }
         if let Some(active) = change.is_active.filter(|a| *a != user.is_active) {
             self.store.set_active(id, active, now).await?;
             info!(admin_id = %admin.user_id, user_id = %id, active, "admin set activity");
+            let kind = if active {
+                EventKind::Activated
+            } else {
+                EventKind::Deactivated
+            };
+            self.record(Happened::new(id, kind).by(admin.user_id)).await;
         }
         self.admin_target(admin, id).await
     }
@@ -131,6 +146,10 @@ impl AuthService {
         self.admin_target(admin, id).await?;
         self.store.revoke_all_sessions(id).await?;
         info!(admin_id = %admin.user_id, user_id = %id, "admin ended every session");
+        let ended = Happened::new(id, EventKind::SessionsEnded)
+            .by(admin.user_id)
+            .with("by", "admin");
+        self.record(ended).await;
         Ok(())
     }
 }

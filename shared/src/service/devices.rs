@@ -8,12 +8,15 @@
 //! stops counting and its logins are throttled by the address like any other. The per-IP
 //! budget applies either way.
 
-use tracing::info;
+use tracing::{info, warn};
+use uuid::Uuid;
 
 use super::email::{new_opaque_token, plausible_opaque_token};
+use super::history::{Happened, RequestOrigin, ip_prefix};
 use super::{AuthError, AuthService};
 use crate::clock::UnixTime;
-use crate::model::{TrustedDevice, User};
+use crate::mail::Mail;
+use crate::model::{EventKind, TrustedDevice, User};
 use crate::tokens::token_hash;
 
 impl AuthService {
@@ -47,5 +50,35 @@ impl AuthService {
         self.store.add_device(&device).await?;
         info!(user_id = %user.id, "device token issued");
         Ok(token)
+    }
+
+    /// A sign-in from a device that held no token of this user: in the history, and with
+    /// `NOTIFY_NEW_DEVICE` a mail to the user.
+    pub(super) async fn new_device_seen(&self, user: &User, chain_id: Uuid) {
+        self.record(Happened::new(user.id, EventKind::NewDevice).with("session", chain_id))
+            .await;
+        if !self.config.notify_new_device {
+            return;
+        }
+        let origin = RequestOrigin::current();
+        let device = origin
+            .user_agent
+            .map(|agent| agent.chars().take(120).collect::<String>())
+            .unwrap_or_else(|| "an unnamed browser or app".into());
+        let network = origin
+            .source_ip
+            .as_deref()
+            .and_then(ip_prefix)
+            .unwrap_or_else(|| "an unknown network".into());
+        match self.outbox() {
+            Some(outbox) => outbox.send(
+                Mail::NewSignIn {
+                    device: &device,
+                    network: &network,
+                },
+                &user.email,
+            ),
+            None => warn!("no new-device mail: this function holds no mailer"),
+        }
     }
 }

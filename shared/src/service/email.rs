@@ -16,12 +16,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::history::Happened;
 use super::mfa::code_counter_key;
 use super::{AuthError, AuthService, MfaCode, invalid_token};
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::mail::{Mail, Outbox};
-use crate::model::{EmailLink, LinkKind, User};
+use crate::model::{EmailLink, EventKind, LinkKind, User};
 use crate::passwords::Password;
 use crate::store::{AlongWithCode, EmailChange, Store};
 use crate::tokens::token_hash;
@@ -214,6 +215,13 @@ impl AuthService {
         }
     }
 
+    /// Waits until all work after the answers so far (mail, events) is done.
+    pub async fn after_answer_idle(&self) {
+        if let Some(after) = self.after_answer() {
+            after.idle().await;
+        }
+    }
+
     /// After a registration: the first verification link, in the background. A failure is
     /// logged; the account exists either way and the user can ask again.
     pub(crate) fn send_first_verification(&self, user: &User, base: &LinkBase) {
@@ -291,6 +299,8 @@ impl AuthService {
                 {
                     EmailChange::Changed => {
                         info!(user_id = %user.id, "email address changed");
+                        self.record(Happened::new(user.id, EventKind::EmailChanged))
+                            .await;
                     }
                     EmailChange::Taken => return Err(AuthError::EmailTaken),
                     EmailChange::Stale => return Err(invalid_token("address-change link stale")),
@@ -301,6 +311,8 @@ impl AuthService {
                     return Err(invalid_token("verification link stale"));
                 }
                 info!(user_id = %user.id, "email address verified");
+                self.record(Happened::new(user.id, EventKind::EmailVerified))
+                    .await;
             }
         }
         self.active_user(link.user_id).await
@@ -354,6 +366,8 @@ impl AuthService {
             warn!(error = %e, "could not reset the wrong-code count");
         }
         info!(user_id = %user.id, wipe_unproven, "password reset; every session ended");
+        self.record(Happened::new(user.id, EventKind::PasswordReset))
+            .await;
         match self.mailing() {
             Ok(mailing) => mailing.outbox.send(Mail::PasswordResetDone, &user.email),
             Err(e) => warn!(user_id = %user.id, error = %e, "no reset notice"),

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::email::{new_opaque_token, plausible_opaque_token};
+use super::history::Happened;
 use super::throttle::LockoutCharge;
 use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
@@ -28,7 +29,7 @@ use crate::mfa::{
     MfaKeys, TotpCode, is_totp_code, new_recovery_codes, new_secret, normalize_recovery_code,
     secret_base32,
 };
-use crate::model::{Amr, Federated, MfaChallenge, User};
+use crate::model::{Amr, EventKind, Federated, MfaChallenge, User};
 use crate::passwords::Password;
 use crate::store::{AlongWithCode, ChallengePassed, SpentCode};
 use crate::tokens::token_hash;
@@ -353,6 +354,8 @@ impl AuthService {
         }
         self.settle_code(charge, true, now).await;
         info!(user_id = %user.id, "TOTP turned on");
+        self.record(Happened::new(user.id, EventKind::MfaEnabled))
+            .await;
         Ok(codes)
     }
 
@@ -372,6 +375,8 @@ impl AuthService {
         self.spend_users_code(&user, code, AlongWithCode::TotpOff)
             .await?;
         info!(user_id = %user.id, "TOTP turned off");
+        self.record(Happened::new(user.id, EventKind::MfaDisabled))
+            .await;
         Ok(())
     }
 
@@ -394,6 +399,8 @@ impl AuthService {
         self.spend_users_code(&user, code, AlongWithCode::NewRecoveryCodes(&hashes))
             .await?;
         info!(user_id = %user.id, "recovery codes replaced");
+        self.record(Happened::new(user.id, EventKind::RecoveryCodesRegenerated))
+            .await;
         Ok(codes)
     }
 

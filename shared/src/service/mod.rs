@@ -8,11 +8,13 @@
 //! modules; [`AuthError`] is the one error of this layer.
 
 mod access;
+mod account;
 mod admin;
 mod answers;
 mod devices;
 mod email;
 mod error;
+mod history;
 mod mfa;
 mod oidc;
 mod passkeys;
@@ -22,10 +24,12 @@ mod sign_in;
 mod throttle;
 
 pub use access::{TOUCH_INTERVAL_SECS, decide_access};
+pub use account::AccountDeletion;
 pub use admin::{DEFAULT_PAGE, MAX_PAGE, UserChange};
 pub use answers::{Caller, Principal, SessionInfo, SignedIn};
 pub use email::{AddressChange, LinkBase};
 pub use error::AuthError;
+pub use history::{HISTORY_PAGE, MAX_HISTORY_PAGE, RequestOrigin, ip_prefix};
 pub use mfa::{MfaCode, MfaRequired, SignIn, TotpEnrolment};
 pub use oidc::{
     Callback, CallbackError, CallbackRequest, EXCHANGE_CODE_TTL_SECS, Exchanged, IdentityInfo,
@@ -42,9 +46,12 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
+use crate::events::{EventSink, Events};
 use crate::mail::{Mailer, Outbox};
 use crate::mfa::MfaKeys;
-use crate::model::User;
+use crate::model::{EventKind, User};
+
+use self::history::Happened;
 use crate::passwords::{Password, Passwords};
 use crate::store::Store;
 use crate::tokens::external::ExternalIssuers;
@@ -69,6 +76,27 @@ pub struct AuthService {
     relying_party: Option<Arc<crate::passkeys::RelyingParty>>,
     /// The OpenID providers; `None` in functions that serve no federated sign-in.
     oidc: Option<Arc<crate::oidc::OidcProviders>>,
+    /// Lifecycle events, put on the bus after the answer; `None` without `EVENT_BUS_NAME`.
+    events: Option<Events>,
+}
+
+/// What a function still does after its answer: mail and events. In Lambda the function's
+/// extension waits for [`AfterAnswer::idle`] before the environment may freeze.
+#[derive(Debug, Clone)]
+pub struct AfterAnswer {
+    outbox: Option<Outbox>,
+    events: Option<Events>,
+}
+
+impl AfterAnswer {
+    pub async fn idle(&self) {
+        if let Some(outbox) = &self.outbox {
+            outbox.idle().await;
+        }
+        if let Some(events) = &self.events {
+            events.idle().await;
+        }
+    }
 }
 
 impl AuthService {
@@ -94,7 +122,22 @@ impl AuthService {
             mfa_keys: None,
             relying_party: None,
             oidc: None,
+            events: None,
         }
+    }
+
+    /// The same service, putting lifecycle events on the bus through `sink`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(Events::new(sink));
+        self
+    }
+
+    /// What this function does after its answers, if anything.
+    pub fn after_answer(&self) -> Option<AfterAnswer> {
+        (self.outbox.is_some() || self.events.is_some()).then(|| AfterAnswer {
+            outbox: self.outbox.clone(),
+            events: self.events.clone(),
+        })
     }
 
     /// The same service, sending mail through `mailer`.
@@ -167,6 +210,8 @@ impl AuthService {
             return Err(invalid_token("session ended during the password change"));
         }
         info!(user_id = %user.id, chain_id = %chain_id, "password changed; other sessions revoked");
+        self.record(Happened::new(user.id, EventKind::PasswordChanged))
+            .await;
         Ok(())
     }
 }

@@ -28,12 +28,13 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::email::{new_opaque_token, plausible_opaque_token};
+use super::history::Happened;
 use super::{AuthError, AuthService, SignIn};
 use crate::clock::UnixTime;
 use crate::mail::Mail;
 use crate::model::{
-    Amr, CeremonyKind, CurrentLinks, Federated, LinkedIdentity, MAX_IDENTITIES, MfaState,
-    PendingCeremony, User, identity_id,
+    Amr, CeremonyKind, CurrentLinks, EventKind, Federated, LinkedIdentity, MAX_IDENTITIES,
+    MfaState, PendingCeremony, User, identity_id,
 };
 use crate::oidc::{AuthorizationRequest, OidcError, ProviderIdentity};
 use crate::passwords::Password;
@@ -586,6 +587,11 @@ impl AuthService {
             {
                 IdentityLinked::Linked => {
                     info!(user_id = %user.id, provider, "identity linked by a verified address");
+                    self.record(
+                        Happened::new(user.id, EventKind::IdentityLinked)
+                            .with("provider", provider),
+                    )
+                    .await;
                     self.tell_identity_linked(&user, provider);
                     Ok(user)
                 }
@@ -610,6 +616,9 @@ impl AuthService {
         match self.store.create_user(&user).await {
             Ok(()) => {
                 info!(user_id = %user.id, provider, "user registered through an OpenID provider");
+                let method = format!("oidc:{provider}");
+                self.record(Happened::new(user.id, EventKind::Registered).with("method", method))
+                    .await;
                 Ok(user)
             }
             Err(StoreError::EmailTaken) => Err(AccountError::Exists),
@@ -711,6 +720,10 @@ impl AuthService {
             IdentityLinked::Refused => return Err(AuthError::InvalidCode),
         }
         info!(user_id = %user.id, provider = %identity.provider, "identity linked");
+        self.record(
+            Happened::new(user.id, EventKind::IdentityLinked).with("provider", &identity.provider),
+        )
+        .await;
         self.tell_identity_linked(user, &identity.provider);
         Ok(Exchanged::Linked(IdentityInfo::of(id, identity)))
     }
@@ -831,6 +844,8 @@ impl AuthService {
         let now = self.clock.now();
         if self.store.unlink_identity(user.id, id, now).await? {
             info!(user_id = %user.id, "identity unlinked");
+            self.record(Happened::new(user.id, EventKind::IdentityUnlinked))
+                .await;
             return Ok(());
         }
         // Removed by a racing request, or the last way in.

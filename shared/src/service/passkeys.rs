@@ -18,12 +18,15 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::email::{new_opaque_token, plausible_opaque_token};
+use super::history::Happened;
 use super::mfa::SignIn;
 use super::throttle::ip_subject;
 use super::{AuthError, AuthService, SignedIn, invalid_token};
 use crate::clock::UnixTime;
 use crate::mail::Mail;
-use crate::model::{Amr, CeremonyKind, MAX_PASSKEYS, PendingCeremony, StoredPasskey, User};
+use crate::model::{
+    Amr, CeremonyKind, EventKind, MAX_PASSKEYS, PendingCeremony, StoredPasskey, User,
+};
 use crate::passkeys::{Assertion, CEREMONY_TTL_SECS, PasskeyError, RelyingParty, Started};
 use crate::passwords::Password;
 use crate::store::{ChallengePassed, PasskeyAdded, SpentCode};
@@ -264,6 +267,8 @@ impl AuthService {
             }
         }
         info!(user_id = %user.id, "passkey added");
+        self.record(Happened::new(user.id, EventKind::PasskeyAdded).with("passkey", &passkey.name))
+            .await;
         match self.outbox() {
             Some(outbox) => outbox.send(
                 Mail::PasskeyAdded {
@@ -337,6 +342,8 @@ impl AuthService {
             });
         }
         info!(user_id = %user.id, "passkey removed");
+        self.record(Happened::new(user.id, EventKind::PasskeyRemoved))
+            .await;
         Ok(())
     }
 

@@ -7,9 +7,10 @@ use uuid::Uuid;
 use super::access::check_snapshot;
 use super::contention_delay;
 use super::error::invalid_token;
-use super::{AuthError, AuthService, SessionInfo, SignedIn};
+use super::history::Happened;
+use super::{AuthError, AuthService, EXCHANGE_CODE_TTL_SECS, SessionInfo, SignedIn};
 use crate::clock::UnixTime;
-use crate::model::{Amr, Claims, IssuedToken, Rotation, SessionChain, TokenType, User};
+use crate::model::{Amr, Claims, EventKind, IssuedToken, Rotation, SessionChain, TokenType, User};
 use crate::store::{RotateOutcome, RotationRequest};
 use crate::tokens::{TokenError, token_hash};
 
@@ -130,9 +131,28 @@ impl AuthService {
             .start_chain(&chain, &minted.access, &minted.refresh)
             .await?;
         info!(user_id = %user.id, chain_id = %chain_id, "session started");
+        let mut entry = Happened::new(user.id, EventKind::SignedIn).with("session", chain_id);
+        if let Some(amr) = &chain.amr {
+            let amr: Vec<String> = amr
+                .iter()
+                .filter_map(|a| serde_json::to_value(a).ok()?.as_str().map(str::to_owned))
+                .collect();
+            entry = entry.with("amr", amr.join(" "));
+        }
+        if let Some(idp) = &chain.idp {
+            entry = entry.with("idp", idp);
+        }
+        self.record(entry).await;
         let device_token = match device_token {
             Some(token) => token,
-            None => self.new_device(&user, now).await?,
+            None => {
+                // An account's first sign-in (a registration, or the exchange that follows a
+                // provider's new account, within a minute) is from no "new" device.
+                if now - user.created_at > EXCHANGE_CODE_TTL_SECS {
+                    self.new_device_seen(&user, chain_id).await;
+                }
+                self.new_device(&user, now).await?
+            }
         };
         Ok(SignedIn {
             device_token: Some(device_token),
@@ -303,6 +323,10 @@ impl AuthService {
             return e.into();
         }
         warn!(user_id = %user.id, chain_id = %chain.chain_id, "refresh token reuse detected; session revoked");
+        self.record(
+            Happened::new(user.id, EventKind::SessionReuseDetected).with("session", chain.chain_id),
+        )
+        .await;
         invalid_token("refresh token reused after rotation")
     }
 
@@ -344,14 +368,23 @@ impl AuthService {
         if all {
             self.store.revoke_all_sessions(user_id).await?;
             info!(user_id = %user_id, "all sessions revoked");
+            self.record(Happened::new(user_id, EventKind::SessionsEnded).with("by", "logout"))
+                .await;
             return Ok(());
         }
         let user = self.active_user(user_id).await?;
         // Already ended is fine: logging out is idempotent.
-        self.store
+        let revoked = self
+            .store
             .revoke_chain(user_id, chain_id, user.session_epoch, self.clock.now())
             .await?;
         info!(user_id = %user_id, chain_id = %chain_id, "session revoked by logout");
+        if revoked {
+            let ended = Happened::new(user_id, EventKind::SessionEnded)
+                .with("session", chain_id)
+                .with("by", "logout");
+            self.record(ended).await;
+        }
         Ok(())
     }
 
@@ -402,6 +435,10 @@ impl AuthService {
             return Err(AuthError::NotFound);
         }
         info!(user_id = %user_id, chain_id = %chain_id, "session revoked");
+        let ended = Happened::new(user_id, EventKind::SessionEnded)
+            .with("session", chain_id)
+            .with("by", "session list");
+        self.record(ended).await;
         Ok(())
     }
 }

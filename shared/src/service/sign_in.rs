@@ -5,10 +5,11 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::email::LinkBase;
+use super::history::Happened;
 use super::mfa::SignIn;
 use super::{AuthError, AuthService, SignedIn};
 use crate::clock::UnixTime;
-use crate::model::{Amr, CurrentLinks, MfaState, User};
+use crate::model::{Amr, CurrentLinks, EventKind, MfaState, User};
 use crate::passwords::{Password, Verification};
 use crate::validation::normalize_email;
 
@@ -59,6 +60,8 @@ impl AuthService {
         };
         self.store.create_user(&user).await?;
         info!(user_id = %user.id, "user registered");
+        self.record(Happened::new(user.id, EventKind::Registered).with("method", "password"))
+            .await;
         match links {
             Some(links) => self.send_first_verification(&user, links),
             None => warn!(user_id = %user.id, "no link base: no verification mail"),
@@ -98,9 +101,17 @@ impl AuthService {
         let charged = self
             .charge_login(&email, source_ip, device.as_ref(), now)
             .await?;
+        let user_id = user.as_ref().map(|u| u.id);
         let checked = self.check_credentials(user, password).await;
         // The right password counts as a success even for a disabled account.
         let right_password = matches!(checked, Ok(_) | Err(AuthError::AccountDisabled));
+        if charged.locks
+            && !right_password
+            && let Some(user) = &user_id
+        {
+            // After the answer: whether the address has an account must not show in its time.
+            self.record_later(Happened::new(*user, EventKind::LoginLockedOut));
+        }
         self.settle_login(charged, right_password).await;
         if matches!(
             checked,

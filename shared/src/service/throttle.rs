@@ -83,6 +83,8 @@ pub(crate) struct Charged {
     ip_key: Option<String>,
     /// Set when the attempt was charged to a trusted device instead of the email.
     device_key: Option<String>,
+    /// Whether this attempt, if it fails, locks the address's logins.
+    pub(crate) locks: bool,
 }
 
 impl AuthService {
@@ -116,6 +118,7 @@ impl AuthService {
                     email_key,
                     ip_key,
                     device_key: Some(device_key),
+                    locks: false,
                 });
             }
             info!(
@@ -124,10 +127,11 @@ impl AuthService {
             );
         }
         match self.charge_email(&email_key, now).await {
-            Ok(()) => Ok(Charged {
+            Ok(locks) => Ok(Charged {
                 email_key,
                 ip_key,
                 device_key: None,
+                locks,
             }),
             Err(e) => {
                 // Refused before any password work: it is not a failed login of this IP.
@@ -141,7 +145,8 @@ impl AuthService {
 
     /// Adds a failure to the email's count unless it is locked; the attempt that reaches the
     /// threshold sets the lock, so concurrent attempts see it at once.
-    async fn charge_email(&self, key: &str, now: UnixTime) -> Result<(), AuthError> {
+    /// Whether this attempt, failing, sets a lock.
+    async fn charge_email(&self, key: &str, now: UnixTime) -> Result<bool, AuthError> {
         let threshold = self.config.login_max_failures;
         let charged = self
             .charge_lockout(key, |f| lock_secs(f, threshold), FAILURE_MEMORY_SECS, now)
@@ -152,7 +157,7 @@ impl AuthService {
                 "login throttled"
             );
         }
-        charged.map(drop)
+        charged.map(|charge| lock_secs(charge.failures, threshold) > 0)
     }
 
     /// Charges one attempt to the lockout counter `key`, before whatever it attempts is checked,

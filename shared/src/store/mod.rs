@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::clock::UnixTime;
 use crate::model::{
     EmailLink, IssuedToken, LinkedIdentity, MfaChallenge, PendingCeremony, Rotation, SealedSecret,
-    SessionChain, StoredPasskey, TrustedDevice, User,
+    SecurityEvent, SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -514,6 +514,54 @@ pub trait IdentityStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// A page of [`AccountStore::history`].
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub events: Vec<SecurityEvent>,
+    /// Opaque: where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// The account as a whole: its security history, and its deletion.
+///
+/// Deleting is two steps. [`Self::delete_user`] removes every way in at once (the user item with
+/// its MFA secret, recovery codes, roles, passkeys and identities, and the guards of its address,
+/// passkeys and identities) and, in the same write, records what is left to sweep: from then
+/// on the address is free and nothing signs the user in, since every token, chain, link,
+/// challenge and device names a user that no longer exists. [`Self::sweep_deletions`] removes
+/// what is left (sessions, tokens, links, devices, challenges, ceremonies, history, the
+/// throttle counters named at deletion), and can run again after a crash between the two.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Appends `event` to its user's history.
+    async fn record_event(&self, event: &SecurityEvent) -> Result<(), StoreError>;
+
+    /// The user's history, newest first, at most `limit` entries after `cursor` (the page
+    /// before's `next`). Expired entries count as absent. A cursor this store never gave is
+    /// [`StoreError::InvalidCursor`].
+    async fn history(
+        &self,
+        user_id: Uuid,
+        cursor: Option<&str>,
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<HistoryPage, StoreError>;
+
+    /// Deletes the account's ways in, while the user still has exactly the passkeys and
+    /// identities of `user` (a way in added meanwhile would outlive it), and records the rest
+    /// for the sweep with `throttle_keys`. `false` when the user is gone or changed meanwhile.
+    async fn delete_user(
+        &self,
+        user: &User,
+        throttle_keys: &[String],
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Removes what deleted accounts left behind; how many deletions it finished.
+    async fn sweep_deletions(&self, now: UnixTime) -> Result<usize, StoreError>;
+}
+
 /// A complete backend.
 pub trait Store:
     UserStore
@@ -524,6 +572,7 @@ pub trait Store:
     + DeviceStore
     + PasskeyStore
     + IdentityStore
+    + AccountStore
 {
 }
 impl<
@@ -534,7 +583,8 @@ impl<
         + MfaStore
         + DeviceStore
         + PasskeyStore
-        + IdentityStore,
+        + IdentityStore
+        + AccountStore,
 > Store for T
 {
 }

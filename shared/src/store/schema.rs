@@ -25,12 +25,31 @@ pub struct Key {
     pub kind: KeyType,
 }
 
-/// A global secondary index, projecting every attribute.
+/// What a global secondary index copies of each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    All,
+    /// The table's and the index's keys alone.
+    KeysOnly,
+}
+
+impl Projection {
+    /// The name in DynamoDB and CloudFormation: `ALL`, `KEYS_ONLY`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Projection::All => "ALL",
+            Projection::KeysOnly => "KEYS_ONLY",
+        }
+    }
+}
+
+/// A global secondary index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
     pub name: &'static str,
     pub partition_key: Key,
     pub sort_key: Option<Key>,
+    pub projection: Projection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +86,10 @@ pub const TTL_ATTRIBUTE: &str = "expires_at";
 pub const USER_INDEX: &str = "by_user";
 pub const USER_INDEX_KEY: &str = "chain_user_id";
 pub const USER_INDEX_SORT: &str = "created_at";
+/// Every sessions-table item that names a user, by that user: what a deletion sweeps.
+pub const OWNER_INDEX: &str = "by_owner";
+pub const OWNER_INDEX_KEY: &str = "user_id";
+pub const HISTORY_SORT_KEY: &str = "id";
 
 const PK: Key = Key {
     name: PARTITION_KEY,
@@ -87,18 +110,43 @@ pub const SESSIONS: TableSchema = TableSchema {
     logical_id: "SessionsTable",
     partition_key: PK,
     sort_key: None,
-    indexes: &[Index {
-        name: USER_INDEX,
-        partition_key: Key {
-            name: USER_INDEX_KEY,
-            kind: KeyType::String,
+    indexes: &[
+        Index {
+            name: USER_INDEX,
+            partition_key: Key {
+                name: USER_INDEX_KEY,
+                kind: KeyType::String,
+            },
+            sort_key: Some(Key {
+                name: USER_INDEX_SORT,
+                kind: KeyType::Number,
+            }),
+            projection: Projection::All,
         },
-        sort_key: Some(Key {
-            name: USER_INDEX_SORT,
-            kind: KeyType::Number,
-        }),
-    }],
+        Index {
+            name: OWNER_INDEX,
+            partition_key: Key {
+                name: OWNER_INDEX_KEY,
+                kind: KeyType::String,
+            },
+            sort_key: None,
+            projection: Projection::KeysOnly,
+        },
+    ],
     ttl_attribute: Some(TTL_ATTRIBUTE),
 };
 
-pub const TABLES: &[TableSchema] = &[USERS, SESSIONS];
+/// Each user's security history: partition `pk` the user's id, sort key the entry's
+/// time-ordered id, expiring by TTL after [`crate::model::HISTORY_RETENTION_SECS`].
+pub const HISTORY: TableSchema = TableSchema {
+    logical_id: "HistoryTable",
+    partition_key: PK,
+    sort_key: Some(Key {
+        name: HISTORY_SORT_KEY,
+        kind: KeyType::String,
+    }),
+    indexes: &[],
+    ttl_attribute: Some(TTL_ATTRIBUTE),
+};
+
+pub const TABLES: &[TableSchema] = &[USERS, SESSIONS, HISTORY];

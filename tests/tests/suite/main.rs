@@ -8,6 +8,7 @@
 //! process-wide state (`operations::log_secrets` a global tracing subscriber,
 //! `operations::metrics` the global metrics recorder) see only their own.
 
+mod account;
 mod admin;
 mod api;
 mod devices;

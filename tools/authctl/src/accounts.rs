@@ -125,5 +125,6 @@ async fn open_store(data_dir: Option<PathBuf>) -> Result<Arc<dyn Store>, String>
         client,
         &config.users_table,
         &config.sessions_table,
+        &config.history_table,
     )))
 }

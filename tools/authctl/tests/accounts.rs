@@ -14,6 +14,7 @@ fn config(users: &str, sessions: &str) -> Arc<Config> {
     let defaults = Defaults {
         users_table: Some(users.into()),
         sessions_table: Some(sessions.into()),
+        history_table: Some(format!("{sessions}-history")),
         issuer: Some("https://auth.test.example".into()),
         audience: Some("https://api.test.example".into()),
         ..Defaults::default()
@@ -111,10 +112,10 @@ async fn deactivation_on_dynamodb() {
     let (users, sessions) = (format!("users-{suffix}"), format!("sessions-{suffix}"));
     let config = config(&users, &sessions);
     let client = DynamoStore::client_for_endpoint(&endpoint).await;
-    let store = DynamoStore::new(client, &users, &sessions);
+    let store = DynamoStore::new(client, &users, &sessions, &config.history_table);
     store.create_tables().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
-    let service = build_service(store.clone(), config);
+    let service = build_service(store.clone(), config.clone());
     let token = service
         .register("ddb.ops@example.com", &Password::new(PASSWORD), None)
         .await
@@ -124,6 +125,7 @@ async fn deactivation_on_dynamodb() {
     let envs = [
         ("USERS_TABLE", users.as_str()),
         ("SESSIONS_TABLE", sessions.as_str()),
+        ("HISTORY_TABLE", config.history_table.as_str()),
     ];
     let (ok, output) = authctl(&["deactivate", "ddb.ops@example.com"], &envs);
     assert!(ok, "{output}");
@@ -224,13 +226,14 @@ async fn roles_on_dynamodb() {
     let (users, sessions) = (format!("users-{suffix}"), format!("sessions-{suffix}"));
     let config = config(&users, &sessions);
     let client = DynamoStore::client_for_endpoint(&endpoint).await;
-    let store = DynamoStore::new(client, &users, &sessions);
+    let store = DynamoStore::new(client, &users, &sessions, &config.history_table);
     store.create_tables().await.unwrap();
     let store: Arc<dyn Store> = Arc::new(store);
-    let service = build_service(store.clone(), config);
+    let service = build_service(store.clone(), config.clone());
     let envs = [
         ("USERS_TABLE", users.clone()),
         ("SESSIONS_TABLE", sessions.clone()),
+        ("HISTORY_TABLE", config.history_table.clone()),
     ];
     let run = |args: &[&str]| {
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -406,9 +406,13 @@ async fn run() -> Result<(), String> {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
-    if let (Some(users), Some(sessions)) = (table("USERS_TABLE"), table("SESSIONS_TABLE")) {
+    if let (Some(users), Some(sessions), Some(history)) = (
+        table("USERS_TABLE"),
+        table("SESSIONS_TABLE"),
+        table("HISTORY_TABLE"),
+    ) {
         let client = shared::DynamoStore::client_for_endpoint(&dynamodb).await;
-        shared::DynamoStore::new(client, &users, &sessions)
+        shared::DynamoStore::new(client, &users, &sessions, &history)
             .create_tables()
             .await
             .map_err(|e| format!("create the tables {users} and {sessions}: {e}"))?;

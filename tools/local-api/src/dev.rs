@@ -1,5 +1,6 @@
 //! The local server's own pages, `GET /_dev/mail` and `GET /_dev/inbox`: the mail it kept
-//! instead of sending. No Lambda function serves them, so they sit beside the dispatch rather
+//! instead of sending; `GET /_dev/events`: the lifecycle events it kept instead of putting on
+//! a bus. No Lambda function serves them, so they sit beside the dispatch rather
 //! than in the route table, and they answer only under a loopback `Host`.
 
 use bytes::Bytes;
@@ -8,15 +9,20 @@ use serde_json::json;
 use shared::AuthService;
 
 use crate::events::{ClientRequest, gateway_message};
+use crate::lifecycle::FolderEvents;
 use crate::mail::{FolderMailer, inbox_page};
 
-/// The local server's own pages: the mail it kept instead of sending.
+/// The local server's own pages: the mail and the events it kept.
 pub(crate) async fn serve(
     mail: Option<&FolderMailer>,
+    events: Option<&FolderEvents>,
     service: &AuthService,
     incoming: &ClientRequest,
     page: &str,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    if page == "events" {
+        return serve_events(events, service, incoming).await;
+    }
     let Some(mail) = mail
         .filter(|_| incoming.method == Method::GET)
         // Only under a loopback name: a page on another site that rebinds its own name to
@@ -26,7 +32,7 @@ pub(crate) async fn serve(
         return gateway_message(StatusCode::NOT_FOUND, "Not Found");
     };
     // Mail goes out after the answer; what the requests so far sent is there once it is idle.
-    service.outbox_idle().await;
+    service.after_answer_idle().await;
     let to = form_urlencoded::parse(incoming.query.as_deref().unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "to")
         .map(|(_, value)| value.into_owned());
@@ -48,6 +54,40 @@ pub(crate) async fn serve(
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    (StatusCode::OK, headers, Bytes::from(body))
+}
+
+/// `GET /_dev/events`: the kept lifecycle events, newest first.
+async fn serve_events(
+    events: Option<&FolderEvents>,
+    service: &AuthService,
+    incoming: &ClientRequest,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let Some(events) = events
+        .filter(|_| incoming.method == Method::GET)
+        .filter(|_| loopback_host(&incoming.headers))
+    else {
+        return gateway_message(StatusCode::NOT_FOUND, "Not Found");
+    };
+    // Events go out after the answer, as mail does.
+    service.after_answer_idle().await;
+    let kind = form_urlencoded::parse(incoming.query.as_deref().unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "type")
+        .map(|(_, value)| value.into_owned());
+    let events = match events.events(kind.as_deref()) {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the events file");
+            return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let body = json!({ "events": events }).to_string();
     (StatusCode::OK, headers, Bytes::from(body))
 }
 

@@ -23,6 +23,7 @@ use crate::events::{
     RequestContext, authorizer_event, gateway_message, header_text, request_event,
 };
 use crate::extra_routes::invoke_extra;
+use crate::lifecycle::FolderEvents;
 use crate::mail::FolderMailer;
 
 pub use crate::events::ClientRequest;
@@ -44,6 +45,8 @@ pub struct Gateway {
     state: LocalState,
     /// The mail kept instead of sent, served at `/_dev/`.
     mail: Option<FolderMailer>,
+    /// The lifecycle events kept instead of put on a bus, served at `/_dev/events`.
+    events: Option<FolderEvents>,
     extra_routes: Vec<ExtraRoute>,
 }
 
@@ -91,6 +94,7 @@ impl Gateway {
         Self {
             state: LocalState { service, discovery },
             mail: None,
+            events: None,
             extra_routes: Vec::new(),
         }
     }
@@ -98,6 +102,12 @@ impl Gateway {
     /// Also serves the mail `mailer` keeps, at `GET /_dev/mail` and `GET /_dev/inbox`.
     pub fn with_dev_mail(mut self, mailer: FolderMailer) -> Self {
         self.mail = Some(mailer);
+        self
+    }
+
+    /// Also serves the lifecycle events `events` keeps, at `GET /_dev/events`.
+    pub fn with_dev_events(mut self, events: FolderEvents) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -126,7 +136,8 @@ impl Gateway {
         let answer = if incoming.body.len() > MAX_PAYLOAD_BYTES {
             gateway_message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large")
         } else if let Some(page) = incoming.path.strip_prefix("/_dev/") {
-            dev::serve(self.mail.as_ref(), &self.state.service, &incoming, page).await
+            let (mail, events) = (self.mail.as_ref(), self.events.as_ref());
+            dev::serve(mail, events, &self.state.service, &incoming, page).await
         } else {
             self.dispatch(&incoming, &request_id).await
         };

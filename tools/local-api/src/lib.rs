@@ -13,6 +13,7 @@ mod dev;
 mod events;
 mod extra_routes;
 pub mod gateway;
+pub mod lifecycle;
 pub mod mail;
 pub mod runtime_api;
 pub mod server;
@@ -33,6 +34,8 @@ pub const SIGNING_KEY_FILE: &str = "signing-key.json";
 pub const STORE_FILE: &str = "auth.redb";
 /// Where the mail is kept, inside the data directory.
 pub const MAIL_DIR: &str = "mail";
+/// The file under the data directory that keeps the lifecycle events (`GET /_dev/events`).
+pub const EVENTS_FILE: &str = "events.jsonl";
 /// The development key that seals TOTP secrets, inside the data directory.
 pub const MFA_KEY_FILE: &str = "mfa-key.txt";
 
@@ -103,11 +106,12 @@ impl LocalStore {
         dynamodb_endpoint: Option<&str>,
         users_table: &str,
         sessions_table: &str,
+        history_table: &str,
     ) -> Result<Self, String> {
         match dynamodb_endpoint {
             Some(endpoint) => {
                 let client = DynamoStore::client_for_endpoint(endpoint).await;
-                let store = DynamoStore::new(client, users_table, sessions_table);
+                let store = DynamoStore::new(client, users_table, sessions_table, history_table);
                 store
                     .create_tables()
                     .await

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use local_api::lifecycle::FolderEvents;
 use local_api::mail::FolderMailer;
 use local_api::{
     ExtraRouteSpec, Gateway, LocalStore, load_or_create_keys, load_or_create_mfa_keys, server,
@@ -94,6 +95,7 @@ async fn run() -> Result<(), String> {
     let defaults = Defaults {
         users_table: Some("users".into()),
         sessions_table: Some("sessions".into()),
+        history_table: Some("history".into()),
         issuer: Some(base_url.clone()),
         audience: Some(base_url.clone()),
         app_url: Some(base_url.clone()),
@@ -111,12 +113,14 @@ async fn run() -> Result<(), String> {
             options.dynamodb.as_deref(),
             &config.users_table,
             &config.sessions_table,
+            &config.history_table,
         )
         .await?,
     );
     let discovery =
         Published::new(config.issuer.clone(), &keys).with_providers(&config.oidc_providers);
     let mailer = FolderMailer::new(options.data_dir.join(local_api::MAIL_DIR));
+    let events = FolderEvents::new(options.data_dir.join(local_api::EVENTS_FILE));
     let service = AuthService::new(
         config,
         store.as_store(),
@@ -125,6 +129,7 @@ async fn run() -> Result<(), String> {
         Arc::new(SystemClock),
     )
     .with_mailer(Arc::new(mailer.clone()))
+    .with_events(Arc::new(events.clone()))
     .with_mfa_keys(Arc::new(load_or_create_mfa_keys(&options.data_dir)?));
     // Passkeys for `http://localhost:PORT`: browsers take no IP address as a relying party.
     let service = shared::bootstrap::with_relying_party(service).map_err(|e| e.to_string())?;
@@ -137,6 +142,7 @@ async fn run() -> Result<(), String> {
     let gateway = Arc::new(
         Gateway::new(service, discovery)
             .with_dev_mail(mailer)
+            .with_dev_events(events)
             .with_extra_routes(extra_routes),
     );
 

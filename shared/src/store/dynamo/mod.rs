@@ -5,17 +5,21 @@
 //!   holding the user id, and `PASSKEY#<credential id>` a passkey's guard. A user and its guard
 //!   are written in one transaction conditioned on the guard not existing, so email and
 //!   credential uniqueness hold under any concurrency.
+//! - history: each user's security history, partition `pk` the user's id and sort key `id`
+//!   a time-ordered entry id, with `expires_at` as the TTL attribute.
 //! - sessions: `TOKEN#<token_id>` per issued token and `CHAIN#<chain_id>` per session (sign-in
 //!   chain), `LINK#`, `MFA#`, `DEVICE#` and `CEREMONY#` per emailed link, second-factor
 //!   challenge, trusted device and passkey ceremony (keyed by the hash of their secret), and
 //!   `THROTTLE#<key>` per throttling counter, all with `expires_at` (epoch seconds) as the TTL attribute. Chains carry
-//!   `chain_user_id`, the key of the sparse GSI `by_user` that lists a user's sessions.
+//!   `chain_user_id`, the key of the sparse GSI `by_user` that lists a user's sessions; every item
+//!   that names a user by `user_id` is in the keys-only GSI `by_owner`, which a deletion sweeps.
 //!
 //! Every read that decides security is strongly consistent; TTL deletes lazily, so reads also
 //! compare `expires_at` with the clock. `docs/data-model.md` describes the items.
 //!
 //! One file per store trait; every conditional write is built with [`write::Expression`].
 
+mod account;
 mod client;
 mod devices;
 mod guarded;
@@ -48,6 +52,7 @@ pub struct DynamoStore {
     client: LazyClient,
     users_table: String,
     sessions_table: String,
+    history_table: String,
 }
 
 impl DynamoStore {
@@ -55,11 +60,13 @@ impl DynamoStore {
         client: Client,
         users_table: impl Into<String>,
         sessions_table: impl Into<String>,
+        history_table: impl Into<String>,
     ) -> Self {
         Self {
             client: LazyClient::ready(client),
             users_table: users_table.into(),
             sessions_table: sessions_table.into(),
+            history_table: history_table.into(),
         }
     }
 
@@ -70,11 +77,13 @@ impl DynamoStore {
         make: fn() -> Client,
         users_table: impl Into<String>,
         sessions_table: impl Into<String>,
+        history_table: impl Into<String>,
     ) -> Self {
         Self {
             client: LazyClient::on_first_use(make),
             users_table: users_table.into(),
             sessions_table: sessions_table.into(),
+            history_table: history_table.into(),
         }
     }
 

@@ -15,11 +15,12 @@ use crate::store::StoreError;
 use crate::store::schema::{self, TableSchema};
 
 impl DynamoStore {
-    /// Creates both tables if they do not exist.
+    /// Creates the tables if they do not exist.
     pub async fn create_tables(&self) -> Result<(), StoreError> {
         for (table, schema) in [
             (&self.users_table, &schema::USERS),
             (&self.sessions_table, &schema::SESSIONS),
+            (&self.history_table, &schema::HISTORY),
         ] {
             self.create_table(table, schema).await?;
         }
@@ -73,7 +74,10 @@ impl DynamoStore {
                     )?))
                     .projection(
                         Projection::builder()
-                            .projection_type(ProjectionType::All)
+                            .projection_type(match index.projection {
+                                schema::Projection::All => ProjectionType::All,
+                                schema::Projection::KeysOnly => ProjectionType::KeysOnly,
+                            })
                             .build(),
                     )
                     .build(),

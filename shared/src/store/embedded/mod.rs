@@ -7,6 +7,7 @@
 //! One file per store trait, as in the DynamoDB store; this one holds the tables and the
 //! transaction helpers they share.
 
+mod account;
 mod devices;
 mod guarded;
 mod identities;
@@ -31,15 +32,15 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{
-    AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter, IdentityLinked,
-    IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore, RotateOutcome, RotationRequest,
-    SessionSnapshot, SessionStore, SpentCode, StoreError, StoredFailures, ThrottleStore, UserPage,
-    UserStore,
+    AccountStore, AlongWithCode, ChallengePassed, DeviceStore, EmailChange, FailureCounter,
+    HistoryPage, IdentityLinked, IdentityStore, LinkStore, MfaStore, PasskeyAdded, PasskeyStore,
+    RotateOutcome, RotationRequest, SessionSnapshot, SessionStore, SpentCode, StoreError,
+    StoredFailures, ThrottleStore, UserPage, UserStore,
 };
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::model::{
     EmailLink, IssuedToken, LinkedIdentity, MAX_IDENTITIES, MAX_PASSKEYS, MfaChallenge,
-    PendingCeremony, SealedSecret, SessionChain, StoredPasskey, TrustedDevice, User,
+    PendingCeremony, SealedSecret, SecurityEvent, SessionChain, StoredPasskey, TrustedDevice, User,
 };
 
 const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
@@ -64,6 +65,8 @@ const CEREMONIES: TableDefinition<&str, &[u8]> = TableDefinition::new("passkey_c
 const PASSKEY_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("passkey_owners");
 /// The identity guard: identity id → its user. Its presence is what makes an identity linked.
 const IDENTITY_OWNERS: TableDefinition<&str, u128> = TableDefinition::new("identity_owners");
+/// Each user's security history: (user id, time-ordered entry id) → entry.
+const HISTORY: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("history");
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedStore {
@@ -121,6 +124,7 @@ impl EmbeddedStore {
             txn.open_table(CEREMONIES).map_err(internal)?;
             txn.open_table(PASSKEY_OWNERS).map_err(internal)?;
             txn.open_table(IDENTITY_OWNERS).map_err(internal)?;
+            txn.open_table(HISTORY).map_err(internal)?;
             sweep_expired(txn, SystemClock.now())
         })?;
         Ok(store)

@@ -40,7 +40,7 @@ async fn every_admin_route_needs_the_admin_role(h: Harness) {
         .iter()
         .filter(|r| r.access == Access::Admin)
         .collect();
-    assert_eq!(routes.len(), 5);
+    assert_eq!(routes.len(), 6);
     for route in routes {
         assert!(route.path.starts_with("/admin/"), "{}", route.key());
         let decide = |token: &str| {

@@ -21,6 +21,7 @@ oidc_on_both_stores!(
     linking_needs_a_verified_address_and_a_fresh_factor,
     the_last_way_in_is_never_unlinked,
     codes_and_tickets_die_with_the_epoch,
+    a_passwordless_account_is_deleted_after_a_fresh_sign_in,
 );
 
 fn claims(o: &Oidc, access_token: &str) -> shared::model::Claims {
@@ -383,4 +384,64 @@ async fn codes_and_tickets_die_with_the_epoch(o: Oidc) {
         refused,
         Err(AuthError::InvalidField { field: "link", .. })
     ));
+}
+
+/// An account made by a provider has no password to confirm a deletion with: a sign-in of the
+/// last ten minutes confirms it instead, and the identity is free for a new account after.
+async fn a_passwordless_account_is_deleted_after_a_fresh_sign_in(o: Oidc) {
+    use shared::service::AccountDeletion;
+    let signed_in = o.signed_in("op", "fed@example.com").await;
+    let principal =
+        o.h.service
+            .authorize(&signed_in.access_token)
+            .await
+            .unwrap();
+    let started = o.h.clock.now();
+    o.h.clock.advance(shared::service::FRESH_SIGN_IN_SECS + 1);
+    let refreshed = o.h.service.refresh(&signed_in.refresh_token).await.unwrap();
+    assert!(matches!(
+        o.h.service
+            .delete_account(
+                principal.user_id,
+                principal.chain_id,
+                AccountDeletion::default()
+            )
+            .await,
+        Err(AuthError::FreshFactorRequired)
+    ));
+    // A password is no way round it: the account has none.
+    let guess = Password::new(PASSWORD);
+    assert!(matches!(
+        o.h.service
+            .delete_account(
+                principal.user_id,
+                principal.chain_id,
+                AccountDeletion {
+                    password: Some(&guess),
+                    code: None,
+                },
+            )
+            .await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(o.h.service.authorize(&refreshed.access_token).await.is_ok());
+
+    // Back to the provider's time (its ID tokens live a minute), for a new sign-in there.
+    o.h.clock.set(started);
+    let fresh = o.signed_in("op", "fed@example.com").await;
+    assert_eq!(fresh.user.id, signed_in.user.id);
+    let principal = o.h.service.authorize(&fresh.access_token).await.unwrap();
+    o.h.service
+        .delete_account(
+            principal.user_id,
+            principal.chain_id,
+            AccountDeletion::default(),
+        )
+        .await
+        .expect("deleted after a fresh sign-in");
+    assert!(o.h.service.authorize(&fresh.access_token).await.is_err());
+    assert_eq!(o.h.stored_items_of(signed_in.user.id).await, 0);
+    // The identity's guard went with it: the same provider account makes a new account.
+    let again = o.signed_in("op", "fed@example.com").await;
+    assert_ne!(again.user.id, signed_in.user.id);
 }

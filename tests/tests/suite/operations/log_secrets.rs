@@ -163,9 +163,13 @@ async fn the_register_function_logs_no_secret_at_trace_through_its_own_runtime()
     let binary = integration_tests::rie::binaries().join("register");
     let endpoint = dynamodb_endpoint();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let (users, sessions) = (format!("users-{id}"), format!("sessions-{id}"));
+    let (users, sessions, history) = (
+        format!("users-{id}"),
+        format!("sessions-{id}"),
+        format!("history-{id}"),
+    );
     let client = shared::DynamoStore::client_for_endpoint(&endpoint).await;
-    let store = shared::DynamoStore::new(client, &users, &sessions);
+    let store = shared::DynamoStore::new(client, &users, &sessions, &history);
     store
         .create_tables()
         .await
@@ -195,6 +199,7 @@ async fn the_register_function_logs_no_secret_at_trace_through_its_own_runtime()
     command
         .env("USERS_TABLE", &users)
         .env("SESSIONS_TABLE", &sessions)
+        .env("HISTORY_TABLE", &history)
         .env("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)
         // Mail goes nowhere: the test is about the logs of the request, not the mail.
         .env("AWS_ENDPOINT_URL_SESV2", "http://127.0.0.1:9")

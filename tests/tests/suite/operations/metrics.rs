@@ -94,6 +94,19 @@ async fn each_metric_is_counted_and_its_dimensions_name_no_user() {
     let failed = authorizer::handle(&down.service, authorizer_event(&token)).await;
     assert_eq!(failed, Err(authorizer::AuthorizerError::Unavailable));
 
+    // An event the bus refuses (no such bus at the EventBridge emulator), counted once it
+    // has given up.
+    let sdk = shared::DynamoStore::sdk_loader().load().await;
+    let bus = shared::events::eventbridge::EventBridgeSink::new(&sdk, "no-such-bus");
+    let event = shared::events::LifecycleEvent {
+        id: uuid::Uuid::now_v7(),
+        kind: "user.registered".into(),
+        user_id: fresh.user.id,
+        occurred_at: "2026-12-04T00:00:00Z".into(),
+        detail: Default::default(),
+    };
+    shared::events::deliver(&bus, &event).await;
+
     let mut rendered = Vec::new();
     metrics::flush_into(&mut rendered).unwrap();
     let rendered = String::from_utf8(rendered).unwrap();

@@ -32,6 +32,7 @@ async fn create_tables(environment: &BTreeMap<String, String>) {
         client,
         &environment["USERS_TABLE"],
         &environment["SESSIONS_TABLE"],
+        &environment["HISTORY_TABLE"],
     );
     // Tests run at once and share env.json's tables: whoever creates them first wins.
     for _ in 0..5 {
@@ -803,6 +804,7 @@ impl Stack {
             client,
             &environment["USERS_TABLE"],
             &environment["SESSIONS_TABLE"],
+            &environment["HISTORY_TABLE"],
         );
         let now = shared::Clock::now(&shared::SystemClock);
         store

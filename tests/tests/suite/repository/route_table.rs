@@ -177,7 +177,7 @@ fn expected_shape(schema: &TableSchema) -> TableShape {
                     (
                         key(&index.partition_key),
                         index.sort_key.as_ref().map(key),
-                        "ALL".to_owned(),
+                        index.projection.code().to_owned(),
                     ),
                 )
             })
@@ -279,8 +279,12 @@ async fn described_shape(client: &aws_sdk_dynamodb::Client, table: &str) -> Tabl
 async fn create_tables_builds_the_schema() {
     let client = integration_tests::dynamo_client().await;
     let config = integration_tests::test_config();
-    let store =
-        shared::DynamoStore::new(client.clone(), &config.users_table, &config.sessions_table);
+    let store = shared::DynamoStore::new(
+        client.clone(),
+        &config.users_table,
+        &config.sessions_table,
+        &config.history_table,
+    );
     store.create_tables().await.unwrap();
     for (table, schema) in [
         (&config.users_table, &schema::USERS),

@@ -269,6 +269,7 @@ async fn an_interrupted_registration_leaves_the_whole_user_or_nothing() {
         client.clone(),
         &h.config.users_table,
         &h.config.sessions_table,
+        &h.config.history_table,
     )
     .create_tables()
     .await
