@@ -13,7 +13,9 @@ use shared::http::body_bytes;
 use shared::{Password, Principal, SignedIn};
 
 const EVENT_FILES: &[&str] = &[
+    "account-delete.json",
     "account-page.json",
+    "admin-user-delete.json",
     "admin-user-sessions-revoke.json",
     "admin-user-sessions.json",
     "admin-user-update.json",
@@ -58,6 +60,7 @@ const EVENT_FILES: &[&str] = &[
     "refresh.json",
     "register.json",
     "reset-password-page.json",
+    "security-events.json",
     "sessions-list.json",
     "sessions-revoke.json",
     "verify-email-page.json",
@@ -161,6 +164,8 @@ on_both_stores!(
     passkey_events,
     mfa_passkey_options_event,
     admin_events,
+    account_delete_event,
+    security_events_event,
 );
 
 /// The OpenID Connect events run against a provider of the test's own (the hostile fake,
@@ -983,12 +988,13 @@ async fn oidc_events(backend: integration_tests::Backend) {
 /// The user the admin events act on, as they are: nobody.
 const SAMPLE_USER: &str = "7b3e9f2a-5c1d-4e8b-a6f0-2d4c6e8a0b1c";
 
-const ADMIN_EVENTS: [&str; 5] = [
+const ADMIN_EVENTS: [&str; 6] = [
     "admin-users-list.json",
     "admin-user.json",
     "admin-user-update.json",
     "admin-user-sessions.json",
     "admin-user-sessions-revoke.json",
+    "admin-user-delete.json",
 ];
 
 /// The admin events as they are (their context holds the role, their user is nobody), then
@@ -1099,4 +1105,54 @@ async fn admin_events(h: Harness) {
     let changed = json_body(&changed)["user"].clone();
     assert_eq!(changed["is_active"], false);
     assert_eq!(changed["roles"], json!(["support"]));
+
+    let deleted = invoke(&*h.service, &on_user("admin-user-delete.json")).await;
+    assert_eq!(deleted.status(), 204, "{:?}", json_body(&deleted));
+    let gone = invoke(&*h.service, &on_user("admin-user.json")).await;
+    assert_eq!(gone.status(), 404);
+    assert!(
+        h.store
+            .user_by_email("grace@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// The sample's password is the user's: the account goes, and its tokens with it.
+async fn account_delete_event(h: Harness) {
+    let (signed_in, principal) = sign_in(&h).await;
+    let mut wrong = with_principal(event("account-delete.json"), &principal);
+    wrong = with_body(wrong, json!({"password": "not the password at all"}));
+    let refused = invoke(&*h.service, &wrong).await;
+    assert_eq!(refused.status(), 401, "{:?}", json_body(&refused));
+    assert!(h.service.authorize(&signed_in.access_token).await.is_ok());
+
+    let response = invoke(
+        &*h.service,
+        &with_principal(event("account-delete.json"), &principal),
+    )
+    .await;
+    assert_eq!(response.status(), 204, "{:?}", json_body(&response));
+    assert!(h.service.authorize(&signed_in.access_token).await.is_err());
+    assert!(h.store.user_by_email(EMAIL).await.unwrap().is_none());
+}
+
+async fn security_events_event(h: Harness) {
+    let (_, principal) = sign_in(&h).await;
+    let response = invoke(
+        &*h.service,
+        &with_principal(event("security-events.json"), &principal),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{:?}", json_body(&response));
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = json_body(&response);
+    let kinds: Vec<&str> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["signed_in", "registered"], "{body}");
 }

@@ -1339,6 +1339,91 @@ async fn every_reply_matches_the_document(backend: integration_tests::Backend) {
         403,
         "its sessions ended"
     );
+    let template = "/admin/users/{id}";
+    for (id, bearer, status) in [
+        (&target, None, 401),
+        (&target, Some(plain.as_str()), 403),
+        (&nobody, Some(&boss), 404),
+        (&target, Some(&boss), 204),
+        (&target, Some(&boss), 404),
+    ] {
+        let reply = c
+            .send("DELETE", template, &user(id), bearer, None, "")
+            .await;
+        assert_eq!(reply.status, status, "{id} {bearer:?}");
+    }
+
+    // the security history: the admin's own, a page at a time
+    let template = "/auth/security-events";
+    for (path, bearer, status) in [
+        ("/auth/security-events", Some(boss.as_str()), 200),
+        ("/auth/security-events?limit=1", Some(&boss), 200),
+        ("/auth/security-events?limit=0", Some(&boss), 400),
+        (
+            "/auth/security-events?cursor=not-a-cursor",
+            Some(&boss),
+            400,
+        ),
+        ("/auth/security-events", None, 401),
+        ("/auth/security-events", Some("forged"), 403),
+    ] {
+        let reply = c.send("GET", template, path, bearer, None, "").await;
+        assert_eq!(reply.status, status, "{path} {bearer:?}");
+    }
+
+    // deleting one's own account: the password confirms it
+    let leaving = c
+        .post("/auth/register", &signed_up("leaving@example.com"), None)
+        .await;
+    let leaving = field(&leaving, "access_token");
+    let template = "/auth/account";
+    for (body, content_type, bearer, status) in [
+        (
+            Some(json!({"password": "not the password"})),
+            "application/json",
+            Some(leaving.as_str()),
+            401,
+        ),
+        (None, "", Some(&leaving), 400),
+        (
+            Some(json!({"password": 7})),
+            "application/json",
+            Some(&leaving),
+            400,
+        ),
+        (Some(json!({})), "text/plain", Some(&leaving), 415),
+        (
+            Some(json!({"password": PASSWORD})),
+            "application/json",
+            None,
+            401,
+        ),
+        (
+            Some(json!({"password": PASSWORD})),
+            "application/json",
+            Some(&leaving),
+            204,
+        ),
+        (
+            Some(json!({"password": PASSWORD})),
+            "application/json",
+            Some(&leaving),
+            403,
+        ),
+    ] {
+        let body = body.map(|b| b.to_string());
+        let reply = c
+            .send(
+                "DELETE",
+                template,
+                template,
+                bearer,
+                body.as_deref(),
+                content_type,
+            )
+            .await;
+        assert_eq!(reply.status, status, "{body:?} {bearer:?}");
+    }
 
     // keys
     assert_eq!(c.get("/.well-known/jwks.json", None).await.status, 200);

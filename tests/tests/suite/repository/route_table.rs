@@ -289,6 +289,7 @@ async fn create_tables_builds_the_schema() {
     for (table, schema) in [
         (&config.users_table, &schema::USERS),
         (&config.sessions_table, &schema::SESSIONS),
+        (&config.history_table, &schema::HISTORY),
     ] {
         assert_eq!(
             described_shape(&client, table).await,
