@@ -15,7 +15,7 @@ mod sam_cli;
 use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
 use serde_yaml_ng::Value;
-use shared::metrics::{METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED};
+use shared::metrics::{EVENTS_NOT_DELIVERED, METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED};
 
 fn tag<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
     match value {
@@ -146,6 +146,18 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
             covered.iter().any(|(m, b)| m == metric && b == binary),
             "template.yaml: no alarm on {metric} of {binary}"
         );
+    }
+    // Every function that publishes lifecycle events is watched for the ones it could not.
+    for (id, binary) in &template.functions {
+        let variables = &template.resource(id)["Properties"]["Environment"]["Variables"];
+        if variables.get("EVENT_BUS_NAME").is_some() {
+            assert!(
+                covered
+                    .iter()
+                    .any(|(m, b)| m == EVENTS_NOT_DELIVERED && b == binary),
+                "template.yaml: no alarm on {EVENTS_NOT_DELIVERED} of {binary}, which publishes events"
+            );
+        }
     }
 }
 

@@ -735,6 +735,49 @@ async fn check_live(stack: &Stack, name: &str) {
                 .await;
             assert_eq!(after["isAuthorized"], false, "every session ended: {after}");
         }
+        "admin-user-delete.json" => {
+            let target = stack.sign_up().await;
+            let admin = stack.admin_context().await;
+            let (status, body) = stack
+                .call(on_user(event(name), &admin, &target, stack).await)
+                .await;
+            assert_eq!(status, 204, "{body}");
+            let after = stack
+                .authorize(with_bearer(
+                    event("authorizer-v2-request.json"),
+                    &target.access,
+                ))
+                .await;
+            assert_eq!(after["isAuthorized"], false, "deleted: {after}");
+        }
+        "account-delete.json" => {
+            // The sample's password is every test account's.
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 204, "{body}");
+            let after = stack
+                .authorize(with_bearer(
+                    event("authorizer-v2-request.json"),
+                    &account.access,
+                ))
+                .await;
+            assert_eq!(after["isAuthorized"], false, "deleted: {after}");
+        }
+        "security-events.json" => {
+            let account = stack.sign_up().await;
+            let context = stack.context(&account.access).await;
+            let (status, body) = stack.call(with_context(event(name), &context)).await;
+            assert_eq!(status, 200, "{body}");
+            let kinds: Vec<&str> = body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap())
+                .collect();
+            assert!(kinds.contains(&"registered"), "{body}");
+            assert_eq!(body["events"][0]["ip_prefix"], "198.51.100.0/24", "{body}");
+        }
         other => panic!(
             "tests/tests/suite/operations/rie.rs: say how events/{other} is made live (a real \
              account, token or session) and what it must answer"
