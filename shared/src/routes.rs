@@ -168,6 +168,21 @@ pub enum Access {
     Admin,
 }
 
+/// What a request to a route may cost the service, which sets its limits: its API Gateway
+/// throttle, a ceiling that protects the functions' concurrency and the SES quota, and with
+/// edge protection the tight per-client rule of the web ACL (`template.yaml`; tests hold both
+/// to this table, and docs/operations.md gives the arithmetic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    /// A token check, a store read or write.
+    Plain,
+    /// A sign-in step open to anyone: it tries a password, a code, a passkey, an emailed token
+    /// or a provider's answer, what credential stuffing and guessing aim at.
+    SignIn,
+    /// It may send a mail to an address the caller names: SES quota, and someone's inbox.
+    Mail,
+}
+
 /// The role [`Access::Admin`] routes need.
 pub use crate::model::ADMIN_ROLE;
 
@@ -282,9 +297,15 @@ pub struct Route {
     pub function: Function,
     pub access: Access,
     pub handler: Handler,
+    pub cost: Cost,
 }
 
 impl Route {
+    /// The route, costing `cost` per request.
+    const fn costs(self, cost: Cost) -> Route {
+        Route { cost, ..self }
+    }
+
     /// API Gateway's route key: `POST /auth/login`, or `$default`.
     pub fn key(&self) -> String {
         if self.is_default() {
@@ -316,18 +337,20 @@ const fn route(
         function,
         access,
         handler,
+        cost: Cost::Plain,
     }
 }
 
 use Access::{Admin, Protected, Public, SignedIn};
+use Cost::{Mail, SignIn};
 use Function as F;
 
 /// Every route of the API. Adding one: an entry here, its handler in `handlers`, its function,
 /// its template entry, its OpenAPI path and an event file; a test names each one forgotten.
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    route("POST",   "/auth/register",            F::Register,   Public,    service!(handlers::register)),
-    route("POST",   "/auth/login",               F::Login,      Public,    service!(handlers::login)),
+    route("POST",   "/auth/register",            F::Register,   Public,    service!(handlers::register)).costs(Mail),
+    route("POST",   "/auth/login",               F::Login,      Public,    service!(handlers::login)).costs(SignIn),
     route("POST",   "/auth/refresh",             F::Refresh,    Public,    service!(handlers::refresh)),
     route("POST",   "/auth/logout",              F::Logout,     SignedIn,  service!(handlers::logout)),
     route("POST",   "/auth/password",            F::Password,   Protected, service!(handlers::change_password)),
@@ -336,28 +359,28 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/auth/sessions/{id}",       F::Sessions,   Protected, service!(handlers::revoke_session)),
     route("GET",    "/auth/security-events",     F::Sessions,   Protected, service!(handlers::account::security_events)),
     route("DELETE", "/auth/account",             F::Account,    SignedIn,  service!(handlers::account::delete_account)),
-    route("POST",   "/auth/email/verification",  F::Email,      SignedIn,  service!(handlers::request_verification)),
-    route("POST",   "/auth/email",               F::Email,      SignedIn,  service!(handlers::change_email)),
-    route("POST",   "/auth/email/verify",        F::EmailLinks, Public,    service!(handlers::verify_email)),
-    route("POST",   "/auth/password/forgot",     F::EmailLinks, Public,    service!(handlers::forgot_password)),
-    route("POST",   "/auth/password/reset",      F::EmailLinks, Public,    service!(handlers::reset_password)),
+    route("POST",   "/auth/email/verification",  F::Email,      SignedIn,  service!(handlers::request_verification)).costs(Mail),
+    route("POST",   "/auth/email",               F::Email,      SignedIn,  service!(handlers::change_email)).costs(Mail),
+    route("POST",   "/auth/email/verify",        F::EmailLinks, Public,    service!(handlers::verify_email)).costs(SignIn),
+    route("POST",   "/auth/password/forgot",     F::EmailLinks, Public,    service!(handlers::forgot_password)).costs(Mail),
+    route("POST",   "/auth/password/reset",      F::EmailLinks, Public,    service!(handlers::reset_password)).costs(SignIn),
     route("POST",   "/auth/mfa/totp/setup",      F::Mfa,        Protected, service!(handlers::totp_setup)),
     route("POST",   "/auth/mfa/totp/confirm",    F::Mfa,        Protected, service!(handlers::totp_confirm)),
     route("DELETE", "/auth/mfa/totp",            F::Mfa,        Protected, service!(handlers::totp_disable)),
     route("POST",   "/auth/mfa/recovery-codes",  F::Mfa,        Protected, service!(handlers::regenerate_recovery_codes)),
-    route("POST",   "/auth/mfa/verify",          F::Mfa,        Public,    service!(handlers::verify_mfa)),
-    route("POST",   "/auth/mfa/passkey/options", F::Mfa,        Public,    service!(handlers::second_factor_passkey_options)),
+    route("POST",   "/auth/mfa/verify",          F::Mfa,        Public,    service!(handlers::verify_mfa)).costs(SignIn),
+    route("POST",   "/auth/mfa/passkey/options", F::Mfa,        Public,    service!(handlers::second_factor_passkey_options)).costs(SignIn),
     route("POST",   "/auth/passkeys/register/options", F::Passkeys, Protected, service!(handlers::passkey_registration_options)),
     route("POST",   "/auth/passkeys/register",   F::Passkeys,   Protected, service!(handlers::register_passkey)),
     route("GET",    "/auth/passkeys",            F::Passkeys,   Protected, service!(handlers::list_passkeys)),
     route("PATCH",  "/auth/passkeys/{id}",       F::Passkeys,   Protected, service!(handlers::rename_passkey)),
     route("DELETE", "/auth/passkeys/{id}",       F::Passkeys,   Protected, service!(handlers::remove_passkey)),
-    route("POST",   "/auth/passkeys/login/options", F::Passkeys, Public,   service!(handlers::passkey_sign_in_options)),
-    route("POST",   "/auth/passkeys/login",      F::Passkeys,   Public,    service!(handlers::passkey_sign_in)),
-    route("GET",    "/auth/oidc/{provider}/start",    F::Oidc, Public,    service!(handlers::oidc::start)),
-    route("GET",    "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback)),
-    route("POST",   "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback_form)),
-    route("POST",   "/auth/oidc/exchange",       F::Oidc,       Public,    service!(handlers::oidc::exchange)),
+    route("POST",   "/auth/passkeys/login/options", F::Passkeys, Public,   service!(handlers::passkey_sign_in_options)).costs(SignIn),
+    route("POST",   "/auth/passkeys/login",      F::Passkeys,   Public,    service!(handlers::passkey_sign_in)).costs(SignIn),
+    route("GET",    "/auth/oidc/{provider}/start",    F::Oidc, Public,    service!(handlers::oidc::start)).costs(SignIn),
+    route("GET",    "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback)).costs(SignIn),
+    route("POST",   "/auth/oidc/{provider}/callback", F::Oidc, Public,    service!(handlers::oidc::callback_form)).costs(SignIn),
+    route("POST",   "/auth/oidc/exchange",       F::Oidc,       Public,    service!(handlers::oidc::exchange)).costs(SignIn),
     route("POST",   "/auth/oidc/{provider}/link", F::Oidc,      Protected, service!(handlers::oidc::link)),
     route("GET",    "/auth/identities",          F::Oidc,       Protected, service!(handlers::oidc::list)),
     route("DELETE", "/auth/identities/{id}",     F::Oidc,       Protected, service!(handlers::oidc::unlink)),

@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use local_api::{Gateway, server};
 use serde_json::Value;
 use shared::handlers::Published;
+use shared::http::edge::EdgeTrust;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
@@ -45,10 +46,27 @@ impl Harness {
     /// [`Self::serve_local_api_within`] on a listener bound already (a test that needs its
     /// port first, for the relying party of its passkeys).
     pub fn serve_local_api_on(&self, listener: TcpListener, limits: server::Limits) -> LocalApi {
+        self.serve_gateway(listener, limits, EdgeTrust::Direct)
+    }
+
+    /// [`Self::serve_local_api`] as the functions serve behind the stack's distribution: only
+    /// requests with its origin secret, the client named by `CloudFront-Viewer-Address`.
+    pub async fn serve_local_api_behind(&self, edge: EdgeTrust) -> LocalApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.serve_gateway(listener, server::Limits::default(), edge)
+    }
+
+    fn serve_gateway(
+        &self,
+        listener: TcpListener,
+        limits: server::Limits,
+        edge: EdgeTrust,
+    ) -> LocalApi {
         let discovery = Published::new(self.config.issuer.clone(), &self.keys)
             .with_providers(&self.config.oidc_providers);
-        let mut gateway =
-            Gateway::new(self.service.clone(), discovery).with_dev_mail(self.mail.clone());
+        let mut gateway = Gateway::new(self.service.clone(), discovery)
+            .with_dev_mail(self.mail.clone())
+            .with_edge(edge);
         if let Some(events) = &self.dev_events {
             gateway = gateway.with_dev_events(events.clone());
         }

@@ -28,6 +28,7 @@ use crate::clock::SystemClock;
 use crate::config::oidc::ClientSecret;
 use crate::config::{Config, ConfigError};
 use crate::events::eventbridge::EventBridgeSink;
+use crate::http::edge::{EdgeTrust, ORIGIN_SECRET_ARN_VAR, ORIGIN_SECRET_VAR, OriginSecret};
 use crate::mail::ses::SesMailer;
 use crate::mfa::MfaKeys;
 use crate::oidc::OidcProviders;
@@ -197,6 +198,34 @@ async fn build_service(keys: KeyRing) -> Result<AuthService, BootstrapError> {
         Some(bus) => service.with_events(Arc::new(EventBridgeSink::lambda(bus))),
         None => service,
     })
+}
+
+/// Whom the function trusts to name the client's address: our CloudFront distribution when
+/// the stack puts one in front (`EDGE_ORIGIN_SECRET_ARN`, or for development the secret itself
+/// in `EDGE_ORIGIN_SECRET`), else nobody (see [`crate::http::edge`]).
+pub async fn edge_trust_from_env() -> Result<EdgeTrust, BootstrapError> {
+    let trust = async {
+        let secret = match (env(ORIGIN_SECRET_ARN_VAR), env(ORIGIN_SECRET_VAR)) {
+            (Some(_), Some(_)) => {
+                return Err(BootstrapError::Keys(format!(
+                    "set either {ORIGIN_SECRET_ARN_VAR} or {ORIGIN_SECRET_VAR}, not both"
+                )));
+            }
+            (Some(arn), None) => (ORIGIN_SECRET_ARN_VAR, read_secret(&arn).await?),
+            (None, Some(secret)) => (ORIGIN_SECRET_VAR, secret),
+            (None, None) => return Ok(EdgeTrust::Direct),
+        };
+        let (name, secret) = secret;
+        OriginSecret::new(&secret)
+            .map(EdgeTrust::Distribution)
+            .map_err(|e| {
+                BootstrapError::Config(ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+            })
+    };
+    logged(trust.await)
 }
 
 /// The discovery documents: the issuer and the published keys, no store.

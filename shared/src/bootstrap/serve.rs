@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use super::outbox_layer::SignalDone;
 use crate::authorizer;
+use crate::http::HttpError;
+use crate::http::edge::EdgeTrust;
 use crate::routes::{FunctionRoutes, HandlerState};
 use crate::service::AuthService;
 
@@ -16,23 +18,40 @@ use crate::service::AuthService;
 /// execution environment until the mail of each invocation is out, since Lambda freezes it only
 /// once every extension has asked for its next event.
 /// Metrics leave as one Embedded Metric Format line after each invocation.
+///
+/// Behind the stack's CloudFront distribution (edge protection on), a request without its
+/// origin secret is refused before its handler runs ([`crate::http::edge`]).
 pub async fn serve_http(
     state: &impl HandlerState,
     routes: FunctionRoutes,
+) -> Result<(), lambda_http::Error> {
+    let edge = super::edge_trust_from_env().await?;
+    serve_with_edge(state, routes, &edge).await
+}
+
+/// [`serve_http`] with the edge trust given.
+async fn serve_with_edge(
+    state: &impl HandlerState,
+    routes: FunctionRoutes,
+    edge: &EdgeTrust,
 ) -> Result<(), lambda_http::Error> {
     install_metrics();
     /// Runs one invocation's handler and sends its metrics.
     async fn invocation(
         state: &impl HandlerState,
         routes: FunctionRoutes,
-        request: lambda_http::Request,
+        edge: &EdgeTrust,
+        mut request: lambda_http::Request,
     ) -> lambda_http::Response<lambda_http::Body> {
         use lambda_http::RequestExt;
         let request_id = request
             .lambda_context_ref()
             .map(|context| context.request_id.clone())
             .unwrap_or_default();
-        let response = routes.serve(state, request).await;
+        let response = match edge.admit(&mut request) {
+            Ok(()) => routes.serve(state, request).await,
+            Err(refused) => HttpError::from(refused).into_response(),
+        };
         crate::metrics::flush(&request_id);
         // The status alone: at debug, what an operator tracing one request wants to see.
         tracing::debug!(status = response.status().as_u16(), "answered");
@@ -41,7 +60,7 @@ pub async fn serve_http(
 
     let Some(after_answer) = state.service().and_then(AuthService::after_answer) else {
         return lambda_http::run(lambda_http::service_fn(move |request| async move {
-            Ok::<_, lambda_http::Error>(invocation(state, routes, request).await)
+            Ok::<_, lambda_http::Error>(invocation(state, routes, edge, request).await)
         }))
         .await;
     };
@@ -64,7 +83,7 @@ pub async fn serve_http(
         .register()
         .await?;
     let handler = lambda_http::Adapter::from(lambda_http::service_fn(move |request| async move {
-        Ok::<_, lambda_http::Error>(invocation(state, routes, request).await)
+        Ok::<_, lambda_http::Error>(invocation(state, routes, edge, request).await)
     }));
     // The outermost layer sees every invocation, also one whose event does not even parse,
     // and tells the extension once the answer has gone out.

@@ -2,6 +2,7 @@
 //! parsing (content type, size limit, JSON objects with typed fields), the API's views (docs/api.md),
 //! and the one place where errors become `application/problem+json` responses.
 
+pub mod edge;
 pub mod paths;
 mod problem;
 mod request;

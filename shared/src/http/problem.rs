@@ -36,6 +36,9 @@ pub enum RequestError {
     /// A user of an external issuer on a route that manages this service's own sessions.
     #[error("a user of the external issuer {issuer} on a session route")]
     ExternalCaller { issuer: String },
+    /// With edge protection on: a request without our distribution's origin secret.
+    #[error("a request that did not come through the API's distribution")]
+    NotThroughEdge,
 }
 
 /// Anything a handler can fail with: a request it cannot read, or a refusal of the service.
@@ -214,6 +217,12 @@ impl From<RequestError> for Problem {
                 format!(
                     "This route manages sessions of this service; sign-ins from {issuer} are managed there."
                 ),
+            ),
+            RequestError::NotThroughEdge => Problem::new(
+                StatusCode::FORBIDDEN,
+                "edge_required",
+                "Call the public URL",
+                "This API is served through its public URL only.",
             ),
         }
     }

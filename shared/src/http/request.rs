@@ -238,9 +238,14 @@ pub fn link_base(request: &Request, config: &Config) -> Option<LinkBase> {
     api_base(request).map(LinkBase)
 }
 
-/// The API's own base URL as API Gateway names it: its domain, and the stage unless it is the
-/// default one. Where OpenID providers send the browser back.
+/// The API's own base URL: behind our distribution the host the viewer used, else the domain
+/// API Gateway names and the stage unless it is the default one. Where OpenID providers send
+/// the browser back, and emailed links point without `APP_URL`.
 pub fn api_base(request: &Request) -> Option<String> {
+    // Behind our distribution: the host the viewer used (see `edge`).
+    if let Some(super::edge::PublicHost(host)) = request.extensions().get() {
+        return Some(format!("https://{host}"));
+    }
     let (domain, stage) = match request.request_context_ref()? {
         RequestContext::ApiGatewayV2(context) => (&context.domain_name, &context.stage),
         RequestContext::ApiGatewayV1(context) => (&context.domain_name, &context.stage),
@@ -261,13 +266,12 @@ pub fn api_base(request: &Request) -> Option<String> {
     Some(format!("{scheme}://{domain}{stage}"))
 }
 
-/// The client's address as API Gateway saw it, behind an HTTP API or a REST API.
+/// The client's address: as [`super::edge::EdgeTrust::admit`] established it for this
+/// request, else the source address API Gateway saw.
 pub fn source_ip(request: &Request) -> Option<String> {
-    match request.request_context_ref()? {
-        RequestContext::ApiGatewayV2(context) => context.http.source_ip.clone(),
-        RequestContext::ApiGatewayV1(context) => context.identity.source_ip.clone(),
-        #[allow(unreachable_patterns)]
-        _ => None,
+    match request.extensions().get::<super::edge::ClientAddress>() {
+        Some(super::edge::ClientAddress(address)) => address.clone(),
+        None => super::edge::gateway_source_ip(request),
     }
 }
 

@@ -15,7 +15,8 @@ use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use shared::AuthService;
 use shared::authorizer;
 use shared::handlers::Published;
-use shared::http::body_bytes;
+use shared::http::edge::EdgeTrust;
+use shared::http::{HttpError, body_bytes};
 use shared::routes::{self, HandlerState, ROUTES};
 
 use crate::dev;
@@ -48,6 +49,9 @@ pub struct Gateway {
     /// The lifecycle events kept instead of put on a bus, served at `/_dev/events`.
     events: Option<FolderEvents>,
     extra_routes: Vec<ExtraRoute>,
+    /// Whom the gateway trusts to name the client's address: by default nobody, so the per-IP
+    /// budgets count the peer's address, as the functions count API Gateway's source address.
+    edge: EdgeTrust,
 }
 
 /// What serves a request: a route of the table, or another team's function.
@@ -96,7 +100,15 @@ impl Gateway {
             mail: None,
             events: None,
             extra_routes: Vec::new(),
+            edge: EdgeTrust::Direct,
         }
+    }
+
+    /// Serves only requests that carry this edge's origin secret, as the functions do behind
+    /// the stack's CloudFront distribution.
+    pub fn with_edge(mut self, edge: EdgeTrust) -> Self {
+        self.edge = edge;
+        self
     }
 
     /// Also serves the mail `mailer` keeps, at `GET /_dev/mail` and `GET /_dev/inbox`.
@@ -198,13 +210,17 @@ impl Gateway {
             Target::Table(route) => route,
             Target::Extra(extra) => return invoke_extra(extra, &event).await,
         };
-        let request = match lambda_http::request::from_str(&event.to_string()) {
+        let mut request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(request) => request,
             Err(_) => {
                 return gateway_message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }
         };
-        let response = route.handler.call(&self.state, request).await;
+        // What the serving loop of every function does first.
+        let response = match self.edge.admit(&mut request) {
+            Ok(()) => route.handler.call(&self.state, request).await,
+            Err(refused) => HttpError::from(refused).into_response(),
+        };
         let (parts, body) = response.into_parts();
         (
             parts.status,

@@ -1215,3 +1215,54 @@ async fn the_example_function_answers_with_the_authorizers_context() {
         .remove("authorizer");
     assert_eq!(http(&orders.invoke(&without).await).0, 401);
 }
+
+/// Behind the stack's distribution: the real binary reads the origin secret at its cold start,
+/// refuses a request without it before any work, serves one with it, and logs it nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_the_edge_a_function_serves_only_requests_with_the_origin_secret() {
+    use shared::http::edge::{ORIGIN_SECRET_HEADER, ORIGIN_SECRET_VAR, VIEWER_ADDRESS_HEADER};
+    const SECRET: &str = "rie-edge-origin-secret-0123456789abcdefghijkl";
+    let sam = sam_local_functions();
+    let mut environment = local_environment(&sam["register"]);
+    assert!(
+        environment.contains_key(ORIGIN_SECRET_VAR),
+        "template.yaml: declare {ORIGIN_SECRET_VAR} in Globals, so sam local can set it"
+    );
+    environment.insert(ORIGIN_SECRET_VAR.into(), SECRET.into());
+    environment.insert("AWS_LAMBDA_LOG_LEVEL".into(), "TRACE".into());
+    create_tables(&environment).await;
+    let register = RieFunction::start("register", &binaries().join("register"), &environment).await;
+
+    let sign_up = |headers: Value| {
+        let email = format!("edge-{}@example.com", uuid::Uuid::new_v4().simple());
+        let mut request = with_body(
+            event("register.json"),
+            json!({"email": email, "password": "correct horse battery staple"}),
+        );
+        for (name, value) in headers.as_object().unwrap() {
+            request["headers"][name] = value.clone();
+        }
+        request
+    };
+    let viewer = format!(
+        "198.51.100.{}:443",
+        1 + uuid::Uuid::new_v4().as_u128() % 250
+    );
+    let (status, body) = http(
+        &register
+            .invoke(&sign_up(json!({ VIEWER_ADDRESS_HEADER: viewer })))
+            .await,
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "edge_required");
+    let (status, body) = http(
+        &register
+            .invoke(&sign_up(
+                json!({ VIEWER_ADDRESS_HEADER: viewer, ORIGIN_SECRET_HEADER: SECRET }),
+            ))
+            .await,
+    );
+    assert_eq!(status, 201, "{body}");
+    let logs = register.output().join("\n");
+    assert!(!logs.contains(SECRET), "the origin secret is in the log");
+}

@@ -2,9 +2,11 @@
 //! budgets for failed logins and registrations, no Argon2 work for a refused attempt, and no
 //! difference between accounts that exist and accounts that do not.
 //!
-//! Beside it, `login_equal_work`: a failed login for an unknown address does the same work as
+//! Beside it, `edge`: whose address the per-IP budgets count behind the CloudFront edge; and
+//! `login_equal_work`: a failed login for an unknown address does the same work as
 //! one for an existing address.
 
+mod edge;
 mod login_equal_work;
 
 use futures::future::join_all;
