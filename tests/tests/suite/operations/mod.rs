@@ -2,11 +2,12 @@
 //! alarms on the functions' own metrics (held to `shared::metrics`) that notify an optional SNS
 //! topic, and the exports other stacks attach their routes with.
 //!
-//! Beside it, what the functions tell the engineer at run time: their metrics (`metrics`) and
+//! Beside it, the edge in front of the API with EdgeProtection (`edge`); and what the functions tell the engineer at run time: their metrics (`metrics`) and
 //! their logs, which carry no secret (`log_secrets`); and the functions as AWS runs them: the
 //! environment the SAM CLI gives them (`sam_cli`), and their real binaries under AWS's Runtime
 //! Interface Emulator (`rie`).
 
+mod edge;
 mod log_secrets;
 mod metrics;
 mod rie;
@@ -16,6 +17,7 @@ use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
 use serde_yaml_ng::Value;
 use shared::metrics::{EVENTS_NOT_DELIVERED, METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED};
+use shared::routes::{Cost, ROUTES};
 
 fn tag<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
     match value {
@@ -198,50 +200,70 @@ fn the_stack_exports_what_other_stacks_attach_routes_with() {
 
 /// The routes where a request costs an Argon2id hash (sign-in) or a mail, each held below the
 /// API-wide throttle by parameters of its own.
-const TIGHTLY_THROTTLED: [&str; 5] = [
-    "POST /auth/login",
-    "POST /auth/register",
-    "POST /auth/password/forgot",
-    "POST /auth/email/verification",
-    "POST /auth/email",
-];
+/// The template's parameters for a route's ceiling, by its cost.
+fn ceiling_parameters(cost: Cost) -> Option<(&'static str, &'static str)> {
+    match cost {
+        Cost::Plain => None,
+        Cost::SignIn => Some(("SignInThrottlingBurstLimit", "SignInThrottlingRateLimit")),
+        Cost::Mail => Some(("MailThrottlingBurstLimit", "MailThrottlingRateLimit")),
+    }
+}
 
+/// Every route whose requests cost a hash, a guess or a mail has its ceiling, below the API's
+/// default, from the parameters of its cost; no other route has one.
 #[test]
-fn costly_routes_are_throttled_below_the_api_default() {
+fn costly_routes_have_ceilings_below_the_api_default() {
     let template = repository_template();
     let api = &template.resource("AuthApi")["Properties"];
-    let default_of = |setting: &Value| -> i64 {
-        let parameter = tag(setting, "Ref")
+    let parameter_of = |setting: &Value| -> String {
+        tag(setting, "Ref")
             .and_then(Value::as_str)
-            .expect("throttling settings !Ref parameters");
+            .expect("throttling settings !Ref parameters")
+            .to_owned()
+    };
+    let default_of = |parameter: &str| -> i64 {
         template.raw["Parameters"][parameter]["Default"]
             .as_i64()
             .unwrap_or_else(|| panic!("template.yaml: parameter {parameter} needs a Default"))
     };
-    let stage_burst = default_of(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]);
-    let stage_rate = default_of(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]);
+    let stage_burst = default_of(&parameter_of(
+        &api["DefaultRouteSettings"]["ThrottlingBurstLimit"],
+    ));
+    let stage_rate = default_of(&parameter_of(
+        &api["DefaultRouteSettings"]["ThrottlingRateLimit"],
+    ));
     let settings = api["RouteSettings"]
         .as_mapping()
         .expect("template.yaml: HttpApi.Properties.RouteSettings");
     let mut keys: Vec<&str> = settings.keys().filter_map(Value::as_str).collect();
     keys.sort_unstable();
-    let mut expected = TIGHTLY_THROTTLED.to_vec();
+    let mut expected: Vec<String> = ROUTES
+        .iter()
+        .filter(|r| r.cost != Cost::Plain)
+        .map(|r| r.key())
+        .collect();
     expected.sort_unstable();
-    assert_eq!(keys, expected, "template.yaml: RouteSettings");
-    for key in TIGHTLY_THROTTLED {
-        assert!(
-            shared::routes::ROUTES.iter().any(|r| r.key() == key),
-            "{key} is no route of shared::routes::ROUTES"
+    assert_eq!(
+        keys, expected,
+        "template.yaml: RouteSettings, one per costly route of shared::routes::ROUTES"
+    );
+    for route in ROUTES {
+        let Some((burst, rate)) = ceiling_parameters(route.cost) else {
+            continue;
+        };
+        let key = route.key();
+        let setting = &settings[key.as_str()];
+        assert_eq!(
+            parameter_of(&setting["ThrottlingBurstLimit"]),
+            burst,
+            "{key}"
         );
-        let route = &settings[key];
+        assert_eq!(parameter_of(&setting["ThrottlingRateLimit"]), rate, "{key}");
         assert!(
-            default_of(&route["ThrottlingBurstLimit"]) < stage_burst,
+            default_of(burst) < stage_burst,
             "{key}: burst below the API's"
         );
-        assert!(
-            default_of(&route["ThrottlingRateLimit"]) < stage_rate,
-            "{key}: rate below the API's"
-        );
+        assert!(default_of(rate) < stage_rate, "{key}: rate below the API's");
     }
 }
 
