@@ -7,6 +7,7 @@ use std::path::Path;
 use shared::bootstrap::{
     MFA_KEY_SECRET_VAR, MFA_KEY_VAR, PUBLIC_KEYS_VAR, SIGNING_KEY_SECRET_VAR, SIGNING_KEY_VAR,
 };
+use shared::http::edge::{ORIGIN_SECRET_ARN_VAR, ORIGIN_SECRET_VAR};
 use shared::routes::ROUTES;
 
 fn read(relative: &str) -> String {
@@ -66,6 +67,8 @@ fn configuration_variables() -> Vec<String> {
             SIGNING_KEY_VAR,
             MFA_KEY_VAR,
             MFA_KEY_SECRET_VAR,
+            ORIGIN_SECRET_ARN_VAR,
+            ORIGIN_SECRET_VAR,
         ]
         .map(str::to_owned),
     );
