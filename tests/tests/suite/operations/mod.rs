@@ -2,8 +2,9 @@
 //! alarms on the functions' own metrics (held to `shared::metrics`) that notify an optional SNS
 //! topic, and the exports other stacks attach their routes with.
 //!
-//! Beside it, the edge in front of the API with EdgeProtection (`edge`); and what the functions tell the engineer at run time: their metrics (`metrics`) and
-//! their logs, which carry no secret (`log_secrets`); and the functions as AWS runs them: the
+//! Beside it, the edge in front of the API with EdgeProtection (`edge`); what an update of one
+//! stack does to the routes of every stack (`updates`); and what the functions tell the engineer
+//! at run time: their metrics (`metrics`) and their logs, which carry no secret (`log_secrets`); and the functions as AWS runs them: the
 //! environment the SAM CLI gives them (`sam_cli`), and their real binaries under AWS's Runtime
 //! Interface Emulator (`rie`).
 
@@ -12,6 +13,7 @@ mod log_secrets;
 mod metrics;
 mod rie;
 mod sam_cli;
+mod updates;
 
 use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
@@ -163,43 +165,64 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
     }
 }
 
+/// Other stacks put their functions behind this stack's checks with their own API, whose Lambda
+/// authorizer is the exported authorizer function (`examples/orders`); nothing is exported to
+/// attach routes to AuthApi, whose re-imported definition would remove them (`updates`).
 #[test]
-fn the_stack_exports_what_other_stacks_attach_routes_with() {
+fn the_stack_exports_the_authorizer_function_for_other_apis() {
     let template = repository_template();
-    for output in ["ApiId", "AuthorizerId", "ApiUrl"] {
+    for output in ["AuthorizerFunctionArn", "ApiUrl"] {
         let name = &template.raw["Outputs"][output]["Export"]["Name"];
         let name = tag(name, "Sub")
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("template.yaml: Outputs.{output}.Export.Name"));
         assert_eq!(name, format!("${{AWS::StackName}}-{output}"));
     }
-    let authorizer = template.raw["Outputs"]["AuthorizerId"]["Value"].clone();
-    let id = tag(&authorizer, "Ref").and_then(Value::as_str).unwrap();
-    let resource = template.resource(id);
-    assert_eq!(resource["Type"], "AWS::ApiGatewayV2::Authorizer");
-    assert!(
-        tag(&resource["Properties"]["AuthorizerUri"], "Sub")
-            .and_then(Value::as_str)
-            .is_some_and(|uri| uri.contains("AuthorizerFunction.Arn")),
-        "the exported authorizer runs the authorizer function"
+    let value = &template.raw["Outputs"]["AuthorizerFunctionArn"]["Value"];
+    assert_eq!(
+        tag(value, "GetAtt").and_then(Value::as_str),
+        Some("AuthorizerFunction.Arn")
     );
+    for output in ["ApiId", "AuthorizerId"] {
+        assert!(
+            template.raw["Outputs"].get(output).is_none(),
+            "template.yaml exports {output}, an invitation to attach routes to AuthApi"
+        );
+    }
 
-    // The example imports exactly these names.
-    let example = std::fs::read_to_string(repository().join("examples/orders/template.yaml"))
+    // The example imports only exported names, and its authorizer is the same as ours: the
+    // route in the cache key, simple responses, payload 2.0.
+    let text = std::fs::read_to_string(repository().join("examples/orders/template.yaml"))
         .expect("examples/orders/template.yaml");
     let prefix = "\"${AuthStackName}-";
-    for (at, _) in example.match_indices(prefix) {
-        let rest = &example[at + prefix.len()..];
+    for (at, _) in text.match_indices(prefix) {
+        let rest = &text[at + prefix.len()..];
         let output = rest.split('"').next().unwrap();
         assert!(
             template.raw["Outputs"][output]["Export"].is_mapping(),
             "examples/orders/template.yaml imports {output}, which template.yaml does not export"
         );
     }
+    let example: Value = serde_yaml_ng::from_str(&text).unwrap();
+    let theirs = &example["Resources"]["OrdersApi"]["Properties"]["Auth"]["Authorizers"]["SessionAuthorizer"];
+    let ours =
+        &template.resource("AuthApi")["Properties"]["Auth"]["Authorizers"]["SessionAuthorizer"];
+    for key in ["AuthorizerPayloadFormatVersion", "EnableSimpleResponses"] {
+        assert_eq!(
+            theirs[key], ours[key],
+            "examples/orders: SessionAuthorizer.{key}"
+        );
+    }
+    assert_eq!(
+        theirs["Identity"]["Context"], ours["Identity"]["Context"],
+        "examples/orders: the route in the cache key"
+    );
+    assert!(
+        tag(&theirs["FunctionArn"], "ImportValue").is_some(),
+        "examples/orders: the authorizer is the imported AuthorizerFunctionArn"
+    );
 }
 
-/// The routes where a request costs an Argon2id hash (sign-in) or a mail, each held below the
-/// API-wide throttle by parameters of its own.
 /// The template's parameters for a route's ceiling, by its cost.
 fn ceiling_parameters(cost: Cost) -> Option<(&'static str, &'static str)> {
     match cost {
@@ -285,17 +308,6 @@ fn the_authorizer_cache_key_holds_the_route() {
         context,
         ["routeKey"],
         "template.yaml: SessionAuthorizer Identity"
-    );
-    let shared = template.resource("SharedAuthorizer");
-    let sources: Vec<&str> = shared["Properties"]["IdentitySource"]
-        .as_sequence()
-        .expect("SharedAuthorizer has an IdentitySource")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    assert!(
-        sources.contains(&"$context.routeKey"),
-        "template.yaml: SharedAuthorizer IdentitySource {sources:?}"
     );
 }
 
