@@ -26,6 +26,9 @@ pub const STORE_ERRORS: &str = "StoreErrors";
 
 /// Lifecycle events that did not reach the EventBridge bus within their deadline.
 pub const EVENTS_NOT_DELIVERED: &str = "EventsNotDelivered";
+/// Mails that SES refused or that were not sent within their deadline (in the SES sandbox, a
+/// recipient that is not verified; a sender the policy does not allow; SES throttling).
+pub const MAIL_NOT_SENT: &str = "MailNotSent";
 
 pub const OUTCOME: &str = "Outcome";
 pub const DECISION: &str = "Decision";
@@ -45,10 +48,15 @@ pub const METRICS: &[(&str, Option<Dimension>)] = &[
     ),
     (STORE_ERRORS, Some((KIND, &["Unavailable", "Internal"]))),
     (EVENTS_NOT_DELIVERED, None),
+    (MAIL_NOT_SENT, None),
 ];
 
 pub fn event_not_delivered() {
     metrics::counter!(EVENTS_NOT_DELIVERED).increment(1);
+}
+
+pub fn mail_not_sent() {
+    metrics::counter!(MAIL_NOT_SENT).increment(1);
 }
 
 pub fn sign_in(succeeded: bool) {

@@ -276,8 +276,14 @@ pub async fn deliver(mailer: &dyn Mailer, message: &Message, kind: &'static str)
     };
     match tokio::time::timeout(DELIVERY_DEADLINE, attempts).await {
         Ok(Ok(())) => info!(mail = kind, "mail sent"),
-        Ok(Err(e)) => warn!(mail = kind, error = %e, "mail not sent"),
-        Err(_) => warn!(mail = kind, "mail not sent: delivery deadline passed"),
+        Ok(Err(e)) => {
+            crate::metrics::mail_not_sent();
+            warn!(mail = kind, error = %e, "mail not sent");
+        }
+        Err(_) => {
+            crate::metrics::mail_not_sent();
+            warn!(mail = kind, "mail not sent: delivery deadline passed");
+        }
     }
 }
 

@@ -107,6 +107,15 @@ async fn each_metric_is_counted_and_its_dimensions_name_no_user() {
     };
     shared::events::deliver(&bus, &event).await;
 
+    // A mail SES refuses: the "SES" here is DynamoDB Local, which answers SendEmail with a 4xx.
+    let not_ses = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(std::env::var("AWS_ENDPOINT_URL_DYNAMODB").expect("DynamoDB Local"))
+        .load()
+        .await;
+    let mailer = shared::mail::ses::SesMailer::new(&not_ses, "no-reply@example.com");
+    let message = shared::mail::Mail::PasswordResetDone.render("someone@example.com");
+    shared::mail::deliver(&mailer, &message, "password_reset_done").await;
+
     let mut rendered = Vec::new();
     metrics::flush_into(&mut rendered).unwrap();
     let rendered = String::from_utf8(rendered).unwrap();

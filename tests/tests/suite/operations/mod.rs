@@ -18,13 +18,135 @@ mod updates;
 use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
 use serde_yaml_ng::Value;
-use shared::metrics::{EVENTS_NOT_DELIVERED, METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED};
+use shared::metrics::{
+    EVENTS_NOT_DELIVERED, MAIL_NOT_SENT, METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED,
+};
 use shared::routes::{Cost, ROUTES};
 
 fn tag<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
     match value {
         Value::Tagged(tagged) if tagged.tag == name => Some(&tagged.value),
         _ => None,
+    }
+}
+
+/// The intrinsic functions a parameter-derived value uses, evaluated with `MailFrom` given.
+fn evaluate(
+    template: &integration_tests::template::Template,
+    value: &Value,
+    mail_from: &str,
+) -> Value {
+    let eval = |v: &Value| evaluate(template, v, mail_from);
+    let list = |v: &Value| -> Vec<Value> {
+        match eval(v) {
+            Value::Sequence(items) => items,
+            other => panic!("a list, got {other:?}"),
+        }
+    };
+    let Value::Tagged(tagged) = value else {
+        return value.clone();
+    };
+    let args = tagged.value.as_sequence();
+    let arg = |i: usize| &args.expect("arguments")[i];
+    match tagged.tag.to_string().trim_start_matches('!') {
+        "Ref" if tagged.value == "MailFrom" => Value::from(mail_from),
+        "Split" => {
+            let separator = eval(arg(0));
+            let text = eval(arg(1));
+            let parts = text.as_str().unwrap().split(separator.as_str().unwrap());
+            Value::Sequence(parts.map(Value::from).collect())
+        }
+        "Join" => {
+            let separator = eval(arg(0));
+            let joined: Vec<String> = list(arg(1))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
+            Value::from(joined.join(separator.as_str().unwrap()))
+        }
+        "Select" => {
+            let index = eval(arg(0)).as_u64().unwrap() as usize;
+            list(arg(1))[index].clone()
+        }
+        "Equals" => Value::from(eval(arg(0)) == eval(arg(1))),
+        "Not" => Value::from(!eval(arg(0)).as_bool().unwrap()),
+        "If" => {
+            let name = arg(0).as_str().unwrap();
+            let holds = eval(&template.raw["Conditions"][name]).as_bool().unwrap();
+            eval(arg(if holds { 1 } else { 2 }))
+        }
+        other => panic!("no evaluation of !{other} here"),
+    }
+}
+
+/// Whether the function sends mail: it is given the sender.
+fn sends_mail(template: &integration_tests::template::Template, id: &str) -> bool {
+    template.resource(id)["Properties"]["Environment"]["Variables"]
+        .get("MAIL_FROM")
+        .is_some()
+}
+
+/// The functions that send mail may, from `MailFrom`'s address and through any identity SES
+/// evaluates (the sender's most specific one; in the sandbox, the recipients' too); no other
+/// function may send, nor any function from another address.
+#[test]
+fn the_mailing_functions_may_send_from_mail_froms_address_only() {
+    let template = repository_template();
+    let policy = &template.resource("MailSendPolicy")["Properties"];
+    let mut roles: Vec<String> = policy["Roles"]
+        .as_sequence()
+        .expect("MailSendPolicy: Roles")
+        .iter()
+        .map(|r| tag(r, "Ref").and_then(Value::as_str).unwrap().to_owned())
+        .collect();
+    roles.sort_unstable();
+    let mut expected: Vec<String> = template
+        .functions
+        .keys()
+        .filter(|id| sends_mail(&template, id))
+        .map(|id| format!("{id}Role"))
+        .collect();
+    expected.sort_unstable();
+    assert!(expected.len() >= 5, "{expected:?}");
+    assert_eq!(
+        roles, expected,
+        "MailSendPolicy: Roles, the functions given MAIL_FROM"
+    );
+    let [statement] = policy["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .as_slice()
+    else {
+        panic!("MailSendPolicy: one statement");
+    };
+    assert_eq!(statement["Action"][0], "ses:SendEmail");
+    let resource = tag(&statement["Resource"], "Sub")
+        .and_then(Value::as_str)
+        .unwrap();
+    assert!(resource.ends_with(":identity/*"), "{resource}");
+    assert!(
+        statement["Condition"]["StringEquals"]
+            .get("ses:FromAddress")
+            .is_some(),
+        "MailSendPolicy: only from MailFrom's address"
+    );
+    // The address, as CloudFormation computes it from MailFrom.
+    let address = &statement["Condition"]["StringEquals"]["ses:FromAddress"];
+    for (mail_from, expected) in [
+        ("Example <no-reply@example.com>", "no-reply@example.com"),
+        ("no-reply@example.com", "no-reply@example.com"),
+    ] {
+        let value = evaluate(&template, address, mail_from);
+        assert_eq!(value, Value::from(expected), "MailFrom {mail_from:?}");
+    }
+    // No function sends mail by a statement of its own.
+    for id in template.functions.keys() {
+        let own =
+            serde_yaml_ng::to_string(&template.resource(id)["Properties"]["Policies"]).unwrap();
+        assert!(
+            !own.contains("ses:"),
+            "{id}: SES permissions come from MailSendPolicy"
+        );
     }
 }
 
@@ -150,6 +272,17 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
             covered.iter().any(|(m, b)| m == metric && b == binary),
             "template.yaml: no alarm on {metric} of {binary}"
         );
+    }
+    // Every function that sends mail is watched for the mail it could not send.
+    for (id, binary) in &template.functions {
+        if sends_mail(&template, id) {
+            assert!(
+                covered
+                    .iter()
+                    .any(|(m, b)| m == MAIL_NOT_SENT && b == binary),
+                "template.yaml: no alarm on {MAIL_NOT_SENT} of {binary}, which sends mail"
+            );
+        }
     }
     // Every function that publishes lifecycle events is watched for the ones it could not.
     for (id, binary) in &template.functions {
