@@ -1,8 +1,11 @@
 //! The Lambda authorizer, for both kinds of API Gateway:
 //! - HTTP API (payload 2.0) REQUEST events, answered with a simple response whose `context` is
 //!   always a JSON object;
-//! - REST API (v1) TOKEN and REQUEST events, answered with an IAM policy allowing the method ARN,
-//!   or the `Unauthorized` error that makes API Gateway answer 401.
+//! - REST API (v1) TOKEN and REQUEST events, answered with an IAM policy for the caller (every
+//!   route of the stage, less those their roles or address do not open), or the `Unauthorized`
+//!   error that makes API Gateway answer 401. REST APIs cache a policy (300 s by default) by
+//!   the token and reuse it for the caller's next routes, so it never depends on the route
+//!   asked for.
 //!
 //! The token is verified fully before the store is read, and a refusal writes nothing. When the
 //! store cannot be reached the answer is an error, not a denial: the caller's token may be fine.
@@ -16,6 +19,7 @@ use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 use tracing::{error, info};
 
+use crate::config::roles::RouteRoles;
 use crate::http::bearer_token;
 use crate::routes::{self, Access, Endpoint};
 use crate::service::{AuthError, AuthService, Caller};
@@ -42,12 +46,22 @@ impl From<AuthorizerError> for Diagnostic {
 /// The authorizer's answer for a token and a route.
 #[derive(Debug)]
 enum Decision {
-    /// The context to pass on.
-    Allow(Value),
+    /// Allowed on this route.
+    Allow(Grant),
     /// No valid token: HTTP APIs answer 403, REST APIs 401.
     Unauthenticated,
     /// A valid token without a role the route needs: 403 from both.
-    Forbidden,
+    Forbidden(Grant),
+}
+
+/// What a caller with a valid token may call, whichever route they asked for.
+#[derive(Debug)]
+struct Grant {
+    /// The context to pass on.
+    context: Value,
+    roles: Vec<String>,
+    /// `REQUIRE_VERIFIED_EMAIL` and an unverified address: only the routes that admit one.
+    unverified_only: bool,
 }
 
 /// Answers any of the three authorizer events.
@@ -106,9 +120,11 @@ pub async fn handle(service: &AuthService, event: Value) -> Result<Value, Author
         _ => return Err(AuthorizerError::Unauthorized),
     };
     let method_arn = method_arn.ok_or(AuthorizerError::Unauthorized)?;
+    let stage = stage_arn(&method_arn).ok_or(AuthorizerError::Unauthorized)?;
     match decide(service, value.as_deref(), route, &needs).await? {
-        Decision::Allow(context) => Ok(policy_response(context, &method_arn, "Allow")),
-        Decision::Forbidden => Ok(policy_response(json!({}), &method_arn, "Deny")),
+        Decision::Allow(grant) | Decision::Forbidden(grant) => {
+            Ok(policy_response(&grant, stage, &config.route_roles))
+        }
         Decision::Unauthenticated => Err(AuthorizerError::Unauthorized),
     }
 }
@@ -139,13 +155,17 @@ fn requested(event: &Value) -> Option<(String, String)> {
     Some((method.to_owned(), path))
 }
 
-/// Whether the caller holds one of the roles of each rule that covers the route.
-fn has_roles(caller: &Caller, needs: &[&[String]]) -> bool {
-    let held: &[String] = match caller {
+fn held_roles(caller: &Caller) -> &[String] {
+    match caller {
         Caller::Own(principal) => &principal.roles,
         // An external issuer's users hold no role of ours.
         Caller::External(_) => &[],
-    };
+    }
+}
+
+/// Whether the caller holds one of the roles of each rule that covers the route.
+fn has_roles(caller: &Caller, needs: &[&[String]]) -> bool {
+    let held = held_roles(caller);
     needs
         .iter()
         .all(|roles| roles.iter().any(|role| held.contains(role)))
@@ -178,11 +198,20 @@ async fn decide(
                 info!(user_id = %principal.user_id, reason = "address not verified", "access denied");
                 Ok(Decision::Unauthenticated)
             }
-            Ok(caller) if !has_roles(&caller, needs) => {
-                info!(reason = "no role the route needs", "access denied");
-                Ok(Decision::Forbidden)
+            Ok(caller) => {
+                let grant = Grant {
+                    context: context(&caller, &service.config().issuer),
+                    roles: held_roles(&caller).to_vec(),
+                    unverified_only: matches!(&caller, Caller::Own(p) if !p.email_verified)
+                        && service.config().require_verified_email,
+                };
+                if has_roles(&caller, needs) {
+                    Ok(Decision::Allow(grant))
+                } else {
+                    info!(reason = "no role the route needs", "access denied");
+                    Ok(Decision::Forbidden(grant))
+                }
             }
-            Ok(caller) => Ok(Decision::Allow(context(&caller, &service.config().issuer))),
             Err(AuthError::Unavailable(detail) | AuthError::Internal(detail)) => {
                 error!(%detail, "authorizer could not decide");
                 Err(AuthorizerError::Unavailable)
@@ -230,21 +259,68 @@ fn context(caller: &Caller, own_issuer: &str) -> Value {
 /// HTTP API simple response. The context is an object even on denial, never null.
 fn simple_response(decision: Decision) -> Value {
     match decision {
-        Decision::Allow(context) => json!({"isAuthorized": true, "context": context}),
-        Decision::Unauthenticated | Decision::Forbidden => {
+        Decision::Allow(grant) => json!({"isAuthorized": true, "context": grant.context}),
+        Decision::Unauthenticated | Decision::Forbidden(_) => {
             json!({"isAuthorized": false, "context": {}})
         }
     }
 }
 
-/// REST API policy allowing (or, for a missing role, denying) exactly the requested method.
-fn policy_response(context: Value, method_arn: &str, effect: &str) -> Value {
+/// The stage's part of a method ARN (`arn:aws:execute-api:REGION:ACCOUNT:API/STAGE`), before
+/// `/METHOD/PATH`.
+fn stage_arn(method_arn: &str) -> Option<&str> {
+    let (api, _) = method_arn.split_once('/')?;
+    let stage_len = method_arn[api.len() + 1..].find('/')?;
+    Some(&method_arn[..api.len() + 1 + stage_len])
+}
+
+/// A route template's resource in a policy, `METHOD/path` with `*` for each `{parameter}`.
+fn route_resource(stage: &str, method: &str, path: &str) -> String {
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|s| if s.starts_with('{') { "*" } else { s })
+        .collect();
+    format!("{stage}/{method}{}", path.join("/"))
+}
+
+/// The REST API policy for a caller: allowed on every route of the stage (or, with an
+/// unverified address under `REQUIRE_VERIFIED_EMAIL`, on the routes that admit one), denied on
+/// each route whose roles they lack. The same whichever route was asked for, so a cached
+/// policy answers the next route as a fresh decision would. IAM's `*` spans segments, so on a
+/// REST API a `{name}` of a `ROUTE_ROLES` pattern covers the paths below it too.
+fn policy_response(grant: &Grant, stage: &str, rules: &[RouteRoles]) -> Value {
+    let allowed: Vec<String> = if grant.unverified_only {
+        routes::ENDPOINTS
+            .iter()
+            .filter(|e| e.access == Access::SignedIn)
+            .map(|e| route_resource(stage, e.method, e.path))
+            .collect()
+    } else {
+        vec![format!("{stage}/*")]
+    };
+    let lacks = |roles: &[String]| !roles.iter().any(|r| grant.roles.contains(r));
+    let mut denied: Vec<String> = rules
+        .iter()
+        .filter(|rule| lacks(&rule.roles))
+        .map(|rule| format!("{stage}/{}", rule.resource()))
+        .collect();
+    if lacks(&[routes::ADMIN_ROLE.to_owned()]) {
+        denied.extend(
+            routes::ENDPOINTS
+                .iter()
+                .filter(|e| e.access == Access::Admin)
+                .map(|e| route_resource(stage, e.method, e.path)),
+        );
+    }
+    let mut statements =
+        vec![json!({"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": allowed})];
+    if !denied.is_empty() {
+        statements
+            .push(json!({"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": denied}));
+    }
     json!({
-        "principalId": context.get("user_id").cloned().unwrap_or_else(|| json!("denied")),
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
-        },
-        "context": context,
+        "principalId": grant.context.get("user_id").cloned().unwrap_or_else(|| json!("denied")),
+        "policyDocument": {"Version": "2012-10-17", "Statement": statements},
+        "context": grant.context,
     })
 }

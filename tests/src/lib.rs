@@ -3,6 +3,7 @@
 
 mod counting;
 pub mod fake_oidc;
+pub mod iam;
 pub mod jwks_server;
 pub mod local;
 pub mod oidc;

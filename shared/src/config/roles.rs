@@ -79,6 +79,23 @@ impl RouteRoles {
         })
     }
 
+    /// The rule as the resource of an IAM policy after the stage's ARN: `METHOD/seg/*`, with
+    /// `*` for `ANY` and for each `{name}` (IAM's `*` spans segments: it covers paths below).
+    pub fn resource(&self) -> String {
+        let mut resource = self.method.clone().unwrap_or_else(|| "*".to_owned());
+        for segment in &self.segments {
+            resource.push('/');
+            resource.push_str(match segment {
+                Segment::Literal(literal) => literal,
+                Segment::Any => "*",
+            });
+        }
+        if self.below {
+            resource.push_str("/*");
+        }
+        resource
+    }
+
     /// Whether the rule covers `method path` (a path or an API Gateway route's path template).
     pub fn covers(&self, method: &str, path: &str) -> bool {
         if self.method.as_deref().is_some_and(|m| m != method) {

@@ -2,7 +2,7 @@
 //! role they name, for HTTP API and REST API events alike, before any function runs; the roles
 //! reach the function as a comma-separated context value; a change shows from the next refresh.
 
-use integration_tests::{Backend, Harness, test_config};
+use integration_tests::{Backend, Harness, iam, test_config};
 use serde_json::{Value, json};
 use shared::authorizer;
 use shared::config::roles::RouteRoles;
@@ -126,17 +126,23 @@ async fn roles_are_enforced_at_the_authorizer_and_change_at_refresh(backend: Bac
     )
     .await
     .unwrap();
-    assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    let arn = |method: &str, path: &str| {
+        format!("arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/{method}{path}")
+    };
+    assert!(!iam::allows(
+        &denied["policyDocument"],
+        &arn("GET", "/admin/users")
+    ));
     let allowed_rest = authorizer::handle(
         &h.service,
         rest_event("GET", "/reports/42", &analyst.access_token),
     )
     .await
     .unwrap();
-    assert_eq!(
-        allowed_rest["policyDocument"]["Statement"][0]["Effect"],
-        "Allow"
-    );
+    assert!(iam::allows(
+        &allowed_rest["policyDocument"],
+        &arn("GET", "/reports/42")
+    ));
     assert_eq!(allowed_rest["context"]["roles"], "analyst,support");
     assert_eq!(
         authorizer::handle(&h.service, rest_event("GET", "/admin/users", "not-a-token")).await,
@@ -169,4 +175,67 @@ async fn roles_on_dynamodb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn roles_on_the_embedded_store() {
     roles_are_enforced_at_the_authorizer_and_change_at_refresh(Backend::Embedded).await;
+}
+
+/// A REST API caches an authorizer's policy by token (300 s by default) and answers the caller's
+/// next routes with it. Every pair of routes, asked for one after the other: the policy cached
+/// from the first decides the second as a fresh call does, so a caller is never refused a
+/// route they may call (a false 403) nor let through one they may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cached_rest_policy_decides_the_next_route_as_a_fresh_call() {
+    let mut config = test_config();
+    config.route_roles = rules();
+    let h = Harness::new_with(Backend::Embedded, config).await;
+    let plain = h.register("rest-plain@example.com").await;
+    let analyst = h.register("rest-analyst@example.com").await;
+    let analyst = with_roles(&h, &analyst, &["analyst"]).await;
+    let admin = h.register("rest-admin@example.com").await;
+    let admin = with_roles(&h, &admin, &["admin"]).await;
+    let routes = [
+        ("GET", "/orders"),
+        ("POST", "/auth/logout"),
+        ("GET", "/admin/users"),
+        (
+            "DELETE",
+            "/admin/users/0196a3c4-0000-7000-8000-000000000000",
+        ),
+        ("PUT", "/reports/42"),
+    ];
+    let arn = |method: &str, path: &str| {
+        format!("arn:aws:execute-api:eu-west-1:123456789012:abcdef1234/prod/{method}{path}")
+    };
+    for (who, token) in [
+        ("plain", &plain.access_token),
+        ("analyst", &analyst.access_token),
+        ("admin", &admin.access_token),
+    ] {
+        let mut fresh = Vec::new();
+        for (method, path) in routes {
+            let answer = authorizer::handle(&h.service, rest_event(method, path, token))
+                .await
+                .expect("a valid token gets a policy");
+            assert_eq!(
+                answer["context"]["user_email"],
+                format!("rest-{who}@example.com")
+            );
+            let allowed = iam::allows(&answer["policyDocument"], &arn(method, path));
+            fresh.push((answer, allowed));
+        }
+        for (cached, _) in &fresh {
+            for ((method, path), (_, allowed)) in routes.iter().zip(&fresh) {
+                assert_eq!(
+                    iam::allows(&cached["policyDocument"], &arn(method, path)),
+                    *allowed,
+                    "{who}: {method} {path} with the policy cached from another route: {cached}"
+                );
+            }
+        }
+        let decided: Vec<bool> = fresh.iter().map(|(_, allowed)| *allowed).collect();
+        let expected = match who {
+            "plain" => [true, true, false, false, false],
+            "analyst" => [true, true, false, false, true],
+            _ => [true, true, true, true, true],
+        };
+        assert_eq!(decided, expected, "{who}");
+    }
 }
