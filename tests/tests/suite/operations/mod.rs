@@ -19,7 +19,7 @@ use integration_tests::rie::repository;
 use integration_tests::template::repository_template;
 use serde_yaml_ng::Value;
 use shared::metrics::{
-    EVENTS_NOT_DELIVERED, MAIL_NOT_SENT, METRICS, NAMESPACE, REFRESH_REUSE, THROTTLED,
+    EVENTS_NOT_DELIVERED, MAIL_NOT_SENT, METRICS, NAMESPACE, REFRESH_REUSE, STORE_ERRORS, THROTTLED,
 };
 use shared::routes::{Cost, ROUTES};
 
@@ -246,6 +246,15 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
             assert_eq!(branches[0], "HasAlarmTopic", "{id}");
         }
         for (namespace, name, function) in watched(alarm) {
+            if namespace == "AWS/ApiGateway" {
+                let dimensions = serde_yaml_ng::to_string(&alarm["Dimensions"]).unwrap();
+                assert!(
+                    dimensions.contains("!Ref AuthApi"),
+                    "{id}: the API's own metrics"
+                );
+                covered.push((name, "AuthApi".to_owned()));
+                continue;
+            }
             assert!(
                 template.functions.contains_key(&function),
                 "{id}: FunctionName must !Ref a function, got {function:?}"
@@ -261,13 +270,24 @@ fn alarms_watch_real_metrics_and_notify_the_optional_topic() {
             covered.push((name, template.functions[&function].clone()));
         }
     }
-    for (metric, binary) in [
-        ("Errors", "authorizer"),
-        (REFRESH_REUSE, "refresh"),
-        (THROTTLED, "login"),
-        (THROTTLED, "register"),
-        (THROTTLED, "password"),
-    ] {
+    // Every function: its crashes and Lambda's throttles; with a store, its store errors; with
+    // budgets, its throttled attempts. The authorizer's latency, the API's 5xx, refresh reuse.
+    let mut expected: Vec<(String, String)> = vec![
+        ("Duration".into(), "authorizer".into()),
+        ("5xx".into(), "AuthApi".into()),
+        (REFRESH_REUSE.into(), "refresh".into()),
+    ];
+    for binary in template.functions.values() {
+        expected.push(("Errors".into(), binary.clone()));
+        expected.push(("Throttles".into(), binary.clone()));
+        if binary != "web" {
+            expected.push((STORE_ERRORS.into(), binary.clone()));
+        }
+        if binary != "web" && binary != "authorizer" {
+            expected.push((THROTTLED.into(), binary.clone()));
+        }
+    }
+    for (metric, binary) in &expected {
         assert!(
             covered.iter().any(|(m, b)| m == metric && b == binary),
             "template.yaml: no alarm on {metric} of {binary}"
@@ -455,4 +475,34 @@ fn the_refresh_function_may_check_the_user_it_rotates_for() {
         text.contains("dynamodb:ConditionCheckItem"),
         "template.yaml: RefreshFunction needs dynamodb:ConditionCheckItem on UsersTable"
     );
+}
+
+/// Refresh reuse pages on a rate, not on one flaky client; the access log names the caller and
+/// the integration's error.
+#[test]
+fn the_reuse_alarm_fires_on_a_rate_and_the_access_log_names_the_caller() {
+    let template = repository_template();
+    let reuse = &template.resource("RefreshReuseAlarm")["Properties"];
+    let parameter = tag(&reuse["Threshold"], "Ref")
+        .and_then(Value::as_str)
+        .expect("RefreshReuseAlarm: Threshold !Ref a parameter");
+    let default = template.raw["Parameters"][parameter]["Default"]
+        .as_i64()
+        .unwrap();
+    assert!(default > 1, "{parameter}: {default}");
+
+    let format = template.resource("AuthApi")["Properties"]["AccessLogSettings"]["Format"]
+        .as_str()
+        .expect("AccessLogSettings.Format");
+    let fields: serde_json::Value = serde_json::from_str(format).expect("a JSON access log");
+    // The key the authorizer puts in its context (shared::authorizer), under the name API
+    // Gateway's access log variables give it.
+    assert_eq!(fields["userId"], "$context.authorizer.user_id");
+    assert_eq!(
+        fields["integrationError"],
+        "$context.integrationErrorMessage"
+    );
+    let authorizer =
+        std::fs::read_to_string(repository().join("shared/src/authorizer.rs")).unwrap();
+    assert!(authorizer.contains("\"user_id\": principal.user_id"));
 }
