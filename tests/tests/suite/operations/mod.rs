@@ -506,3 +506,40 @@ fn the_reuse_alarm_fires_on_a_rate_and_the_access_log_names_the_caller() {
         std::fs::read_to_string(repository().join("shared/src/authorizer.rs")).unwrap();
     assert!(authorizer.contains("\"user_id\": principal.user_id"));
 }
+
+/// With `SecretsKmsKeyArn`, exactly the functions that read the signing-key or MFA-key secret may
+/// decrypt with its key, and only through Secrets Manager.
+#[test]
+fn only_the_secrets_readers_may_decrypt_with_their_key() {
+    let template = repository_template();
+    let policy = template.resource("SecretsKeyDecryptPolicy");
+    assert_eq!(policy["Condition"], "HasSecretsKmsKey");
+    let properties = &policy["Properties"];
+    let mut roles: Vec<String> = properties["Roles"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|r| tag(r, "Ref").and_then(Value::as_str).unwrap().to_owned())
+        .collect();
+    roles.sort_unstable();
+    let mut readers: Vec<String> = template
+        .functions
+        .keys()
+        .filter(|id| {
+            let policies =
+                serde_yaml_ng::to_string(&template.resource(id)["Properties"]["Policies"]).unwrap();
+            policies.contains("SigningKeySecretArn") || policies.contains("MfaKeySecretArn")
+        })
+        .map(|id| format!("{id}Role"))
+        .collect();
+    readers.sort_unstable();
+    assert!(readers.len() >= 3, "{readers:?}");
+    assert_eq!(roles, readers, "SecretsKeyDecryptPolicy: Roles");
+    let statement = &properties["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Action"][0], "kms:Decrypt");
+    assert!(
+        statement["Condition"]["StringEquals"]
+            .get("kms:ViaService")
+            .is_some()
+    );
+}
