@@ -72,7 +72,12 @@ const PASSWORD: &str = "correct horse battery staple";
 fn event(name: &str) -> Value {
     let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let mut sample: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The samples name env.json's issuer (`sam local`'s); the harness has its own.
+    if let Some(issuer) = sample.pointer_mut("/requestContext/authorizer/lambda/issuer") {
+        *issuer = json!(integration_tests::test_config().issuer);
+    }
+    sample
 }
 
 fn json_body(response: &Response<Body>) -> Value {
@@ -1155,4 +1160,32 @@ async fn security_events_event(h: Harness) {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["signed_in", "registered"], "{body}");
+}
+
+/// Every sample event of a protected route carries, in its authorizer context, exactly the keys
+/// the authorizer gives (read from a real decision), so a function run on it with `sam local
+/// invoke` reads what it will read in AWS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_contexts_have_every_key_the_authorizer_gives() {
+    let h = Harness::embedded();
+    let (signed_in, _) = sign_in(&h).await;
+    let live = with_bearer(event("authorizer-v2-request.json"), &signed_in.access_token);
+    let answer = authorizer::handle(&h.service, live).await.unwrap();
+    let mut keys: Vec<&String> = answer["context"].as_object().unwrap().keys().collect();
+    keys.sort_unstable();
+    let mut checked = 0;
+    for name in EVENT_FILES {
+        let sample = event(name);
+        let Some(context) = sample.pointer("/requestContext/authorizer/lambda") else {
+            continue;
+        };
+        let mut theirs: Vec<&String> = context.as_object().unwrap().keys().collect();
+        theirs.sort_unstable();
+        assert_eq!(
+            theirs, keys,
+            "events/{name}: requestContext.authorizer.lambda"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} events with an authorizer context");
 }

@@ -202,3 +202,52 @@ fn every_document_a_comment_cites_is_in_the_repository() {
         }
     }
 }
+
+/// The `sam local` recipe of docs/development.md starts the emulators on the ports `env.json`
+/// names, and serves the API on a port the local server (3000) does not take.
+#[test]
+fn the_sam_local_recipe_matches_env_json() {
+    let docs = read("docs/development.md");
+    let env: serde_json::Value = serde_json::from_str(&read("env.json")).unwrap();
+    let port_of = |var: &str| -> String {
+        let url = env["Parameters"][var]
+            .as_str()
+            .unwrap_or_else(|| panic!("env.json: {var}"));
+        url.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    for (var, setting) in [
+        ("AWS_ENDPOINT_URL_DYNAMODB", "DYNAMODB_LOCAL_PORT"),
+        ("AWS_ENDPOINT_URL_SESV2", "SES_LOCAL_PORT"),
+    ] {
+        let port = port_of(var);
+        assert!(
+            docs.contains(&format!("{setting}={port} ")),
+            "docs/development.md: start the emulator with {setting}={port}, as env.json's {var} says"
+        );
+    }
+    for script in ["scripts/dynamodb-local", "scripts/ses-local"] {
+        let text = read(script);
+        let setting = if script.ends_with("ses-local") {
+            "SES_LOCAL_PORT"
+        } else {
+            "DYNAMODB_LOCAL_PORT"
+        };
+        assert!(
+            text.contains(&format!("${{{setting}:-")),
+            "{script} reads {setting}"
+        );
+    }
+    let start_api = docs
+        .lines()
+        .find(|l| l.contains("sam local start-api"))
+        .expect("docs/development.md: the sam local start-api recipe");
+    let port = start_api
+        .split_once("--port ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("sam local start-api --port, off the local server's 3000");
+    assert_ne!(port, "3000");
+}
