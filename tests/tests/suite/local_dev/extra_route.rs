@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration_tests::rie::binaries;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 struct Server(Child);
 
@@ -109,7 +109,8 @@ fn the_local_server_runs_a_teams_function_behind_the_authorizer() {
     }
     let (_, me) = curl(&["-H", &bearer, &format!("{api}/auth/me")]);
     assert_eq!(caller["user_id"], me["user"]["id"]);
-    assert_eq!(caller["roles"], "", "{body}");
+    assert_eq!(caller["roles"], json!([]), "{body}");
+    assert_eq!(caller["mfa"], false, "{body}");
 
     // Inside the function: every order is for the support role, which the caller lacks.
     let (status, body) = curl(&["-H", &bearer, &format!("{api}/orders?all=true")]);

@@ -1205,7 +1205,19 @@ async fn the_example_function_answers_with_the_authorizers_context() {
     request["requestContext"]["http"]["path"] = json!("/orders");
     let (status, body) = http(&orders.invoke(&request).await);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["caller"], context, "every key the authorizer passed");
+    // Every key the authorizer passed, read typed: flags as booleans, roles as a list.
+    let mut typed = context.clone();
+    for flag in ["email_verified", "mfa"] {
+        typed[flag] = json!(context[flag] == "true");
+    }
+    let roles: Vec<&str> = context["roles"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .collect();
+    typed["roles"] = json!(roles);
+    assert_eq!(body["caller"], typed, "every key the authorizer passed");
     for key in ["user_id", "user_email", "session_id", "issuer"] {
         assert!(body["caller"][key].is_string(), "{key}: {body}");
     }
