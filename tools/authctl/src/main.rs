@@ -7,7 +7,10 @@
 //! authctl reactivate EMAIL [--data-dir DIR]
 //! authctl grant-role EMAIL ROLE [--data-dir DIR]
 //! authctl revoke-role EMAIL ROLE [--data-dir DIR]
+//! authctl deploy-setup --mail-from ADDRESS [--stack NAME] [--region REGION] [--issuer URL] [--audience AUD]
 //! ```
+//! `deploy-setup` is the one step before the first `sam deploy`: both keys into Secrets
+//! Manager, and the region and every required parameter into `samconfig.toml`.
 //! `keygen` generates an Ed25519 signing key and prints the secret value to store in AWS
 //! Secrets Manager and the public JWK Set to configure (`JwtPublicKeys` / `JWT_PUBLIC_KEYS`).
 //! With `--public-keys`, the new key is added to an existing set, which is how a rotation
@@ -27,6 +30,7 @@
 
 mod accounts;
 mod keygen;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -35,7 +39,8 @@ const USAGE: &str = "usage: authctl keygen [--kid KID] [--public-keys FILE]
        authctl deactivate EMAIL [--data-dir DIR]
        authctl reactivate EMAIL [--data-dir DIR]
        authctl grant-role EMAIL ROLE [--data-dir DIR]
-       authctl revoke-role EMAIL ROLE [--data-dir DIR]";
+       authctl revoke-role EMAIL ROLE [--data-dir DIR]
+       authctl deploy-setup --mail-from ADDRESS [--stack NAME] [--region REGION] [--issuer URL] [--audience AUD] [--config FILE]";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -60,6 +65,7 @@ async fn main() -> ExitCode {
         Some(command @ ("grant-role" | "revoke-role")) => {
             accounts::change_role(&args[1..], command == "grant-role").await.map(|message| println!("{message}"))
         }
+        Some("deploy-setup") => setup::deploy_setup(&args[1..]).await.map(|message| println!("{message}")),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

@@ -8,6 +8,7 @@
 //! environment the SAM CLI gives them (`sam_cli`), and their real binaries under AWS's Runtime
 //! Interface Emulator (`rie`).
 
+mod deploy_setup;
 mod edge;
 mod log_secrets;
 mod metrics;
