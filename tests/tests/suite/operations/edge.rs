@@ -11,7 +11,7 @@ use shared::http::edge::{
 };
 use shared::routes::{Cost, Function, ROUTES};
 
-use super::tag;
+use super::{function_roles, policy_roles, tag};
 
 /// The route's path as a request would carry it: each `{parameter}` given a sample value.
 fn sample_path(template: &str) -> String {
@@ -119,27 +119,14 @@ fn the_tight_per_client_rule_covers_every_sign_in_and_mail_route() {
 #[test]
 fn every_function_that_serves_a_route_may_read_the_origin_secret() {
     let template = repository_template();
-    let policy = &template.resource("EdgeOriginSecretReadPolicy")["Properties"];
-    let mut roles: Vec<String> = policy["Roles"]
-        .as_sequence()
-        .expect("EdgeOriginSecretReadPolicy: Roles")
-        .iter()
-        .map(|role| {
-            tag(role, "Ref")
-                .and_then(Value::as_str)
-                .expect("Roles: !Ref <Function>Role")
-                .to_owned()
-        })
-        .collect();
-    roles.sort_unstable();
-    let mut expected: Vec<String> = template
-        .functions
-        .iter()
-        .filter(|(_, binary)| Function::from_binary(binary) != Some(Function::Authorizer))
-        .map(|(id, _)| format!("{id}Role"))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(roles, expected, "EdgeOriginSecretReadPolicy: Roles");
+    let expected = function_roles(&template, |_, binary| {
+        Function::from_binary(binary) != Some(Function::Authorizer)
+    });
+    assert_eq!(
+        policy_roles(&template, "EdgeOriginSecretReadPolicy"),
+        expected,
+        "EdgeOriginSecretReadPolicy: Roles"
+    );
     assert_eq!(
         template.functions.len(),
         Function::ALL.len(),
