@@ -274,8 +274,10 @@ fn stage_arn(method_arn: &str) -> Option<&str> {
     Some(&method_arn[..api.len() + 1 + stage_len])
 }
 
-/// A route template's resource in a policy, `METHOD/path` with `*` for each `{parameter}`.
+/// A route template's resource in a policy, `METHOD/path` with `*` for each `{parameter}` (and
+/// for the method of an `ANY` route).
 fn route_resource(stage: &str, method: &str, path: &str) -> String {
+    let method = if method == "ANY" { "*" } else { method };
     let path: Vec<&str> = path
         .split('/')
         .map(|s| if s.starts_with('{') { "*" } else { s })
@@ -323,4 +325,22 @@ fn policy_response(grant: &Grant, stage: &str, rules: &[RouteRoles]) -> Value {
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
         "context": grant.context,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_the_stage_then_the_route() {
+        let arn = "arn:aws:execute-api:eu-west-1:123456789012:abc/prod/GET/admin/users/42";
+        let stage = stage_arn(arn).unwrap();
+        assert_eq!(stage, "arn:aws:execute-api:eu-west-1:123456789012:abc/prod");
+        assert_eq!(
+            route_resource(stage, "GET", "/admin/users/{id}"),
+            format!("{stage}/GET/admin/users/*")
+        );
+        assert_eq!(route_resource(stage, "ANY", "/x"), format!("{stage}/*/x"));
+        assert_eq!(stage_arn("arn:aws:execute-api:eu-west-1:1:abc"), None);
+    }
 }
